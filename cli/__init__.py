@@ -1,0 +1,1 @@
+"""The `sentiment` command: thin shells over the library functions."""

@@ -1,0 +1,108 @@
+"""The HTTP endpoints. Handlers validate, call the predictor, and shape the response."""
+
+import logging
+
+from flask import Blueprint, Response, g, jsonify, request
+
+from service import schemas
+from service.openapi import build_spec
+from service.state import get_state
+from service.validation import check_batch, check_review, parse, read_json
+
+api = Blueprint("api", __name__)
+logger = logging.getLogger(__name__)
+
+
+def _log_reviews(texts: list[str]) -> None:
+    # Only on request, and only at DEBUG: review texts are customer data.
+    if get_state().settings.service.log_review_text:
+        logger.debug("reviews scored", extra={"reviews": texts})
+
+
+# strict_slashes=False: /predict answers too, without a redirect curl would not follow.
+@api.post("/predict/", strict_slashes=False)
+def predict_one() -> Response:
+    """The lecture's API: one review in, {"positive": p, "negative": 1 - p} out."""
+    state = get_state()
+    predictor = state.ready_predictor()
+    limits = state.settings.service
+    body = parse(schemas.PredictRequest, read_json(request, limits.max_body_bytes))
+    check_review(body.review, "review", limits.max_review_chars)
+    [prediction] = predictor.predict([body.review])
+    state.metrics.predictions.labels(prediction.label).inc()
+    _log_reviews([body.review])
+    response = schemas.PredictResponse(
+        positive=prediction.positive,
+        negative=prediction.negative,
+        model_version=predictor.version,
+    )
+    return jsonify(response.model_dump(mode="json"))
+
+
+@api.post("/v1/predict")
+def predict_batch() -> Response:
+    state = get_state()
+    predictor = state.ready_predictor()
+    limits = state.settings.service
+    body = parse(schemas.BatchPredictRequest, read_json(request, limits.max_body_bytes))
+    check_batch(body.reviews, limits.max_batch_size, limits.max_review_chars)
+    predictions = predictor.predict(body.reviews)
+    for prediction in predictions:
+        state.metrics.predictions.labels(prediction.label).inc()
+    _log_reviews(body.reviews)
+    response = schemas.BatchPredictResponse(
+        predictions=[schemas.ScoredReview(**vars(p)) for p in predictions],
+        model_version=predictor.version,
+        request_id=g.request_id,
+    )
+    return jsonify(response.model_dump(mode="json"))
+
+
+@api.get("/healthz")
+def healthz() -> Response:
+    """The process is alive; says nothing about the model (that is /readyz)."""
+    return jsonify(schemas.Health(status="ok").model_dump())
+
+
+@api.get("/readyz")
+def readyz() -> Response:
+    predictor = get_state().ready_predictor()
+    return jsonify(schemas.Ready(status="ready", model_version=predictor.version).model_dump())
+
+
+@api.get("/v1/model")
+def model_info() -> Response:
+    state = get_state()
+    metadata = state.ready_predictor().metadata
+    build = state.settings.build
+    response = schemas.ModelInfo(
+        model=schemas.ModelDescription(
+            version=metadata.version,
+            sha256=metadata.sha256,
+            trained_at=metadata.created_at,
+            git_commit=metadata.git_commit,
+            threshold=metadata.threshold,
+            labels=metadata.labels,
+            metrics=metadata.metrics,
+            dataset=metadata.dataset,
+            hyperparameters=metadata.hyperparameters,
+        ),
+        service=schemas.ServiceDescription(
+            environment=state.settings.environment,
+            version=state.package_version,
+            git_commit=build.git_commit,
+            build_id=build.build_id,
+        ),
+    )
+    return jsonify(response.model_dump(mode="json"))
+
+
+@api.get("/metrics")
+def metrics() -> Response:
+    body, content_type = get_state().metrics.render()
+    return Response(body, content_type=content_type)
+
+
+@api.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(build_spec(get_state().settings.service, get_state().package_version))

@@ -1,0 +1,138 @@
+"""The OpenAPI 3.1 document. Schemas come from service.schemas; limits from the config."""
+
+from typing import Any
+
+from pydantic.json_schema import models_json_schema
+
+from service import schemas
+from settings.schema import ServiceSettings
+
+REF = "#/components/schemas/{model}"
+REQUEST_MODELS = (schemas.PredictRequest, schemas.BatchPredictRequest)
+RESPONSE_MODELS = (
+    schemas.PredictResponse,
+    schemas.BatchPredictResponse,
+    schemas.Health,
+    schemas.Ready,
+    schemas.ModelInfo,
+    schemas.ErrorResponse,
+)
+# A review must hold something besides whitespace and no NUL character.
+REVIEW_PATTERN = r"^[^\u0000]*\S[^\u0000]*$"
+
+
+def _ref(model: type) -> dict:
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def _json(model: type, description: str) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": _ref(model)}}}
+
+
+def _error(description: str) -> dict:
+    return _json(schemas.ErrorResponse, description)
+
+
+def _component_schemas(limits: ServiceSettings) -> dict[str, Any]:
+    pairs = [(m, "validation") for m in REQUEST_MODELS] + [(m, "serialization") for m in RESPONSE_MODELS]
+    _, definitions = models_json_schema(pairs, ref_template=REF)
+    found = definitions["$defs"]
+    review = {"minLength": 1, "maxLength": limits.max_review_chars, "pattern": REVIEW_PATTERN}
+    found["PredictRequest"]["properties"]["review"].update(review)
+    reviews = found["BatchPredictRequest"]["properties"]["reviews"]
+    reviews.update({"minItems": 1, "maxItems": limits.max_batch_size})
+    reviews["items"].update(review)
+    return found
+
+
+def _scoring_operation(summary: str, request_model: type, response_model: type) -> dict:
+    return {
+        "summary": summary,
+        "requestBody": {
+            "required": True,
+            "description": "A JSON object. Read as JSON whatever the Content-Type says.",
+            "content": {"application/json": {"schema": _ref(request_model)}},
+        },
+        "responses": {
+            "200": _json(response_model, "Scores"),
+            "400": _error("Body is not JSON, or fields are missing, unknown or of the wrong type"),
+            "413": _error("Body is larger than the configured limit"),
+            "422": _error("Empty or too long review, empty or too large batch"),
+            "503": _error("No verified model is loaded"),
+        },
+    }
+
+
+def build_spec(limits: ServiceSettings, version: str) -> dict:
+    predict = _scoring_operation(
+        "Score one review (the lecture's API)", schemas.PredictRequest, schemas.PredictResponse
+    )
+    batch = _scoring_operation(
+        "Score a batch of reviews", schemas.BatchPredictRequest, schemas.BatchPredictResponse
+    )
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Sentiment API",
+            "version": version,
+            "description": "Scores English reviews as positive or negative. "
+            "Every error is a JSON object {\"error\": {\"code\", \"message\"}}.",
+        },
+        "paths": {
+            "/predict/": {"post": {**predict, "operationId": "predict"}},
+            "/predict": {"post": {**predict, "operationId": "predictNoSlash"}},
+            "/v1/predict": {"post": {**batch, "operationId": "predictBatch"}},
+            "/healthz": {
+                "get": {
+                    "summary": "The process is alive",
+                    "operationId": "healthz",
+                    "responses": {"200": _json(schemas.Health, "Alive")},
+                }
+            },
+            "/readyz": {
+                "get": {
+                    "summary": "A verified model is loaded",
+                    "operationId": "readyz",
+                    "responses": {
+                        "200": _json(schemas.Ready, "Ready"),
+                        "503": _error("Not ready; the message says why"),
+                    },
+                }
+            },
+            "/v1/model": {
+                "get": {
+                    "summary": "The model being served and the service around it",
+                    "operationId": "modelInfo",
+                    "responses": {
+                        "200": _json(schemas.ModelInfo, "Model metadata"),
+                        "503": _error("No verified model is loaded"),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "summary": "Prometheus metrics",
+                    "operationId": "metrics",
+                    "responses": {
+                        "200": {
+                            "description": "Prometheus text format",
+                            "content": {"text/plain": {"schema": {"type": "string"}}},
+                        }
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "summary": "This document",
+                    "operationId": "openapi",
+                    "responses": {
+                        "200": {
+                            "description": "OpenAPI 3.1",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
+                }
+            },
+        },
+        "components": {"schemas": _component_schemas(limits)},
+    }

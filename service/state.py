@@ -1,0 +1,69 @@
+"""What the app holds for its lifetime: settings, the loaded model (or why it is not), metrics."""
+
+import logging
+from dataclasses import dataclass
+from importlib import metadata
+
+from flask import Flask, current_app
+
+from model_registry import BundleError, ModelRegistry
+from service.errors import NotReady
+from service.metrics import Metrics
+from service.predictor import Predictor
+from settings import Settings
+
+EXTENSION = "sentiment"
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceState:
+    settings: Settings
+    predictor: Predictor | None
+    load_error: str | None
+    metrics: Metrics
+    package_version: str
+
+    def ready_predictor(self) -> Predictor:
+        if self.predictor is None:
+            raise NotReady(f"model is not loaded: {self.load_error}", "model_not_ready")
+        return self.predictor
+
+
+def load_predictor(settings: Settings) -> tuple[Predictor | None, str | None]:
+    """Loads and verifies the configured bundle once; a bad bundle leaves the app not ready."""
+    registry = ModelRegistry(settings.model.registry_dir)
+    try:
+        bundle = registry.load(settings.model.version)
+        predictor = Predictor(bundle)
+    except (BundleError, ValueError, KeyError) as error:
+        logger.error("model not loaded; the service stays not ready: %s", error)
+        return None, str(error)
+    logger.info(
+        "model loaded",
+        extra={"model_version": predictor.version, "model_sha256": predictor.metadata.sha256},
+    )
+    return predictor, None
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("sentiment-mlops")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def init_state(app: Flask, settings: Settings, predictor: Predictor | None, error: str | None):
+    state = ServiceState(
+        settings=settings,
+        predictor=predictor,
+        load_error=error,
+        metrics=Metrics(lambda: state.predictor),
+        package_version=package_version(),
+    )
+    app.extensions[EXTENSION] = state
+    return state
+
+
+def get_state() -> ServiceState:
+    return current_app.extensions[EXTENSION]
