@@ -128,4 +128,5 @@ def serve(environment: str | None) -> None:
     conf = resources.files("service") / "gunicorn.conf.py"
     os.environ["APP_ENV"] = settings.environment
     argv = ["gunicorn", "--config", str(conf), "service.wsgi:app"]
-    os.execvp(sys.executable, [sys.executable, "-m", *argv])
+    # exec: gunicorn takes over this process, so signals reach it directly.
+    os.execvp(sys.executable, [sys.executable, "-m", *argv])  # noqa: S606

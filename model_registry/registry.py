@@ -42,7 +42,7 @@ class ModelRegistry:
 
     def publish(self, model_bytes: bytes, fields: dict[str, Any]) -> BundleMetadata:
         """Writes a new immutable bundle and makes it current."""
-        created_at = datetime.now(UTC).replace(microsecond=0)
+        created_at = datetime.now(UTC)
         digest = sha256_hex(model_bytes)
         version = f"{created_at:%Y%m%dT%H%M%SZ}-{digest[:8]}"
         metadata = BundleMetadata(version=version, created_at=created_at, sha256=digest, **fields)

@@ -44,7 +44,7 @@ logconfig_dict = logging_config(_settings.service.log_level)
 # gunicorn's control socket lives under $HOME, which is read-only in the container.
 control_socket_disable = True
 # Worker heartbeat files: /dev/shm is memory, so a slow disk never looks like a hung worker.
-worker_tmp_dir = "/dev/shm" if Path("/dev/shm").is_dir() else None
+worker_tmp_dir = "/dev/shm" if Path("/dev/shm").is_dir() else None  # noqa: S108
 
 
 def child_exit(server, worker) -> None:

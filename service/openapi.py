@@ -34,7 +34,9 @@ def _error(description: str) -> dict:
 
 
 def _component_schemas(limits: ServiceSettings) -> dict[str, Any]:
-    pairs = [(m, "validation") for m in REQUEST_MODELS] + [(m, "serialization") for m in RESPONSE_MODELS]
+    pairs = [(m, "validation") for m in REQUEST_MODELS] + [
+        (m, "serialization") for m in RESPONSE_MODELS
+    ]
     _, definitions = models_json_schema(pairs, ref_template=REF)
     found = definitions["$defs"]
     review = {"minLength": 1, "maxLength": limits.max_review_chars, "pattern": REVIEW_PATTERN}
@@ -76,7 +78,7 @@ def build_spec(limits: ServiceSettings, version: str) -> dict:
             "title": "Sentiment API",
             "version": version,
             "description": "Scores English reviews as positive or negative. "
-            "Every error is a JSON object {\"error\": {\"code\", \"message\"}}.",
+            'Every error is a JSON object {"error": {"code", "message"}}.',
         },
         "paths": {
             "/predict/": {"post": {**predict, "operationId": "predict"}},

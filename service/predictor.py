@@ -25,7 +25,7 @@ class Predictor:
         return self.metadata.version
 
     def predict(self, texts: list[str]) -> list[Prediction]:
-        """Scores a batch in one call: vectorizing texts together is much cheaper than one by one."""
+        """Scores a batch in one call: vectorizing texts together beats one at a time."""
         scores = self._model.predict_proba(texts)[:, self._positive_column]
         threshold = self.metadata.threshold
         return [

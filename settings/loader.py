@@ -22,7 +22,8 @@ def load_settings(environment: str | None = None, config_dir: Path | None = None
     environment = environment or os.environ.get("APP_ENV") or "dev"
     if environment not in ENVIRONMENTS:
         raise ConfigError(
-            f"APP_ENV={environment!r} is not an environment; choose one of {', '.join(ENVIRONMENTS)}"
+            f"APP_ENV={environment!r} is not an environment; "
+            f"choose one of {', '.join(ENVIRONMENTS)}"
         )
     if "SENTIMENT_ENVIRONMENT" in os.environ:
         raise ConfigError("SENTIMENT_ENVIRONMENT is not an override; set APP_ENV instead")

@@ -57,7 +57,9 @@ def _download(url: str, timeout: float) -> bytes:
             for chunk in response.iter_content(chunk_size=65536):
                 payload.write(chunk)
                 if payload.tell() > MAX_ZIP_BYTES:
-                    raise DatasetError(f"{url} sent more than {MAX_ZIP_BYTES} bytes; not the UCI zip")
+                    raise DatasetError(
+                        f"{url} sent more than {MAX_ZIP_BYTES} bytes; not the UCI zip"
+                    )
             return payload.getvalue()
     except requests.RequestException as error:
         raise DatasetError(f"could not download {url}: {error}.\n{HOW_TO_PROVIDE}") from None

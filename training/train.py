@@ -77,10 +77,14 @@ def git_commit() -> str:
     """The commit the code was trained from; "-dirty" marks uncommitted changes."""
     try:
         commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=10
+            ["git", "rev-parse", "HEAD"],  # noqa: S607  (git from PATH, fixed arguments)
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
+            ["git", "status", "--porcelain", "--untracked-files=no"],  # noqa: S607
             capture_output=True,
             text=True,
             check=True,

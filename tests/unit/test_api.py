@@ -1,0 +1,205 @@
+"""Every endpoint through Flask's test client; responses are checked against /openapi.json."""
+
+import json
+
+import pytest
+
+from model_registry.bundle import MODEL_FILE
+
+
+def lecture_post(client, body: str, path="/predict/"):
+    """What `curl -X POST URL -d '<body>'` sends: a form Content-Type around JSON text."""
+    return client.post(path, data=body, content_type="application/x-www-form-urlencoded")
+
+
+def test_lecture_call_scores_one_review(client):
+    response = lecture_post(client, '{"review":"Thanks, I hate it"}')
+    assert response.status_code == 200
+    body = response.get_json()
+    assert set(body) == {"positive", "negative", "model_version"}
+    assert body["positive"] < 0.5 < body["negative"]
+    assert body["positive"] + body["negative"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("path", ["/predict/", "/predict"])
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain", None])
+def test_predict_accepts_json_whatever_the_content_type(client, path, content_type):
+    kwargs = {"content_type": content_type} if content_type else {}
+    response = client.post(path, data='{"review": "I love this phone"}', **kwargs)
+    assert response.status_code == 200
+    assert response.get_json()["positive"] > 0.5
+
+
+def test_batch_scores_each_review_in_order(client):
+    reviews = ["I love it, wonderful", "terrible, I hate it", "great food"]
+    response = client.post(
+        "/v1/predict", json={"reviews": reviews}, headers={"X-Request-ID": "req-42"}
+    )
+    assert response.status_code == 200
+    body = response.get_json()
+    assert [p["label"] for p in body["predictions"]] == ["positive", "negative", "positive"]
+    assert body["request_id"] == "req-42"
+    single = lecture_post(client, json.dumps({"review": reviews[1]})).get_json()
+    assert body["predictions"][1]["positive"] == single["positive"]
+    assert body["model_version"] == single["model_version"]
+
+
+def test_labels_follow_the_threshold(client):
+    body = client.post("/v1/predict", json={"reviews": ["great", "awful", "ok"]}).get_json()
+    for prediction in body["predictions"]:
+        expected = "positive" if prediction["positive"] >= 0.5 else "negative"
+        assert prediction["label"] == expected
+        assert prediction["negative"] == 1.0 - prediction["positive"]
+
+
+NESTED = "[" * 30_000 + "]" * 30_000  # deep, yet under the 64 KiB body limit
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (b"{not json", 400, "invalid_json"),
+        (b"", 400, "invalid_json"),
+        (b'{"review": "caf\xe9"}', 400, "invalid_json"),
+        (b'{"review": NaN}', 400, "invalid_json"),
+        (b'{"review": 1' + b"0" * 5000 + b"}", 400, "invalid_json"),
+        (NESTED.encode(), 400, "invalid_json"),
+        (b'["review"]', 400, "invalid_request"),
+        (b'"review"', 400, "invalid_request"),
+        (b"{}", 400, "invalid_request"),
+        (b'{"review": null}', 400, "invalid_request"),
+        (b'{"review": 5}', 400, "invalid_request"),
+        (b'{"review": 1e999}', 400, "invalid_request"),
+        (b'{"review": true}', 400, "invalid_request"),
+        (b'{"review": {"text": "x"}}', 400, "invalid_request"),
+        (b'{"review": ["x"]}', 400, "invalid_request"),
+        (b'{"review": "ok", "stars": 5}', 400, "invalid_request"),
+        (b'{"review": ""}', 422, "empty_review"),
+        (b'{"review": " \\n\\t "}', 422, "empty_review"),
+        (b'{"review": "a\\u0000b"}', 422, "invalid_text"),
+        (b'{"review": "\\ud800"}', 422, "invalid_text"),
+    ],
+)
+def test_bad_single_requests_get_a_json_4xx(client, body, status, code):
+    response = lecture_post(client, body)
+    assert response.status_code == status, response.get_json()
+    error = response.get_json()["error"]
+    assert error["code"] == code
+    assert error["message"]
+
+
+def test_wrong_field_types_say_which_field(client):
+    error = client.post("/predict/", json={"review": 5}).get_json()["error"]
+    assert error["details"][0]["field"] == "review"
+    assert "review" in error["message"]
+
+
+def test_unknown_path_and_wrong_method_are_json(client):
+    missing = client.get("/nope")
+    assert missing.status_code == 404
+    assert missing.get_json()["error"]["code"] == "not_found"
+    wrong = client.get("/predict/")
+    assert wrong.status_code == 405
+    assert wrong.get_json()["error"]["code"] == "method_not_allowed"
+    assert "POST" in wrong.headers["Allow"]
+    assert client.delete("/v1/predict").status_code == 405
+
+
+def test_health_ready_and_model_info(client, settings):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    ready = client.get("/readyz").get_json()
+    info = client.get("/v1/model").get_json()
+    assert ready == {"status": "ready", "model_version": info["model"]["version"]}
+    assert len(info["model"]["sha256"]) == 64
+    assert info["model"]["metrics"]["roc_auc"] > 0.5
+    assert info["model"]["dataset"]["rows"] == 72
+    assert info["service"] == {
+        "environment": "test",
+        "version": info["service"]["version"],
+        "git_commit": settings.build.git_commit,
+        "build_id": settings.build.build_id,
+    }
+
+
+def test_metrics_count_requests_and_predictions(client):
+    client.post("/v1/predict", json={"reviews": ["I love it", "I hate it", "I hate this"]})
+    client.post("/predict/", json={"review": ""})
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'sentiment_predictions_total{label="negative"} 2.0' in text
+    assert 'sentiment_predictions_total{label="positive"} 1.0' in text
+    assert (
+        'sentiment_http_requests_total{method="POST",route="/v1/predict",status="200"} 1.0' in text
+    )
+    assert 'sentiment_http_requests_total{method="POST",route="/predict/",status="422"} 1.0' in text
+    assert (
+        'sentiment_http_request_duration_seconds_count{method="POST",route="/v1/predict"}' in text
+    )
+    assert "sentiment_model_ready 1.0" in text
+    assert 'sentiment_model_info{sha256="' in text
+
+
+def test_unmatched_paths_share_one_metrics_label(client):
+    for path in ("/a", "/b", "/c"):
+        client.get(path)
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'route="unmatched",status="404"} 3.0' in text
+    assert 'route="/a"' not in text
+
+
+def test_request_ids_are_propagated_or_generated(client):
+    assert client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["X-Request-ID"] == (
+        "abc-123"
+    )
+    generated = client.get("/healthz").headers["X-Request-ID"]
+    assert len(generated) == 32
+    hostile = client.get("/healthz", headers={"X-Request-ID": "x" * 500})
+    assert hostile.headers["X-Request-ID"] != "x" * 500
+
+
+@pytest.fixture
+def not_ready_client(registry_copy, tmp_path):
+    from service import create_app
+    from tests.conftest import make_settings
+
+    def build(damage):
+        damage(registry_copy)
+        settings = make_settings("test", **{"model.registry_dir": registry_copy.root})
+        return create_app(settings).test_client()
+
+    return build
+
+
+def _tamper(registry):
+    with open(registry.path_of(registry.current_version()) / MODEL_FILE, "ab") as handle:
+        handle.write(b"tampered")
+
+
+def _remove_current(registry):
+    registry.current_file.unlink()
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"), [(_tamper, "sha256"), (_remove_current, "no current model")]
+)
+def test_a_bad_bundle_keeps_the_service_alive_but_not_ready(
+    not_ready_client, damage, reason, capsys
+):
+    client = not_ready_client(damage)
+    logged = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    errors = [entry["message"] for entry in logged if entry["level"] == "ERROR"]
+    assert len(errors) == 1
+    assert "stays not ready" in errors[0]
+    assert reason in errors[0]
+    assert client.get("/healthz").status_code == 200
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.get_json()["error"]["code"] == "model_not_ready"
+    assert reason in ready.get_json()["error"]["message"]
+    for response in (
+        client.post("/predict/", json={"review": "fine"}),
+        client.post("/v1/predict", json={"reviews": ["fine"]}),
+        client.get("/v1/model"),
+    ):
+        assert response.status_code == 503
+        assert response.get_json()["error"]["code"] == "model_not_ready"
+    assert "sentiment_model_ready 0.0" in client.get("/metrics").get_data(as_text=True)

@@ -1,0 +1,60 @@
+"""Log lines are JSON objects; review texts stay out of them unless asked for, at DEBUG only."""
+
+import json
+
+import pytest
+
+from service import create_app
+from tests.conftest import make_settings
+
+PRIVATE_REVIEW = "my card number is 4111 and I hate this"
+
+
+def log_lines(capsys) -> list[dict]:
+    return [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+
+
+def app_client(registry, environment="test", **overrides):
+    """Built inside the test, so its log handler writes to the stderr capsys captures."""
+    settings = make_settings(environment, **{"model.registry_dir": registry, **overrides})
+    return create_app(settings).test_client()
+
+
+def test_each_request_logs_one_json_line_with_its_id(trained_registry, capsys):
+    client = app_client(trained_registry)
+    client.post("/v1/predict", json={"reviews": [PRIVATE_REVIEW]}, headers={"X-Request-ID": "r-1"})
+    client.get("/nope")
+    lines = log_lines(capsys)
+    access = [line for line in lines if line["logger"] == "service.access"]
+    assert [(a["route"], a["status"]) for a in access] == [("/v1/predict", 200), ("unmatched", 404)]
+    first = access[0]
+    assert first["request_id"] == "r-1"
+    assert first["method"] == "POST"
+    assert first["latency_ms"] >= 0
+    assert first["level"] == "INFO"
+    assert first["timestamp"].startswith("20")
+    assert PRIVATE_REVIEW not in json.dumps(lines)
+
+
+@pytest.mark.parametrize("environment", ["dev", "stage"])
+def test_review_text_is_logged_only_when_enabled_and_only_at_debug(
+    trained_registry, capsys, environment
+):
+    client = app_client(
+        trained_registry,
+        environment,
+        **{"service.log_review_text": "true", "service.log_level": "DEBUG"},
+    )
+    client.post("/predict/", json={"review": PRIVATE_REVIEW}, headers={"X-Request-ID": "r-2"})
+    lines = log_lines(capsys)
+    with_text = [line for line in lines if PRIVATE_REVIEW in json.dumps(line)]
+    assert len(with_text) == 1
+    assert with_text[0]["level"] == "DEBUG"
+    assert with_text[0]["reviews"] == [PRIVATE_REVIEW]
+    assert with_text[0]["request_id"] == "r-2"
+
+
+def test_review_text_is_not_logged_at_info_even_when_enabled(trained_registry, capsys):
+    client = app_client(trained_registry, "stage", **{"service.log_review_text": "true"})
+    client.post("/predict/", json={"review": PRIVATE_REVIEW})
+    assert PRIVATE_REVIEW not in capsys.readouterr().err
