@@ -54,3 +54,12 @@ def registry_copy(trained_registry: Path, tmp_path: Path) -> ModelRegistry:
     for path in target.rglob("*"):
         path.chmod(path.stat().st_mode | 0o200)
     return ModelRegistry(target)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--base-url",
+        default=None,
+        help="Run the integration tests against this already running service "
+        "instead of starting one (tests that need their own server are skipped).",
+    )

@@ -1,0 +1,87 @@
+"""Starts `sentiment serve` (gunicorn) as a subprocess on a free port, and always stops it."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+SENTIMENT = Path(sys.executable).parent / "sentiment"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class Server:
+    base_url: str
+    process: subprocess.Popen
+    log_path: Path
+    metrics_dir: Path
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                return self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        return self.process.wait()
+
+
+@contextmanager
+def running_server(
+    workdir: Path, registry_dir: Path, workers: int = 2, startup_timeout: float = 60
+) -> Iterator[Server]:
+    """Yields once /healthz answers. The server is stopped on exit, whatever happened."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "APP_ENV": "test",
+        "SENTIMENT_SERVICE__HOST": "127.0.0.1",
+        "SENTIMENT_SERVICE__PORT": str(port),
+        "SENTIMENT_MODEL__REGISTRY_DIR": str(registry_dir),
+        "SENTIMENT_GUNICORN__WORKERS": str(workers),
+        "SENTIMENT_GUNICORN__METRICS_DIR": str(workdir / "metrics"),
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    workdir.mkdir(parents=True, exist_ok=True)
+    log_path = workdir / "server.log"
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [str(SENTIMENT), "serve"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    server = Server(f"http://127.0.0.1:{port}", process, log_path, workdir / "metrics")
+    try:
+        _wait_until_alive(server, startup_timeout)
+        yield server
+    finally:
+        server.stop()
+
+
+def _wait_until_alive(server: Server, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server exited with {server.process.returncode}:\n{server.logs()}")
+        try:
+            if requests.get(f"{server.base_url}/healthz", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"server did not answer within {timeout}s:\n{server.logs()}")

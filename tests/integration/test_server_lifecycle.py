@@ -1,0 +1,89 @@
+"""Behaviour that needs a private server: start-up, readiness, workers, shutdown."""
+
+import json
+import re
+
+import pytest
+import requests
+
+from model_registry import ModelRegistry
+from model_registry.bundle import MODEL_FILE
+from tests.conftest import FIXTURE_DATA, LENIENT_GATE, make_settings
+
+pytestmark = pytest.mark.integration
+
+
+def metric_value(text: str, sample: str) -> float:
+    match = re.search(rf"^{re.escape(sample)} (\S+)$", text, re.MULTILINE)
+    assert match, f"{sample} not in metrics"
+    return float(match.group(1))
+
+
+def test_metrics_are_summed_across_workers(own_server, trained_registry, tmp_path):
+    server = own_server(tmp_path, trained_registry, workers=2)
+    for _ in range(40):  # a new connection each time, so both workers get requests
+        requests.post(f"{server.base_url}/predict/", json={"review": "I hate it"}, timeout=10)
+    worker_files = {p.name for p in server.metrics_dir.glob("counter_*.db")}
+    assert len(worker_files) >= 2, "expected samples from both workers"
+    sample = 'sentiment_http_requests_total{method="POST",route="/predict/",status="200"}'
+    for _ in range(6):  # whichever worker answers the scrape, it reports the total
+        text = requests.get(f"{server.base_url}/metrics", timeout=5).text
+        assert metric_value(text, sample) == 40
+        assert metric_value(text, 'sentiment_predictions_total{label="negative"}') == 40
+
+
+def test_not_ready_without_a_model_then_ready_once_one_is_published(own_server, tmp_path):
+    registry_dir = tmp_path / "registry"
+    first = own_server(tmp_path / "first", registry_dir, workers=1)
+    assert requests.get(f"{first.base_url}/healthz", timeout=5).status_code == 200
+    ready = requests.get(f"{first.base_url}/readyz", timeout=5)
+    assert ready.status_code == 503
+    assert ready.json()["error"]["code"] == "model_not_ready"
+    predict = requests.post(f"{first.base_url}/predict/", json={"review": "fine"}, timeout=5)
+    assert predict.status_code == 503
+    assert "no current model" in first.logs()
+    first.stop()
+
+    from training.train import train
+
+    settings = make_settings(**LENIENT_GATE, **{"model.registry_dir": registry_dir})
+    published = train(settings, FIXTURE_DATA).published
+    second = own_server(tmp_path / "second", registry_dir, workers=1)
+    ready = requests.get(f"{second.base_url}/readyz", timeout=5)
+    assert ready.status_code == 200
+    assert ready.json()["model_version"] == published.version
+
+
+def test_a_tampered_bundle_is_refused(own_server, registry_copy, tmp_path):
+    model_path = registry_copy.path_of(registry_copy.current_version()) / MODEL_FILE
+    model_path.write_bytes(model_path.read_bytes()[:-1] + b"!")
+    server = own_server(tmp_path / "server", registry_copy.root, workers=1)
+    ready = requests.get(f"{server.base_url}/readyz", timeout=5)
+    assert ready.status_code == 503
+    assert "sha256" in ready.json()["error"]["message"]
+    response = requests.post(f"{server.base_url}/predict/", json={"review": "fine"}, timeout=5)
+    assert response.status_code == 503
+    errors = [
+        json.loads(line)
+        for line in server.logs().splitlines()
+        if line.startswith("{") and '"ERROR"' in line
+    ]
+    assert any("refusing to load a tampered" in entry["message"] for entry in errors)
+
+
+def test_sigterm_shuts_down_cleanly(own_server, trained_registry, tmp_path):
+    server = own_server(tmp_path, trained_registry, workers=2)
+    assert requests.get(f"{server.base_url}/readyz", timeout=5).status_code == 200
+    assert server.stop(timeout=30) == 0
+    assert "Shutting down" in server.logs()
+
+
+def test_logs_are_json_lines_with_request_ids(own_server, trained_registry, tmp_path):
+    server = own_server(tmp_path, trained_registry, workers=1)
+    requests.get(f"{server.base_url}/healthz", headers={"X-Request-ID": "log-1"}, timeout=5)
+    server.stop()
+    entries = [json.loads(line) for line in server.logs().splitlines() if line.strip()]
+    access = [e for e in entries if e.get("request_id") == "log-1"]
+    assert access
+    assert access[0]["route"] == "/healthz"
+    assert access[0]["status"] == 200
