@@ -6,7 +6,6 @@ import re
 import pytest
 import requests
 
-from model_registry import ModelRegistry
 from model_registry.bundle import MODEL_FILE
 from tests.conftest import FIXTURE_DATA, LENIENT_GATE, make_settings
 
