@@ -1,0 +1,71 @@
+# The verbs people type. Everything runs in .venv, created and kept in sync on first use.
+#   make run                 train a model if there is none, then serve http://127.0.0.1:8000
+#   make test                lint, unit and integration tests
+#   make train DATA_DIR=...  train from a local copy of the UCI files (else SENTIMENT_DATA_DIR,
+#                            else the UCI zip is downloaded)
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+ENV ?= dev
+DATA_DIR ?=
+DATA_FLAG := $(if $(DATA_DIR),--data-dir $(DATA_DIR))
+PIP_COMPILE := $(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url \
+	--no-emit-find-links --no-emit-trusted-host
+
+.PHONY: help setup train model run serve test unit integration lint format config models lock clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: $(VENV)/.installed ## Create .venv with the locked dependencies
+
+$(VENV)/.installed: pyproject.toml requirements/dev.lock
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/dev.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+train: setup ## Train, evaluate and gate a model; publish it if it passes
+	$(BIN)/sentiment train --env $(ENV) $(DATA_FLAG)
+
+model: setup ## Train only when the registry has no current model
+	$(BIN)/sentiment train --env $(ENV) --if-missing $(DATA_FLAG)
+
+run: model serve ## Train if needed, then serve the API
+
+serve: setup ## Serve the current model under gunicorn with ENV's config
+	$(BIN)/sentiment serve --env $(ENV)
+
+test: lint unit integration ## Lint, then every test
+
+unit: setup ## Unit tests (Flask test client, tiny fixture model)
+	$(BIN)/pytest tests/unit
+
+integration: setup ## Integration tests against real gunicorn processes
+	$(BIN)/pytest tests/integration
+
+lint: setup ## ruff: lint and formatting
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup ## Apply ruff's formatting and safe fixes
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+config: setup ## Print the effective config of ENV
+	$(BIN)/sentiment config --env $(ENV)
+
+models: setup ## List the published model versions
+	$(BIN)/sentiment models --env $(ENV)
+
+lock: setup ## Re-pin requirements/*.lock from pyproject.toml
+	$(PIP_COMPILE) --upgrade -o requirements/runtime.lock pyproject.toml
+	$(PIP_COMPILE) --upgrade --extra dev -c requirements/runtime.lock -o requirements/dev.lock pyproject.toml
+
+clean: ## Remove .venv and caches (keeps models/ and the data cache)
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .schemathesis *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
