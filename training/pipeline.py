@@ -56,6 +56,18 @@ def build_pipeline(config: TrainingSettings) -> Pipeline:
     )
 
 
+def drop_process_state(model: Pipeline) -> Pipeline:
+    """Removes what makes two identical fits pickle differently.
+
+    scikit-learn's vectorizers cache `id(self.stop_words)` (a memory address) to skip
+    re-validating stop words; it differs in every process, so without this the same
+    data and seed would give different model files. Every transform sets it again, so
+    this runs just before serializing; without the cache the check simply reruns.
+    """
+    vars(model.named_steps["vectorizer"]).pop("_stop_words_id", None)
+    return model
+
+
 def hyperparameters(config: TrainingSettings) -> dict:
     """What the bundle records about how the model was made."""
     return {

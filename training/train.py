@@ -15,7 +15,7 @@ from model_registry.bundle import serialize_model
 from settings import Settings
 from training.dataset import load_dataset
 from training.evaluate import GateFailure, evaluate, quality_gate
-from training.pipeline import build_pipeline, hyperparameters, split_dataset
+from training.pipeline import build_pipeline, drop_process_state, hyperparameters, split_dataset
 
 LABELS = {"0": "negative", "1": "positive"}
 
@@ -36,8 +36,7 @@ def train(settings: Settings, data_dir: Path, skip_bad_lines: bool | None = None
     dataset = load_dataset(data_dir, settings.dataset.sources, skip_bad_lines)
     split = split_dataset(dataset, config.test_size, config.seed)
 
-    model = build_pipeline(config)
-    model.fit(split.train_texts, split.train_labels)
+    model = build_pipeline(config).fit(split.train_texts, split.train_labels)
     metrics = evaluate(model, split.test_texts, split.test_labels, config.threshold)
 
     fingerprint = dataset.fingerprint()
@@ -46,7 +45,7 @@ def train(settings: Settings, data_dir: Path, skip_bad_lines: bool | None = None
         return TrainingResult(metrics, fingerprint, failures, None)
 
     published = ModelRegistry(settings.model.registry_dir).publish(
-        serialize_model(model),
+        serialize_model(drop_process_state(model)),
         {
             "git_commit": git_commit(),
             "labels": LABELS,

@@ -1,4 +1,8 @@
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -11,12 +15,22 @@ from training.evaluate import quality_gate
 from training.train import train
 
 
-def test_same_data_and_seed_give_the_same_model_and_metrics(tmp_path):
-    results = []
-    for name in ("a", "b"):
-        settings = make_settings(**LENIENT_GATE, **{"model.registry_dir": tmp_path / name})
-        results.append(train(settings, FIXTURE_DATA))
-    first, second = (r.published for r in results)
+def test_same_data_and_seed_give_the_same_model_file_and_metrics(tmp_path):
+    """Two separate processes (different hash seeds, different memory layouts)."""
+    published = []
+    for name, hash_seed in (("a", "1"), ("b", "2")):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        env.update({env_name(key): str(value) for key, value in LENIENT_GATE.items()})
+        env[env_name("model.registry_dir")] = str(tmp_path / name)
+        subprocess.run(
+            [str(Path(sys.executable).parent / "sentiment"), "train", "--data-dir", FIXTURE_DATA],
+            env=env,
+            cwd=FIXTURE_DATA.parents[2],
+            check=True,
+            capture_output=True,
+        )
+        published.append(ModelRegistry(tmp_path / name).load().metadata)
+    first, second = published
     assert first.sha256 == second.sha256
     assert first.metrics == second.metrics
     assert first.dataset == second.dataset
