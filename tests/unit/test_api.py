@@ -203,3 +203,19 @@ def test_a_bad_bundle_keeps_the_service_alive_but_not_ready(
         assert response.status_code == 503
         assert response.get_json()["error"]["code"] == "model_not_ready"
     assert "sentiment_model_ready 0.0" in client.get("/metrics").get_data(as_text=True)
+
+
+def test_the_model_is_loaded_once_not_per_request(trained_registry, monkeypatch):
+    from model_registry import registry as registry_module
+    from service import create_app
+    from tests.conftest import make_settings
+
+    loads = []
+    real_read = registry_module.read_bundle
+    monkeypatch.setattr(registry_module, "read_bundle", lambda p: loads.append(p) or real_read(p))
+    client = create_app(
+        make_settings("test", **{"model.registry_dir": trained_registry})
+    ).test_client()
+    for _ in range(5):
+        assert client.post("/predict/", json={"review": "fine"}).status_code == 200
+    assert len(loads) == 1
