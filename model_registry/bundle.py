@@ -82,6 +82,17 @@ def read_bundle(bundle_dir: Path) -> LoadedBundle:
     The bytes that were hashed are the bytes that get unpickled, so the file
     cannot be swapped between the check and the load.
     """
+    metadata, data = read_verified_bytes(bundle_dir)
+    model_path = bundle_dir / metadata.model_file
+    try:
+        model = joblib.load(io.BytesIO(data))
+    except Exception as error:  # unpickling can fail in many ways; all mean "unusable"
+        raise BundleIntegrityError(f"{model_path} cannot be loaded: {error}") from None
+    return LoadedBundle(bundle_dir, metadata, model)
+
+
+def read_verified_bytes(bundle_dir: Path) -> tuple[BundleMetadata, bytes]:
+    """The metadata and the model file's bytes, once they match its recorded sha256."""
     metadata = read_metadata(bundle_dir)
     model_path = bundle_dir / metadata.model_file
     try:
@@ -94,8 +105,4 @@ def read_bundle(bundle_dir: Path) -> LoadedBundle:
             f"{model_path} has sha256 {actual} but its metadata records {metadata.sha256}; "
             "refusing to load a tampered or corrupted model"
         )
-    try:
-        model = joblib.load(io.BytesIO(data))
-    except Exception as error:  # unpickling can fail in many ways; all mean "unusable"
-        raise BundleIntegrityError(f"{model_path} cannot be loaded: {error}") from None
-    return LoadedBundle(bundle_dir, metadata, model)
+    return metadata, data

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from atomic_files import atomic_write, fsync_dir, write_durably
 from model_registry.bundle import (
     METADATA_FILE,
     MODEL_FILE,
@@ -26,9 +27,9 @@ from model_registry.bundle import (
     LoadedBundle,
     read_bundle,
     read_metadata,
+    read_verified_bytes,
     sha256_hex,
 )
-from model_registry.files import atomic_write, fsync_dir, write_durably
 
 VERSION_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}$")
 READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
@@ -53,6 +54,7 @@ class ModelRegistry:
         self.versions_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=self.versions_dir))
         try:
+            staging.chmod(0o755)  # mkdtemp's 0700 would hide the bundle from a service user
             write_durably(staging / MODEL_FILE, model_bytes)
             document = json.dumps(metadata.model_dump(mode="json"), indent=2, sort_keys=True)
             write_durably(staging / METADATA_FILE, document.encode() + b"\n")
@@ -98,6 +100,23 @@ class ModelRegistry:
 
     def load(self, version: str = "current") -> LoadedBundle:
         return read_bundle(self.path_of(self.resolve(version)))
+
+    def export(self, version: str, target: Path) -> BundleMetadata:
+        """Writes a new registry at `target` holding only `version`, verified, as current.
+
+        This is how a model goes into an image: one bundle, readable by any user.
+        """
+        source = self.path_of(self.resolve(version))
+        metadata, model_bytes = read_verified_bytes(source)
+        exported = ModelRegistry(target)
+        bundle_dir = exported.versions_dir / metadata.version
+        bundle_dir.mkdir(parents=True)
+        write_durably(bundle_dir / metadata.model_file, model_bytes)
+        write_durably(bundle_dir / METADATA_FILE, (source / METADATA_FILE).read_bytes())
+        for name in (metadata.model_file, METADATA_FILE):
+            (bundle_dir / name).chmod(READ_ONLY)
+        exported.set_current(metadata.version)
+        return metadata
 
     def versions(self) -> list[BundleMetadata]:
         """Every published version, oldest first. Staging directories are not versions."""

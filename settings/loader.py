@@ -32,17 +32,17 @@ def load_settings(environment: str | None = None, config_dir: Path | None = None
     layers = [config_dir / "base.yaml", config_dir / f"{environment}.yaml"]
     merged: dict[str, Any] = {}
     for path in layers:
-        merged = _deep_merge(merged, _read_yaml(path))
+        merged = _deep_merge(merged, read_yaml(path))
     merged["environment"] = environment
 
     try:
         return Settings(**merged)
     except ValidationError as error:
         sources = " + ".join(str(p) for p in layers) + " + SENTIMENT_* variables"
-        raise ConfigError(f"invalid configuration ({sources}):\n{_describe(error)}") from None
+        raise ConfigError(f"invalid configuration ({sources}):\n{describe_errors(error)}") from None
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
+def read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -68,7 +68,7 @@ def _deep_merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
-def _describe(error: ValidationError) -> str:
+def describe_errors(error: ValidationError) -> str:
     lines = []
     for item in error.errors():
         message = item["msg"].removeprefix("Value error, ")

@@ -1,5 +1,7 @@
 import json
 import os
+import stat
+from pathlib import Path
 
 import pytest
 
@@ -106,3 +108,27 @@ def test_staging_leftovers_are_not_versions(tmp_path):
     half.mkdir()
     (half / MODEL_FILE).write_bytes(b"half")
     assert [m.version for m in registry.versions()] == [kept.version]
+
+
+def test_export_makes_a_one_version_registry_any_user_can_read(
+    registry_copy: ModelRegistry, tmp_path: Path
+) -> None:
+    exported_root = tmp_path / "context" / "models"
+    metadata = registry_copy.export("current", exported_root)
+    exported = ModelRegistry(exported_root)
+    assert exported.current_version() == metadata.version == registry_copy.current_version()
+    assert [m.version for m in exported.versions()] == [metadata.version]
+    assert exported.load().metadata.sha256 == metadata.sha256
+    for path in [exported_root, *exported_root.rglob("*")]:
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode & 0o444 == 0o444, f"{path} is {oct(mode)}"
+        if path.is_dir():
+            assert mode & 0o111 == 0o111, f"{path} is {oct(mode)}"
+
+
+def test_export_refuses_a_tampered_bundle(registry_copy: ModelRegistry, tmp_path: Path) -> None:
+    bundle = registry_copy.path_of(registry_copy.resolve("current"))
+    (bundle / "model.joblib").write_bytes(b"not the model")
+    with pytest.raises(BundleIntegrityError):
+        registry_copy.export("current", tmp_path / "models")
+    assert not (tmp_path / "models" / "CURRENT").exists()
