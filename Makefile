@@ -3,6 +3,8 @@
 #   make test                lint, unit and integration tests
 #   make train DATA_DIR=...  train from a local copy of the UCI files (else SENTIMENT_DATA_DIR,
 #                            else the UCI zip is downloaded)
+#   make build               build the image once, push it, record its digest
+#   make deploy ENV=test     run that digest as ENV's container (IMAGE=sha256:... for another)
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -16,7 +18,12 @@ DATA_FLAG := $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 PIP_COMPILE := $(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url \
 	--no-emit-find-links --no-emit-trusted-host
 
-.PHONY: help setup train model run serve test unit integration lint format config models lock clean
+IMAGE ?=
+IMAGE_FLAG := $(if $(IMAGE),--image $(IMAGE))
+BASE_IMAGE ?= localhost/debian-python:bookworm
+
+.PHONY: help setup train model run serve test unit integration container lint format config \
+	models lock clean build deploy undeploy status render base-image install-podman
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -40,13 +47,16 @@ run: model serve ## Train if needed, then serve the API
 serve: setup ## Serve the current model under gunicorn with ENV's config
 	$(BIN)/sentiment serve --env $(ENV)
 
-test: lint unit integration ## Lint, then every test
+test: lint unit integration container ## Lint, then every test
 
 unit: setup ## Unit tests (Flask test client, tiny fixture model)
 	$(BIN)/pytest tests/unit
 
 integration: setup ## Integration tests against real gunicorn processes
 	$(BIN)/pytest tests/integration
+
+container: setup ## Build the image and run it (skipped when no container engine answers)
+	$(BIN)/pytest tests/container
 
 lint: setup ## ruff: lint and formatting
 	$(BIN)/ruff check .
@@ -62,10 +72,31 @@ config: setup ## Print the effective config of ENV
 models: setup ## List the published model versions
 	$(BIN)/sentiment models --env $(ENV)
 
+build: setup ## Train if needed, build the image, push it, record its digest
+	$(BIN)/sentiment build --env $(ENV) $(DATA_FLAG)
+
+deploy: setup ## Deploy the latest build (or IMAGE=sha256:...) as ENV's local container
+	$(BIN)/sentiment deploy $(ENV) $(IMAGE_FLAG)
+
+undeploy: setup ## Remove ENV's local container
+	$(BIN)/sentiment undeploy $(ENV)
+
+status: setup ## What runs in each environment
+	$(BIN)/sentiment status
+
+render: setup ## Print ENV's Kubernetes manifests, image pinned by digest, checked
+	$(BIN)/sentiment render $(ENV) $(IMAGE_FLAG)
+
+install-podman: ## Install Podman and the local registry (Debian, root)
+	bash scripts/install-podman.sh
+
+base-image: ## Make BASE_IMAGE from Debian packages (hosts that cannot pull images)
+	bash scripts/debian-base-image.sh $${DELIVERY_ENGINE:-podman} $(BASE_IMAGE)
+
 lock: setup ## Re-pin requirements/*.lock from pyproject.toml
 	$(PIP_COMPILE) --upgrade -o requirements/runtime.lock pyproject.toml
 	$(PIP_COMPILE) --upgrade --extra dev -c requirements/runtime.lock -o requirements/dev.lock pyproject.toml
 
 clean: ## Remove .venv and caches (keeps models/ and the data cache)
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .schemathesis *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .schemathesis *.egg-info build
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 import yaml
 
+from cli.delivery import COMMANDS as DELIVERY_COMMANDS
 from model_registry import BundleError, ModelRegistry
 from settings import ENVIRONMENTS, ConfigError, Settings, load_settings
 from training.data_source import resolve_data_dir
@@ -130,3 +131,7 @@ def serve(environment: str | None) -> None:
     argv = ["gunicorn", "--config", str(conf), "service.wsgi:app"]
     # exec: gunicorn takes over this process, so signals reach it directly.
     os.execvp(sys.executable, [sys.executable, "-m", *argv])  # noqa: S606
+
+
+for _command in DELIVERY_COMMANDS:
+    cli.add_command(_command)

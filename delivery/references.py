@@ -1,0 +1,28 @@
+"""Image references. Deployments take a registry digest, never a tag: a tag can move."""
+
+import re
+
+from delivery.config import RegistrySettings
+from delivery.errors import DeliveryError
+
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+PINNED = re.compile(
+    r"^(?P<name>[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+)@(?P<digest>sha256:[0-9a-f]{64})$"
+)
+
+
+def pinned_reference(image: str, registry: RegistrySettings) -> str:
+    """REGISTRY/NAME@sha256:... from such a reference or from a bare digest."""
+    image = image.strip()
+    if DIGEST.match(image):
+        return f"{registry.image_name}@{image}"
+    if PINNED.match(image):
+        return image
+    raise DeliveryError(
+        f"{image!r} is not an image digest: pass sha256:<64 hex digits> or "
+        "REGISTRY/NAME@sha256:<64 hex digits> (images are deployed by digest, never by tag)"
+    )
+
+
+def digest_of(reference: str) -> str:
+    return reference.rsplit("@", 1)[1]
