@@ -3,17 +3,14 @@
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import SettingsConfigDict
 
 from delivery.errors import DeliveryError
 from settings.loader import DEFAULT_CONFIG_DIR, ConfigError, describe_errors, read_yaml
+from settings.schema import Section, YamlSettings
 
 DELIVERY_FILE = "delivery.yaml"
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class BuildSettings(Section):
@@ -57,7 +54,7 @@ class DeploySettings(Section):
         return self
 
 
-class DeliverySettings(BaseSettings):
+class DeliverySettings(YamlSettings):
     model_config = SettingsConfigDict(
         env_prefix="DELIVERY_", env_nested_delimiter="__", extra="forbid", frozen=True
     )
@@ -67,17 +64,6 @@ class DeliverySettings(BaseSettings):
     build: BuildSettings
     registry: RegistrySettings
     deploy: DeploySettings
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (env_settings, init_settings)  # variables beat the file
 
 
 def load_delivery_settings(config_dir: Path = DEFAULT_CONFIG_DIR) -> DeliverySettings:

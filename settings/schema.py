@@ -91,7 +91,22 @@ class BuildSettings(Section):
     build_id: str = Field(min_length=1)
 
 
-class Settings(BaseSettings):
+class YamlSettings(BaseSettings):
+    """Settings read from YAML (passed as init values) that environment variables override."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (env_settings, init_settings)
+
+
+class Settings(YamlSettings):
     """Every setting the project reads. Built only by settings.load_settings()."""
 
     model_config = SettingsConfigDict(
@@ -110,18 +125,6 @@ class Settings(BaseSettings):
     service: ServiceSettings
     gunicorn: GunicornSettings
     build: BuildSettings
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Environment variables beat the YAML files (passed as init values).
-        return (env_settings, init_settings)
 
     @model_validator(mode="after")
     def _prod_is_locked_down(self) -> "Settings":

@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from delivery.errors import NoEngineError
 from settings import ENVIRONMENTS
 from tests.conftest import CONFIG_DIR, ROOT
 
-SENTIMENT = str(Path(os.sys.executable).parent / "sentiment")
+SENTIMENT = str(Path(sys.executable).parent / "sentiment")
 PREFIX = "sentiment-pytest-"
 
 

@@ -3,6 +3,8 @@
 import shlex
 from pathlib import Path
 
+from delivery.engine import Engine
+
 
 def install_fake_engine(
     bin_dir: Path, name: str, answers: dict[str, tuple[int, str]] | None = None
@@ -27,3 +29,11 @@ def install_fake_engine(
     )
     script.chmod(0o755)
     return calls
+
+
+def fake_engine(
+    bin_dir: Path, name: str, answers: dict[str, tuple[int, str]] | None = None
+) -> tuple[Engine, Path]:
+    """An Engine driving a stand-in executable, and the file its calls are logged to."""
+    calls = install_fake_engine(bin_dir, name, answers)
+    return Engine(name, str(bin_dir / name)), calls

@@ -6,7 +6,7 @@ import pytest
 
 from delivery.engine import Engine, detect_engine
 from delivery.errors import ContainerStartError, ImageNotFoundError, NoEngineError
-from tests.unit.fake_engine import install_fake_engine
+from tests.unit.fake_engine import fake_engine, install_fake_engine
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -55,8 +55,8 @@ def test_no_engine_at_all(bin_dir: Path) -> None:
 
 
 def test_podman_builds_in_docker_format_to_keep_the_healthcheck(bin_dir: Path) -> None:
-    calls = install_fake_engine(bin_dir, "podman")
-    Engine("podman", str(bin_dir / "podman")).build(Path("/ctx"), "r/n:t", {"A": "1"})
+    engine, calls = fake_engine(bin_dir, "podman")
+    engine.build(Path("/ctx"), "r/n:t", {"A": "1"})
     assert calls.read_text().split() == [
         "build", "--tag", "r/n:t", "--format", "docker", "--build-arg", "A=1", "/ctx",
     ]  # fmt: skip
@@ -74,18 +74,20 @@ def test_podman_push_reads_the_registry_digest_from_the_digest_file(
 
 
 def test_docker_push_reads_the_digest_from_its_output(bin_dir: Path, tmp_path: Path) -> None:
-    install_fake_engine(bin_dir, "docker", {"push": (0, f"t: digest: {DIGEST} size: 1234")})
-    assert Engine("docker", str(bin_dir / "docker")).push("r/n:t", tmp_path / "unused") == DIGEST
+    engine, _ = fake_engine(bin_dir, "docker", {"push": (0, f"t: digest: {DIGEST} size: 1234")})
+    assert engine.push("r/n:t", tmp_path / "unused") == DIGEST
 
 
 def test_pull_of_an_unknown_digest_is_image_not_found(bin_dir: Path) -> None:
-    install_fake_engine(bin_dir, "podman", {"pull": (125, "reading manifest: manifest unknown")})
+    engine, _ = fake_engine(
+        bin_dir, "podman", {"pull": (125, "reading manifest: manifest unknown")}
+    )
     with pytest.raises(ImageNotFoundError, match="not in the registry"):
-        Engine("podman", str(bin_dir / "podman")).pull(f"r/n@{DIGEST}")
+        engine.pull(f"r/n@{DIGEST}")
 
 
 def test_an_engine_that_cannot_run_containers_is_reported_and_cleaned_up(bin_dir: Path) -> None:
-    calls = install_fake_engine(
+    engine, calls = fake_engine(
         bin_dir,
         "podman",
         {
@@ -94,7 +96,7 @@ def test_an_engine_that_cannot_run_containers_is_reported_and_cleaned_up(bin_dir
         },
     )
     with pytest.raises(ContainerStartError) as raised:
-        Engine("podman", str(bin_dir / "podman")).start_container("c", "img", [])
+        engine.start_container("c", "img", [])
     assert "OCI runtime error" in str(raised.value)
     assert "cannot run containers" in str(raised.value)
     logged = calls.read_text().splitlines()
@@ -104,19 +106,19 @@ def test_an_engine_that_cannot_run_containers_is_reported_and_cleaned_up(bin_dir
 
 
 def test_removing_a_missing_container_is_not_an_error(bin_dir: Path) -> None:
-    calls = install_fake_engine(
+    engine, calls = fake_engine(
         bin_dir, "podman", {"container": (125, "Error: no such container c")}
     )
-    assert Engine("podman", str(bin_dir / "podman")).remove_container("c") is False
+    assert engine.remove_container("c") is False
     assert "stop" not in calls.read_text()
 
 
 def test_removing_stops_gracefully_before_removing(bin_dir: Path) -> None:
-    calls = install_fake_engine(
+    engine, calls = fake_engine(
         bin_dir,
         "docker",
         {"container": (0, '[{"State": {"Status": "running"}, "Config": {"Labels": {}}}]')},
     )
-    assert Engine("docker", str(bin_dir / "docker")).remove_container("c") is True
+    assert engine.remove_container("c") is True
     logged = calls.read_text().splitlines()
     assert logged[1:] == ["stop --time 30 c", "rm --force c"]

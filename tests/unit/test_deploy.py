@@ -8,11 +8,10 @@ import pytest
 
 from delivery.config import DeliverySettings, load_delivery_settings
 from delivery.deploy import config_sha256, deploy
-from delivery.engine import Engine
 from delivery.errors import ImageNotFoundError, NotReadyError, PortInUseError
 from delivery.records import Records
 from tests.conftest import CONFIG_DIR
-from tests.unit.fake_engine import install_fake_engine
+from tests.unit.fake_engine import fake_engine
 
 IMAGE = "127.0.0.1:5000/sentiment-api@sha256:" + "d4" * 32
 RUNNING = json.dumps([{"State": {"Status": "running"}, "Config": {"Labels": {}}}])
@@ -45,8 +44,7 @@ def test_a_port_in_use_is_refused_before_anything_runs(
 ) -> None:
     port = listener.getsockname()[1]
     delivery = settings_with_test_port(monkeypatch, port)
-    calls = install_fake_engine(tmp_path, "podman", {"container": (125, "no such container")})
-    engine = Engine("podman", str(tmp_path / "podman"))
+    engine, calls = fake_engine(tmp_path, "podman", {"container": (125, "no such container")})
     with pytest.raises(PortInUseError, match=f"port {port} .*test.* in use"):
         deploy(engine, delivery, Records(tmp_path / "state"), "test", IMAGE, CONFIG_DIR)
     assert not any(line.startswith("run") for line in calls.read_text().splitlines())
@@ -56,14 +54,11 @@ def test_an_unknown_digest_leaves_the_running_container_alone(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     delivery = settings_with_test_port(monkeypatch, free_port())
-    calls = install_fake_engine(
-        tmp_path,
-        "podman",
-        {"pull": (125, "manifest unknown"), "container": (0, RUNNING)},
+    engine, calls = fake_engine(
+        tmp_path, "podman", {"pull": (125, "manifest unknown"), "container": (0, RUNNING)}
     )
     records = Records(tmp_path / "state")
     records.save_deployment("test", {"environment": "test", "image": "the old one"})
-    engine = Engine("podman", str(tmp_path / "podman"))
     with pytest.raises(ImageNotFoundError, match="not in the registry"):
         deploy(engine, delivery, records, "test", IMAGE, CONFIG_DIR)
     assert calls.read_text().splitlines() == [f"pull --quiet --tls-verify=true {IMAGE}"]
@@ -74,13 +69,12 @@ def test_a_container_that_exits_fails_with_its_logs(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     delivery = settings_with_test_port(monkeypatch, free_port())
-    calls = install_fake_engine(
+    engine, calls = fake_engine(
         tmp_path,
         "docker",
         {"container": (0, EXITED), "logs": (0, "Traceback: config/test.yaml is not valid YAML")},
     )
     records = Records(tmp_path / "state")
-    engine = Engine("docker", str(tmp_path / "docker"))
     with pytest.raises(NotReadyError) as raised:
         deploy(engine, delivery, records, "test", IMAGE, CONFIG_DIR)
     message = str(raised.value)
