@@ -25,6 +25,7 @@ RUN python3 -m venv /opt/venv \
 
 FROM ${BASE_IMAGE}
 ARG GIT_COMMIT=unknown
+ARG SOURCE_TREE=unknown
 ARG VERSION=0.0.0
 ARG BUILD_TIME=unknown
 ARG MODEL_VERSION=unknown
@@ -34,6 +35,7 @@ LABEL org.opencontainers.image.title="sentiment-api" \
       org.opencontainers.image.revision="${GIT_COMMIT}" \
       org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.created="${BUILD_TIME}" \
+      io.github.sentiment-mlops.source-tree="${SOURCE_TREE}" \
       io.github.sentiment-mlops.model.version="${MODEL_VERSION}" \
       io.github.sentiment-mlops.model.sha256="${MODEL_SHA256}"
 

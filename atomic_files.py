@@ -22,6 +22,25 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     fsync_dir(path.parent)
 
 
+def create_new(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Writes `path` atomically, only if it does not exist yet (FileExistsError otherwise).
+
+    For append-only records: link() never replaces an existing name, unlike rename().
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            os.fsync(handle.fileno())
+        os.link(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    fsync_dir(path.parent)
+
+
 def write_durably(path: Path, data: bytes) -> None:
     """Writes a new file and flushes it to disk (used inside a staging directory)."""
     with open(path, "xb") as handle:

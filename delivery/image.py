@@ -16,6 +16,7 @@ from delivery.config import DeliverySettings
 from delivery.engine import Engine
 from delivery.errors import DeliveryError, EngineCommandError, ImageNotFoundError
 from delivery.records import Records
+from delivery.source import read_source
 from model_registry import ModelRegistry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,8 +82,8 @@ def build_image(
     wheelhouse = fill_wheelhouse(delivery)
     context, model = assemble_context(delivery, registry, wheelhouse)
 
-    commit, dirty = _git_commit()
-    revision = f"{commit}-dirty" if dirty else commit
+    source = read_source()
+    commit, dirty = source.commit, source.dirty
     built_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     project_version = package_version("sentiment-mlops")
     tag = f"{delivery.registry.image_name}:{commit[:12]}{'-dirty' if dirty else ''}"
@@ -92,7 +93,8 @@ def build_image(
         tag,
         {
             "BASE_IMAGE": delivery.build.base_image,
-            "GIT_COMMIT": revision,
+            "GIT_COMMIT": source.revision,
+            "SOURCE_TREE": source.tree,
             "VERSION": project_version,
             "BUILD_TIME": built_at,
             "MODEL_VERSION": model["version"],
@@ -117,6 +119,7 @@ def build_image(
         "model": model,
         "git_commit": commit,
         "git_dirty": dirty,
+        "source_tree": source.tree,
         "version": project_version,
         "base_image": delivery.build.base_image,
         "engine": engine.name,
@@ -145,21 +148,6 @@ def _ensure_base_image(engine: Engine, base_image: str) -> None:
             "Without registry access, make one from Debian packages: `make base-image`, then "
             "export DELIVERY_BUILD__BASE_IMAGE=localhost/debian-python:bookworm"
         ) from None
-
-
-def _git_commit() -> tuple[str, bool]:
-    """HEAD's commit and whether the working tree differs from it."""
-
-    def git(*args: str) -> str:
-        return subprocess.run(  # noqa: S603
-            ["git", "-C", str(ROOT), *args],  # noqa: S607
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()  # fmt: skip
-
-    try:
-        return git("rev-parse", "HEAD"), bool(git("status", "--porcelain"))
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown", False
 
 
 def _pip(*args: str) -> None:
