@@ -54,6 +54,11 @@ class DeploySettings(Section):
         return self
 
 
+class PromotionSettings(Section):
+    release_tag_pattern: str = Field(min_length=1)
+    lock_timeout_seconds: float = Field(ge=0, le=24 * 3600)
+
+
 class DeliverySettings(YamlSettings):
     model_config = SettingsConfigDict(
         env_prefix="DELIVERY_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -64,6 +69,7 @@ class DeliverySettings(YamlSettings):
     build: BuildSettings
     registry: RegistrySettings
     deploy: DeploySettings
+    promotion: PromotionSettings
 
 
 def load_delivery_settings(config_dir: Path = DEFAULT_CONFIG_DIR) -> DeliverySettings:

@@ -144,6 +144,14 @@ class Engine:
         self.run("rm", "--force", name, timeout=60)
         return True
 
+    def copy_from_image(self, reference: str, source: str, target: Path) -> None:
+        """Copies `source` out of the image (through a container that never starts)."""
+        container_id = self.run("create", reference, timeout=120).strip()
+        try:
+            self.run("cp", f"{container_id}:{source}", str(target), timeout=120)
+        finally:
+            self.run("rm", "--force", container_id, timeout=60)
+
     def logs(self, name: str, tail: int) -> str:
         try:
             done = subprocess.run(  # noqa: S603

@@ -91,6 +91,48 @@ class BuildSettings(Section):
     build_id: str = Field(min_length=1)
 
 
+class LoadTestSettings(Section):
+    """The test gate's locust run and the figures it must reach."""
+
+    users: int = Field(ge=1, le=10_000)
+    spawn_rate: float = Field(gt=0, le=10_000)
+    run_time_seconds: int = Field(ge=1, le=3600)
+    max_failure_ratio: float = Field(ge=0, le=1)
+    max_p95_ms: float = Field(gt=0)
+    max_p99_ms: float = Field(gt=0)
+    min_rps: float = Field(ge=0)
+
+
+class SkewSettings(Section):
+    """Served scores on the held-out split against the bundle's own, review by review."""
+
+    max_score_difference: float = Field(ge=0, le=1)
+
+
+class LatencyBudgetSettings(Section):
+    """Single-review requests, one at a time: a budget per request, not a throughput."""
+
+    requests: int = Field(ge=1, le=100_000)
+    max_p95_ms: float = Field(gt=0)
+    max_ms: float = Field(gt=0)
+
+
+class GateSettings(Section):
+    """What the environment's gate runs. An environment sets only the checks its gate has."""
+
+    # dev: commands that must exit 0 (argv lists, run from the repository root).
+    lint: list[list[str]] = Field(default_factory=list)
+    # dev: pytest arguments of the unit tests.
+    unit_tests: list[str] = Field(default_factory=list)
+    # test: pytest arguments of the integration tests, run against the deployed URL.
+    integration_tests: list[str] = Field(default_factory=list)
+    load_test: LoadTestSettings | None = None
+    # stage: pytest arguments of the user-acceptance checks (smoke checks are fixed).
+    uat_tests: list[str] = Field(default_factory=list)
+    skew: SkewSettings | None = None
+    latency: LatencyBudgetSettings | None = None
+
+
 class YamlSettings(BaseSettings):
     """Settings read from YAML (passed as init values) that environment variables override."""
 
@@ -125,6 +167,7 @@ class Settings(YamlSettings):
     service: ServiceSettings
     gunicorn: GunicornSettings
     build: BuildSettings
+    gate: GateSettings = Field(default_factory=GateSettings)
 
     @model_validator(mode="after")
     def _prod_is_locked_down(self) -> "Settings":

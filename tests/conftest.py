@@ -63,3 +63,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="Run the integration tests against this already running service "
         "instead of starting one (tests that need their own server are skipped).",
     )
+    parser.addoption(
+        "--expected-model-sha256",
+        default=None,
+        help="Smoke checks: the model sha256 the service must report (the image's label).",
+    )
+    parser.addoption(
+        "--expected-environment",
+        default=None,
+        help="Smoke checks: the environment the service must report.",
+    )
+    parser.addoption(
+        "--uat-expectations",
+        default=str(Path(__file__).parent / "uat" / "expectations.yaml"),
+        help="UAT checks: the expectations file (default: tests/uat/expectations.yaml).",
+    )
+
+
+@pytest.fixture(scope="session")
+def deployed_url(request: pytest.FixtureRequest) -> str:
+    """The service under check (smoke and UAT suites); they check deployments only."""
+    url = request.config.getoption("--base-url")
+    if not url:
+        pytest.skip("checks a deployed service: pass --base-url (the gates do)")
+    return url.rstrip("/")

@@ -14,7 +14,11 @@ def positive_scores(model: Pipeline, texts: list[str]) -> list[float]:
 
 
 def evaluate(model: Pipeline, texts: list[str], labels: list[int], threshold: float) -> dict:
-    scores = positive_scores(model, texts)
+    return metrics_from_scores(positive_scores(model, texts), labels, threshold)
+
+
+def metrics_from_scores(scores: list[float], labels: list[int], threshold: float) -> dict:
+    """Held-out metrics from P(positive) scores, wherever they were computed."""
     predicted = [int(score >= threshold) for score in scores]
     tn, fp, fn, tp = confusion_matrix(labels, predicted, labels=[0, 1]).ravel().tolist()
     return {

@@ -19,6 +19,12 @@ def free_address() -> str:
         return f"127.0.0.1:{sock.getsockname()[1]}"
 
 
+@pytest.fixture(autouse=True)
+def not_against_a_deployed_service(request: pytest.FixtureRequest) -> None:
+    if request.config.getoption("--base-url"):
+        pytest.skip("tests the delivery tooling, not the service at --base-url")
+
+
 @pytest.fixture
 def registry_binary() -> None:
     if not any(map(shutil.which, BINARIES)):

@@ -1,0 +1,1 @@
+"""Gates: the checks each environment runs on an image, and the evidence they leave."""

@@ -1,0 +1,69 @@
+"""The test gate's traffic: mostly single reviews, some batches, a few metadata and health calls.
+
+Reviews are drawn from reviews.txt and joined into texts of varied length, from one
+short sentence to a long paragraph, the way real reviews vary. Run headless by the gate
+(`sentiment promote --to test`), or by hand:
+    locust -f tests/load/locustfile.py --host http://127.0.0.1:8002
+"""
+
+import random
+from pathlib import Path
+
+from locust import HttpUser, between, task
+
+SENTENCES = [
+    line.strip()
+    for line in (Path(__file__).parent / "reviews.txt").read_text(encoding="utf-8").split("\n")
+    if line.strip()
+]
+BATCH_SIZES = (2, 8, 32)
+
+
+def _body(response) -> dict:
+    try:
+        return response.json() if response.status_code == 200 else {}
+    except ValueError:
+        return {}
+
+
+def review(rng: random.Random) -> str:
+    # Mostly short reviews, a long tail of long ones.
+    count = min(int(rng.expovariate(1 / 3)) + 1, 25)
+    return " ".join(rng.choice(SENTENCES) for _ in range(count))
+
+
+class ApiClient(HttpUser):
+    wait_time = between(0.05, 0.25)
+
+    def on_start(self) -> None:
+        self.rng = random.Random()  # noqa: S311  (traffic, not secrets)
+
+    @task(12)
+    def predict_one(self) -> None:
+        with self.client.post(
+            "/predict/", json={"review": review(self.rng)}, catch_response=True
+        ) as response:
+            body = _body(response)
+            if not 0.0 <= body.get("positive", -1.0) <= 1.0:
+                response.failure(f"{response.status_code}: no positive score in {body}")
+
+    @task(3)
+    def predict_batch(self) -> None:
+        size = self.rng.choice(BATCH_SIZES)
+        reviews = [review(self.rng) for _ in range(size)]
+        with self.client.post(
+            "/v1/predict", json={"reviews": reviews}, name=f"/v1/predict [{size}]",
+            catch_response=True,
+        ) as response:  # fmt: skip
+            body = _body(response)
+            if len(body.get("predictions", [])) != size:
+                response.failure(f"{response.status_code}: expected {size} predictions")
+
+    @task(1)
+    def model_info(self) -> None:
+        self.client.get("/v1/model")
+
+    @task(1)
+    def health(self) -> None:
+        self.client.get("/readyz")
+        self.client.get("/healthz")
