@@ -5,6 +5,8 @@
 #                            else the UCI zip is downloaded)
 #   make build               build the image once, push it, record its digest
 #   make deploy ENV=test     run that digest as ENV's container (IMAGE=sha256:... for another)
+#   make pipeline            dev gate -> build -> test -> stage -> prod, gated, with a summary
+#   make promote TO=stage    move an image up one environment, if the one below passed it
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -20,10 +22,15 @@ PIP_COMPILE := $(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url \
 
 IMAGE ?=
 IMAGE_FLAG := $(if $(IMAGE),--image $(IMAGE))
+TO ?= test
+UNTIL ?= prod
+RELEASE ?=
+RELEASE_FLAG := $(if $(RELEASE),--release-tag $(RELEASE))
 BASE_IMAGE ?= localhost/debian-python:bookworm
 
 .PHONY: help setup train model run serve test unit integration container lint format config \
-	models lock clean build deploy undeploy status render base-image install-podman
+	models lock clean build deploy undeploy status render base-image install-podman \
+	gate promote rollback history evidence pipeline
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -86,6 +93,24 @@ status: setup ## What runs in each environment
 
 render: setup ## Print ENV's Kubernetes manifests, image pinned by digest, checked
 	$(BIN)/sentiment render $(ENV) $(IMAGE_FLAG)
+
+gate: setup ## The dev gate: lint, unit tests, quality gate; writes evidence
+	$(BIN)/sentiment gate dev
+
+promote: setup ## Deploy IMAGE (default: latest build) to TO=test|stage|prod and run its gate
+	$(BIN)/sentiment promote --to $(TO) $(IMAGE_FLAG) $(RELEASE_FLAG) $(DATA_FLAG)
+
+rollback: setup ## Put ENV's previous release back, smoke-checked
+	$(BIN)/sentiment rollback $(ENV)
+
+history: setup ## ENV's promotion ledger
+	$(BIN)/sentiment history $(ENV)
+
+evidence: setup ## Gate evidence records (IMAGE=sha256:... for one image)
+	$(BIN)/sentiment evidence $(IMAGE_FLAG)
+
+pipeline: setup ## Train if needed, dev gate, build, then promote up to UNTIL (default prod)
+	$(BIN)/sentiment pipeline --until $(UNTIL) $(RELEASE_FLAG) $(DATA_FLAG)
 
 install-podman: ## Install Podman and the local registry (Debian, root)
 	bash scripts/install-podman.sh

@@ -125,20 +125,39 @@ def undeploy(environment: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @reports_errors
 def status(as_json: bool) -> None:
-    """What runs in each environment: image digest, model version, health."""
+    """What runs in each environment, and the ledger entry and evidence that put it there."""
     from delivery.deploy import status as read_status
+    from promotion.ledger import Ledger
 
     delivery = _delivery()
     rows = read_status(_engine(delivery), delivery, Records(delivery.state_dir))
+    ledger = Ledger(delivery.state_dir / "ledger")
+    for row in rows:
+        entries = ledger.entries(row["environment"])
+        row["ledger"] = entries[-1] if entries else None
+        row["release"] = _release_state(row["image"], row["ledger"])
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    click.echo(f"{'ENV':6} {'PORT':5} {'STATE':13} {'HEALTH':12} {'MODEL':26} IMAGE")
+    click.echo(f"{'ENV':6} {'PORT':5} {'STATE':13} {'HEALTH':12} {'MODEL':26} {'RELEASE':30} IMAGE")
     for row in rows:
         click.echo(
             f"{row['environment']:6} {row['port']:<5} {row['state']:13} {row['health']:12} "
-            f"{row['model_version'] or '-':26} {row['image'] or '-'}"
+            f"{row['model_version'] or '-':26} {row['release']:30} {row['image'] or '-'}"
         )
+    for row in rows:
+        if row["ledger"] and row["ledger"].get("evidence"):
+            click.echo(f"{row['environment']} evidence: {row['ledger']['evidence']}")
+
+
+def _release_state(image: str | None, entry: dict[str, Any] | None) -> str:
+    """How what runs relates to the ledger: its last entry, or not promoted at all."""
+    if image is None:
+        return f"{entry['event']} {entry['result']}" if entry else "-"
+    if entry is None or entry["image"] != image:
+        return "deployed without promotion"
+    gate = "gate passed" if entry["result"] == "released" else "GATE FAILED"
+    return f"#{entry['sequence']} {entry['event']}, {gate}"
 
 
 @click.command()

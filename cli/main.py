@@ -10,6 +10,7 @@ import click
 import yaml
 
 from cli.delivery import COMMANDS as DELIVERY_COMMANDS
+from cli.promotion import COMMANDS as PROMOTION_COMMANDS
 from model_registry import BundleError, ModelRegistry
 from settings import ENVIRONMENTS, ConfigError, Settings, load_settings
 from training.data_source import resolve_data_dir
@@ -133,5 +134,5 @@ def serve(environment: str | None) -> None:
     os.execvp(sys.executable, [sys.executable, "-m", *argv])  # noqa: S606
 
 
-for _command in DELIVERY_COMMANDS:
+for _command in (*DELIVERY_COMMANDS, *PROMOTION_COMMANDS):
     cli.add_command(_command)

@@ -119,3 +119,17 @@ def test_config_command_reports_bad_config_without_a_traceback(monkeypatch):
     assert result.exit_code == 1
     assert "service.debug: debug mode is refused in prod" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_cli_imports_no_development_only_package():
+    """The image installs only the runtime lock; `sentiment serve` must start there."""
+    import subprocess
+    import sys
+
+    dev_only = ("filelock", "locust", "pytest", "gates", "promotion")
+    done = subprocess.run(
+        [sys.executable, "-c", f"import sys, cli.main; print([m for m in {dev_only!r} "
+         "if m in sys.modules])"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert done.stdout.strip() == "[]"

@@ -1,0 +1,118 @@
+"""Every way a promotion is refused, and what each one relies on when it is allowed."""
+
+import pytest
+
+from gates.evidence import EvidenceStore
+from promotion.rules import PromotionRefusedError, release_tag, required_evidence
+from tests.unit.promotion_fakes import evidence, subject
+
+IMAGE = subject(1)
+OTHER = subject(2)
+
+
+@pytest.fixture
+def store(tmp_path) -> EvidenceStore:
+    return EvidenceStore(tmp_path / "evidence")
+
+
+def dev_evidence(store, about, passed=True):
+    """The dev gate's record is about the tree and model, not about an image."""
+    from dataclasses import replace
+
+    return evidence(store, "dev", replace(about, digest=None, image=None), passed)
+
+
+def refused(target, about, store) -> str:
+    with pytest.raises(PromotionRefusedError) as raised:
+        required_evidence(target, about, store)
+    return str(raised.value)
+
+
+def test_dev_is_never_promoted_to(store):
+    assert "dev gate runs before an image exists" in refused("dev", IMAGE, store)
+
+
+def test_test_needs_a_dev_gate_for_the_image_source_tree_and_model(store):
+    assert "no dev gate evidence for source tree" in refused("test", IMAGE, store)
+    dev_evidence(store, OTHER)
+    assert "no dev gate evidence" in refused("test", IMAGE, store)
+    record = dev_evidence(store, IMAGE)
+    assert required_evidence("test", IMAGE, store)["id"] == record["id"]
+
+
+def test_same_tree_with_another_model_is_not_enough(store):
+    from dataclasses import replace
+
+    dev_evidence(store, replace(IMAGE, model_sha256="f" * 64))
+    assert "no dev gate evidence" in refused("test", IMAGE, store)
+
+
+def test_a_failed_dev_gate_refuses_with_its_reasons(store):
+    dev_evidence(store, IMAGE, passed=False)
+    message = refused("test", IMAGE, store)
+    assert "latest dev gate" in message
+    assert "made to fail" in message
+
+
+def test_a_later_failure_withdraws_an_earlier_pass(store):
+    evidence(store, "test", IMAGE, passed=True)
+    evidence(store, "test", IMAGE, passed=False)
+    assert "latest test gate" in refused("stage", IMAGE, store)
+
+
+def test_stage_needs_the_test_gate_of_that_digest(store):
+    evidence(store, "test", OTHER)
+    assert f"no test gate evidence for image {IMAGE.digest}" in refused("stage", IMAGE, store)
+    record = evidence(store, "test", IMAGE)
+    assert required_evidence("stage", IMAGE, store)["id"] == record["id"]
+
+
+def test_prod_needs_stage_not_test(store):
+    evidence(store, "test", IMAGE)
+    assert "no stage gate evidence" in refused("prod", IMAGE, store)
+    evidence(store, "stage", IMAGE)
+    assert required_evidence("prod", IMAGE, store)["gate"] == "stage"
+
+
+class Tags:
+    def __init__(self, tags: dict[str, str]):
+        self.tags = tags  # tag -> commit
+
+    def on(self, commit):
+        return sorted((t for t, c in self.tags.items() if c == commit), reverse=True)
+
+    def commit_of(self, tag):
+        return self.tags.get(tag)
+
+
+def tag_for(about, given=None, tags=None):
+    tags = Tags(tags or {})
+    return release_tag(about, given, "v*", tags.on, tags.commit_of)
+
+
+def refused_tag(about, given=None, tags=None) -> str:
+    with pytest.raises(PromotionRefusedError) as raised:
+        tag_for(about, given, tags)
+    return str(raised.value)
+
+
+def test_prod_refuses_an_image_built_from_uncommitted_changes():
+    assert "uncommitted changes" in refused_tag(subject(1, dirty=True), tags={"v1": "x"})
+
+
+def test_prod_refuses_an_untagged_commit():
+    assert "has no release tag matching 'v*'" in refused_tag(IMAGE, tags={"v1": OTHER.git_commit})
+
+
+def test_prod_finds_the_highest_release_tag_on_the_commit():
+    tags = {"v1.0.0": IMAGE.git_commit, "v1.1.0": IMAGE.git_commit}
+    assert tag_for(IMAGE, tags=tags) == "v1.1.0"
+
+
+def test_a_given_tag_must_match_the_pattern_exist_and_point_at_the_commit():
+    assert "not a release tag" in refused_tag(IMAGE, "release-1", {"release-1": IMAGE.git_commit})
+    assert "there is no tag 'v9'" in refused_tag(IMAGE, "v9")
+    message = refused_tag(IMAGE, "v2", {"v2": OTHER.git_commit})
+    assert "points at" in message
+    assert IMAGE.git_commit[:12] in message
+    assert tag_for(IMAGE, "v3", {"v3": IMAGE.git_commit}) == "v3"
