@@ -88,9 +88,13 @@ def judge(figures: dict[str, float], load: LoadTestSettings) -> list[str]:
             f"{figures['requests']}) is above max_failure_ratio {load.max_failure_ratio}"
         )
     if figures["p95_ms"] > load.max_p95_ms:
-        failures.append(f"p95 {figures['p95_ms']:.0f} ms is above max_p95_ms {load.max_p95_ms:.12g}")
+        failures.append(
+            f"p95 {figures['p95_ms']:.0f} ms is above max_p95_ms {load.max_p95_ms:.12g}"
+        )
     if figures["p99_ms"] > load.max_p99_ms:
-        failures.append(f"p99 {figures['p99_ms']:.0f} ms is above max_p99_ms {load.max_p99_ms:.12g}")
+        failures.append(
+            f"p99 {figures['p99_ms']:.0f} ms is above max_p99_ms {load.max_p99_ms:.12g}"
+        )
     if figures["rps"] < load.min_rps:
         failures.append(f"{figures['rps']:.1f} requests/s is below min_rps {load.min_rps:.12g}")
     return failures
