@@ -6,18 +6,12 @@ from pathlib import Path
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
-    """Replaces `path` with `data`. `mode` matters: mkstemp would leave the file 0600."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    """Replaces `path` with `data`."""
+    tmp = _durable_temporary(path, data, mode)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
 
@@ -27,6 +21,17 @@ def create_new(path: Path, data: bytes, mode: int = 0o644) -> None:
 
     For append-only records: link() never replaces an existing name, unlike rename().
     """
+    tmp = _durable_temporary(path, data, mode)
+    try:
+        os.link(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)
+
+
+def _durable_temporary(path: Path, data: bytes, mode: int) -> Path:
+    """`data` in a flushed temporary file beside `path`, with `mode`: mkstemp would
+    leave the file 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -35,10 +40,10 @@ def create_new(path: Path, data: bytes, mode: int = 0o644) -> None:
             handle.flush()
             os.fchmod(handle.fileno(), mode)
             os.fsync(handle.fileno())
-        os.link(tmp, path)
-    finally:
+    except BaseException:
         Path(tmp).unlink(missing_ok=True)
-    fsync_dir(path.parent)
+        raise
+    return Path(tmp)
 
 
 def write_durably(path: Path, data: bytes) -> None:
