@@ -88,16 +88,16 @@ class Promoter:
 
     def rollback(self, environment: str) -> Outcome:
         with self.ledger.locked(environment, self.lock_timeout_seconds):
-            if self.ledger.rollback_target(environment) is None:
-                raise DeliveryError(
-                    f"{environment} has no earlier release to roll back to "
-                    f"(see `sentiment history {environment}`)"
-                )
             return self._restore(environment, automatic=False)
 
     def _restore(self, environment: str, automatic: bool) -> Outcome:
         """Redeploys the rollback target and smoke-checks it (the lock is held)."""
         target = self.ledger.rollback_target(environment)
+        if target is None and not automatic:
+            raise DeliveryError(
+                f"{environment} has no earlier release to roll back to "
+                f"(see `sentiment history {environment}`)"
+            )
         replaced = self._running(environment)
         if target is None:
             # A first release that fails in prod: nothing to go back to, so nothing runs.
