@@ -36,7 +36,14 @@ class RegistrySettings(Section):
         return f"{self.address}/{self.repository}"
 
 
+class KubernetesSettings(Section):
+    kubectl: str = Field(min_length=1)
+    rollout_timeout_seconds: float = Field(gt=0, le=3600)
+
+
 class DeploySettings(Section):
+    target: Literal["local", "kubernetes"]
+    kubernetes: KubernetesSettings
     container_prefix: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
     ports: dict[Literal["dev", "test", "stage", "prod"], int]
     ready_timeout_seconds: float = Field(gt=0, le=3600)
@@ -57,6 +64,8 @@ class DeploySettings(Section):
 class PromotionSettings(Section):
     release_tag_pattern: str = Field(min_length=1)
     lock_timeout_seconds: float = Field(ge=0, le=24 * 3600)
+    state_branch: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
+    state_remote: str = Field(min_length=1)
 
 
 class DeliverySettings(YamlSettings):
