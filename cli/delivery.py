@@ -5,7 +5,7 @@ import os
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -16,6 +16,9 @@ from delivery.records import Records
 from delivery.references import pinned_reference
 from delivery.registry_server import LocalRegistry
 from settings import ENVIRONMENTS
+
+if TYPE_CHECKING:  # kubectl is a delivery-only tool; the image's CLI never imports it
+    from delivery.kubernetes import Cluster
 
 # The directory local containers mount as /app/config, as a pod mounts its ConfigMap.
 CONFIG_DIR = Path(os.environ.get("SENTIMENT_CONFIG_DIR", "config"))
@@ -47,6 +50,22 @@ def _ensure_registry(delivery: DeliverySettings) -> None:
     if delivery.registry.local_server:
         message = LocalRegistry(delivery.registry.host, delivery.state_dir).ensure_running()
         click.echo(message)
+
+
+def _cluster(delivery: DeliverySettings, engine: Engine) -> "Cluster | None":
+    """The Kubernetes cluster to deploy to, or None for local containers; says which."""
+    if delivery.deploy.target == "local":
+        click.echo(f"deploy target: local {engine.name} containers on this machine "
+                   f"({delivery.deploy.container_prefix}<env>)", err=True)  # fmt: skip
+        return None
+    from delivery.kubernetes import Cluster
+    from delivery.manifests import tool
+
+    settings = delivery.deploy.kubernetes
+    cluster = Cluster(tool(settings.kubectl), settings.rollout_timeout_seconds)
+    click.echo(f"deploy target: kubernetes, context {cluster.context()} "
+               "(kubectl apply -k environments/<env>)", err=True)  # fmt: skip
+    return cluster
 
 
 def _image_to_deploy(delivery: DeliverySettings, image: str | None) -> str:
@@ -89,18 +108,39 @@ def build(ctx: click.Context, environment: str | None, data_dir: Path | None) ->
 
 
 @click.command()
+@click.option("--digest", "digest_only", is_flag=True, help="Print only sha256:...")
+@reports_errors
+def image(digest_only: bool) -> None:
+    """Print the latest build's image, pinned by digest (what deploy and promote take)."""
+    latest = Records(_delivery().state_dir).latest_build()
+    if latest is None:
+        raise DeliveryError("no image has been built here: run `make build`")
+    click.echo(latest["digest"] if digest_only else latest["image"])
+
+
+@click.command()
 @environment_argument
 @click.option("--image", default=None, help="sha256:... or REGISTRY/NAME@sha256:... "
               "(default: the latest build).")  # fmt: skip
 @reports_errors
 def deploy(environment: str, image: str | None) -> None:
-    """Run the image as ENV's container, pulled by digest; wait until it is ready."""
+    """Run the image as ENV, pulled by digest; wait until it is ready.
+
+    A local container, or with deploy.target kubernetes a rollout of environments/ENV."""
     from delivery.deploy import deploy as run_deploy
 
     delivery = _delivery()
     reference = _image_to_deploy(delivery, image)
     engine = _engine(delivery)
     _ensure_registry(delivery)
+    cluster = _cluster(delivery, engine)
+    if cluster is not None:
+        try:
+            url = cluster.deploy(environment, reference)
+            click.echo(f"{environment}: rolled out {reference}, reachable here at {url}")
+        finally:
+            cluster.close()
+        return
     record = run_deploy(engine, delivery, Records(delivery.state_dir), environment, reference,
                         CONFIG_DIR)  # fmt: skip
     click.echo(
@@ -209,4 +249,4 @@ def registry_stop() -> None:
     click.echo("registry stopped" if stopped else "no registry started by this tool is running")
 
 
-COMMANDS = (build, deploy, undeploy, status, render, registry)
+COMMANDS = (build, image, deploy, undeploy, status, render, registry)

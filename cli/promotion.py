@@ -2,6 +2,8 @@
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -9,6 +11,7 @@ import click
 
 from cli.delivery import (
     CONFIG_DIR,
+    _cluster,
     _delivery,
     _engine,
     _ensure_registry,
@@ -23,6 +26,7 @@ if TYPE_CHECKING:  # the image's `sentiment serve` must not need the delivery-on
     from gates.evidence import EvidenceStore
     from promotion.ledger import Ledger
     from promotion.promote import Outcome, Promoter
+    from promotion.state_branch import StateBranch
 
 data_dir_option = click.option(
     "--data-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
@@ -44,27 +48,38 @@ def _ledger(delivery: DeliverySettings) -> "Ledger":
     return Ledger(delivery.state_dir / "ledger")
 
 
-def _promoter(delivery: DeliverySettings, data_dir: Path | None) -> "Promoter":
+@contextmanager
+def _promoter(delivery: DeliverySettings, data_dir: Path | None) -> Iterator["Promoter"]:
+    """A Promoter for config's deploy target, which it names in the log first."""
     from delivery import source
     from gates.runner import GateContext
-    from promotion.local import LocalStages
     from promotion.promote import Promoter
+    from promotion.stages import KubernetesStages, LocalStages
 
     engine = _engine(delivery)
     _ensure_registry(delivery)
     gates = GateContext(_store(delivery), CONFIG_DIR, data_dir)
-    stages = LocalStages(engine, delivery, Records(delivery.state_dir), gates, CONFIG_DIR)
-    pattern = delivery.promotion.release_tag_pattern
-    return Promoter(
-        stages=stages,
-        store=gates.store,
-        ledger=_ledger(delivery),
-        lock_timeout_seconds=delivery.promotion.lock_timeout_seconds,
-        release_tag_pattern=pattern,
-        tags_on=lambda commit: source.release_tags(commit, pattern),
-        commit_of=source.tag_commit,
-        log=lambda message: click.echo(message, err=True),
+    records = Records(delivery.state_dir)
+    cluster = _cluster(delivery, engine)
+    stages = (
+        LocalStages(engine, delivery, records, gates, CONFIG_DIR)
+        if cluster is None
+        else KubernetesStages(engine, delivery, records, gates, CONFIG_DIR, cluster)
     )
+    pattern = delivery.promotion.release_tag_pattern
+    try:
+        yield Promoter(
+            stages=stages,
+            store=gates.store,
+            ledger=_ledger(delivery),
+            lock_timeout_seconds=delivery.promotion.lock_timeout_seconds,
+            release_tag_pattern=pattern,
+            tags_on=lambda commit: source.release_tags(commit, pattern),
+            commit_of=source.tag_commit,
+            log=lambda message: click.echo(message, err=True),
+        )
+    finally:
+        stages.close()
 
 
 def echo_record(record: dict[str, Any], store: "EvidenceStore") -> None:
@@ -121,7 +136,8 @@ def promote(target: str, image: str | None, release_tag: str | None, data_dir: P
     """Deploy an image to TARGET and run TARGET's gate, if the environment below passed it."""
     delivery = _delivery()
     reference = _image_to_deploy(delivery, image)
-    outcome = _promoter(delivery, data_dir).promote(target, reference, release_tag)
+    with _promoter(delivery, data_dir) as promoter:
+        outcome = promoter.promote(target, reference, release_tag)
     echo_outcome(outcome, _store(delivery))
     if not outcome.released:
         raise SystemExit(1)
@@ -133,7 +149,8 @@ def promote(target: str, image: str | None, release_tag: str | None, data_dir: P
 def rollback(environment: str) -> None:
     """Redeploy ENV's previous release from the ledger and smoke-check it."""
     delivery = _delivery()
-    outcome = _promoter(delivery, None).rollback(environment)
+    with _promoter(delivery, None) as promoter:
+        outcome = promoter.rollback(environment)
     echo_outcome(outcome, _store(delivery))
     if not outcome.released:
         raise SystemExit(1)
@@ -225,6 +242,11 @@ def pipeline(
         with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as handle:
             handle.write(document)
     click.echo(f"summary: {targets[-1]}")
+    saved = _state_branch().save(_state_message())
+    branch = delivery.promotion.state_branch
+    click.echo(f"evidence and ledgers committed to branch {branch} ({saved[:12]}); "
+               "`sentiment state push` publishes them" if saved else
+               f"branch {branch} already holds this evidence")  # fmt: skip
     if not succeeded(results):
         raise SystemExit(1)
 
@@ -292,7 +314,8 @@ def _pipeline_steps(
                 source.create_tag(tag, built["git_commit"])
                 click.echo(f"tagged {built['git_commit'][:12]} as {tag} (a local release tag)",
                            err=True)  # fmt: skip
-        outcome = _promoter(delivery, data_dir).promote(target, built["image"], tag)
+        with _promoter(delivery, data_dir) as promoter:
+            outcome = promoter.promote(target, built["image"], tag)
         echo_outcome(outcome, store)
         summary = describe(outcome.evidence) if outcome.evidence else ""
         if outcome.entry.get("release_tag"):
@@ -308,4 +331,65 @@ def _pipeline_steps(
     return steps
 
 
-COMMANDS = (gate, promote, rollback, history, evidence, pipeline)
+@click.command("release-candidate")
+@click.argument("tag")
+@reports_errors
+def release_candidate(tag: str) -> None:
+    """Print the image a release of TAG ships: one of its commit that passed stage."""
+    from delivery import source
+    from promotion.rules import release_candidate as find_candidate
+
+    delivery = _delivery()
+    commit = source.tag_commit(tag)
+    if commit is None:
+        raise click.ClickException(f"there is no tag {tag!r} (git fetch --tags?)")
+    record = find_candidate(commit, tag, _store(delivery))
+    click.echo(f"{tag} -> {commit[:12]}: stage evidence {record['id']}", err=True)
+    click.echo(record["subject"]["image"])
+
+
+@click.group()
+def state() -> None:
+    """Evidence and ledgers on their git branch (config/delivery.yaml promotion)."""
+
+
+def _state_branch() -> "StateBranch":
+    from delivery.source import ROOT
+    from promotion.state_branch import StateBranch
+
+    delivery = _delivery()
+    promotion = delivery.promotion
+    return StateBranch(ROOT, delivery.state_dir, promotion.state_branch, promotion.state_remote)
+
+
+@state.command("pull")
+@reports_errors
+def state_pull() -> None:
+    """Fetch the branch and merge it into the local evidence and ledgers."""
+    click.echo(_state_branch().pull())
+
+
+@state.command("save")
+@reports_errors
+def state_save() -> None:
+    """Commit the local evidence and ledgers onto the local branch."""
+    commit = _state_branch().save(_state_message())
+    click.echo(f"saved as {commit[:12]}" if commit else "nothing new to save")
+
+
+@state.command("push")
+@reports_errors
+def state_push() -> None:
+    """Save, merge what others pushed meanwhile, and push the branch."""
+    click.echo(_state_branch().push(_state_message()))
+
+
+def _state_message() -> str:
+    from gates.runner import actor
+
+    run = os.environ.get("GITHUB_RUN_ID")
+    where = f", {os.environ.get('GITHUB_WORKFLOW', 'workflow')} run {run}" if run else ""
+    return f"Delivery state from {actor()}{where}"
+
+
+COMMANDS = (gate, promote, rollback, history, evidence, pipeline, release_candidate, state)

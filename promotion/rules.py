@@ -90,3 +90,21 @@ def release_tag(
             f"{pattern!r}; tag it (git tag vX.Y.Z {commit[:12]}) or pass --release-tag"
         )
     return tags[0]
+
+
+def release_candidate(commit: str, tag: str, store: EvidenceStore) -> dict[str, Any]:
+    """The newest stage record that passed for an image of `commit`, whose pass no later
+    stage record withdrew: the image a release of `tag` ships."""
+    latest_per_image: dict[str, dict[str, Any]] = {}
+    for record in store.records():
+        if record["gate"] == "stage" and record["subject"].get("git_commit") == commit:
+            latest_per_image[record["subject"]["digest"]] = record
+    passed = [r for r in latest_per_image.values() if r["result"] == "passed"]
+    if not passed:
+        failed = f" ({len(latest_per_image)} image(s) failed it)" if latest_per_image else ""
+        raise PromotionRefusedError(
+            f"refusing to release {tag}: no image of commit {commit[:12]} has passed the "
+            f"stage gate{failed}; merge it to main so the pipeline builds and promotes it, "
+            "then tag again"
+        )
+    return max(passed, key=lambda record: record["id"])

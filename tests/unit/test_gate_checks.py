@@ -149,3 +149,16 @@ def test_describe_summarizes_key_figures():
     assert describe(record) == (
         "integration 7/9 passed; load 100 req, 33.3 rps, p95 12 ms, p99 18 ms, 0 failed FAILED"
     )
+
+
+def test_evidence_made_in_ci_points_at_the_run_that_holds_its_reports(monkeypatch):
+    from gates.runner import ci_run_url
+
+    for name in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID"):
+        monkeypatch.delenv(name, raising=False)
+    assert ci_run_url() is None
+    monkeypatch.setenv("GITHUB_SERVER_URL", "https://github.com")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/sentiment")
+    assert ci_run_url() is None
+    monkeypatch.setenv("GITHUB_RUN_ID", "42")
+    assert ci_run_url() == "https://github.com/acme/sentiment/actions/runs/42"

@@ -3,7 +3,12 @@
 import pytest
 
 from gates.evidence import EvidenceStore
-from promotion.rules import PromotionRefusedError, release_tag, required_evidence
+from promotion.rules import (
+    PromotionRefusedError,
+    release_candidate,
+    release_tag,
+    required_evidence,
+)
 from tests.unit.promotion_fakes import evidence, subject
 
 IMAGE = subject(1)
@@ -116,3 +121,25 @@ def test_a_given_tag_must_match_the_pattern_exist_and_point_at_the_commit():
     assert "points at" in message
     assert IMAGE.git_commit[:12] in message
     assert tag_for(IMAGE, "v3", {"v3": IMAGE.git_commit}) == "v3"
+
+
+def test_a_release_ships_the_newest_image_of_its_commit_that_passed_stage(store):
+    from dataclasses import replace
+
+    commit = IMAGE.git_commit
+    rebuilt = replace(OTHER, git_commit=commit)  # the same commit built twice
+    with pytest.raises(PromotionRefusedError, match="no image of commit"):
+        release_candidate(commit, "v1.0.0", store)
+    evidence(store, "test", IMAGE)  # not stage
+    evidence(store, "stage", IMAGE, passed=False)
+    with pytest.raises(PromotionRefusedError, match=r"1 image\(s\) failed it"):
+        release_candidate(commit, "v1.0.0", store)
+
+    evidence(store, "stage", IMAGE)
+    assert release_candidate(commit, "v1.0.0", store)["subject"]["digest"] == IMAGE.digest
+    evidence(store, "stage", rebuilt)
+    assert release_candidate(commit, "v1.0.0", store)["subject"]["digest"] == rebuilt.digest
+    evidence(store, "stage", rebuilt, passed=False)  # withdraws the rebuild's pass
+    assert release_candidate(commit, "v1.0.0", store)["subject"]["digest"] == IMAGE.digest
+    evidence(store, "stage", subject(3))  # another commit never counts
+    assert release_candidate(commit, "v1.0.0", store)["subject"]["digest"] == IMAGE.digest

@@ -1,4 +1,4 @@
-"""Promotion's stages on this machine: containers under the local engine, gates from gates/."""
+"""Promotion's stages: deploy to local containers or to Kubernetes, then gates from gates/."""
 
 from dataclasses import dataclass
 from pathlib import Path
@@ -8,6 +8,7 @@ from delivery import deploy
 from delivery.config import DeliverySettings
 from delivery.engine import Engine
 from delivery.errors import DeliveryError
+from delivery.kubernetes import Cluster
 from delivery.records import Records
 from gates import runner
 from gates.runner import GateContext
@@ -44,3 +45,28 @@ class LocalStages:
 
     def remove(self, environment: str) -> None:
         deploy.undeploy(self.engine, self.delivery, self.records, environment)
+
+    def close(self) -> None:
+        """Nothing to stop: local containers keep running after promotion, by design."""
+
+
+@dataclass
+class KubernetesStages(LocalStages):
+    """The same gates, run through a port-forward against what `kubectl apply -k` rolled out.
+    Images are still pulled into the local engine: their labels say what they are, and
+    the skew check reads the model out of the image."""
+
+    cluster: Cluster | None = None
+
+    def deploy(self, environment: str, reference: str) -> str:
+        assert self.cluster is not None
+        self.cluster.close()  # a rollback deploys again: one port-forward at a time
+        return self.cluster.deploy(environment, reference)
+
+    def remove(self, environment: str) -> None:
+        assert self.cluster is not None
+        self.cluster.remove(environment)
+
+    def close(self) -> None:
+        assert self.cluster is not None
+        self.cluster.close()
