@@ -7,6 +7,7 @@
 #   make deploy ENV=test     run that digest as ENV's container (IMAGE=sha256:... for another)
 #   make pipeline            dev gate -> build -> test -> stage -> prod, gated, with a summary
 #   make promote TO=stage    move an image up one environment, if the one below passed it
+#   make act                 run the pull-request workflow's jobs here with act
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -30,7 +31,7 @@ BASE_IMAGE ?= localhost/debian-python:bookworm
 
 .PHONY: help setup train model run serve test unit integration container lint format config \
 	models lock clean build deploy undeploy status render base-image install-podman \
-	gate promote rollback history evidence pipeline
+	gate promote rollback history evidence pipeline state-pull state-push act
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -65,9 +66,10 @@ integration: setup ## Integration tests against real gunicorn processes
 container: setup ## Build the image and run it (skipped when no container engine answers)
 	$(BIN)/pytest tests/container
 
-lint: setup ## ruff: lint and formatting
+lint: setup ## ruff (lint, formatting); actionlint with shellcheck on the workflows
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/actionlint -no-color -shellcheck $(BIN)/shellcheck
 
 format: setup ## Apply ruff's formatting and safe fixes
 	$(BIN)/ruff format .
@@ -111,6 +113,21 @@ evidence: setup ## Gate evidence records (IMAGE=sha256:... for one image)
 
 pipeline: setup ## Train if needed, dev gate, build, then promote up to UNTIL (default prod)
 	$(BIN)/sentiment pipeline --until $(UNTIL) $(RELEASE_FLAG) $(DATA_FLAG)
+
+state-pull: setup ## Merge the delivery-state branch's evidence and ledgers into .delivery/
+	$(BIN)/sentiment state pull
+
+state-push: setup ## Commit .delivery/'s evidence and ledgers to delivery-state and push it
+	$(BIN)/sentiment state push
+
+# act runs the workflow's jobs on this machine (`-self-hosted`): local actions and
+# reusable workflows work offline; GitHub-only steps are skipped under env.ACT.
+ACT_ENV := $(foreach var,SENTIMENT_DATA_DIR DELIVERY_BUILD__BASE_IMAGE DELIVERY_ENGINE,\
+	$(if $($(var)),--env $(var)=$($(var))))
+act: setup ## Run the pull-request workflow's jobs locally with act, as GitHub would
+	$(BIN)/act pull_request --workflows .github/workflows/ci.yml \
+		--eventpath .github/act/pull_request.json --platform ubuntu-latest=-self-hosted \
+		--concurrent-jobs 1 $(ACT_ENV)
 
 install-podman: ## Install Podman and the local registry (Debian, root)
 	bash scripts/install-podman.sh

@@ -186,19 +186,25 @@ def history(environment: str, as_json: bool) -> None:
 @click.command()
 @click.option("--image", default=None, help="Only records about this digest.")
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
+@click.option("--markdown", is_flag=True, help="Print a Markdown table (CI job summaries).")
 @reports_errors
-def evidence(image: str | None, as_json: bool) -> None:
+def evidence(image: str | None, as_json: bool, markdown: bool) -> None:
     """Gate evidence records, oldest first."""
     from delivery.references import digest_of, pinned_reference
-    from gates.evidence import describe
+    from gates.evidence import describe, markdown_table
 
     delivery = _delivery()
     records = _store(delivery).records()
+    title = "Gate evidence"
     if image:
         digest = digest_of(pinned_reference(image, delivery.registry))
         records = [r for r in records if r["subject"].get("digest") == digest]
+        title += f" for {digest[:19]}"
     if as_json:
         click.echo(json.dumps(records, indent=2))
+        return
+    if markdown:
+        click.echo(markdown_table(records, title), nl=False)
         return
     for record in records:
         click.echo(f"{record['id']:48} {record['environment']:6} {record['result']:7} "

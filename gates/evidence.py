@@ -107,3 +107,18 @@ def describe(record: dict[str, Any]) -> str:
             text = name
         parts.append(text if check["result"] == "passed" else f"{text} FAILED")
     return "; ".join(parts)
+
+
+def markdown_table(records: list[dict[str, Any]], title: str) -> str:
+    """Gate records as a Markdown table, for CI job summaries."""
+    lines = [f"## {title}", "", "| Evidence | Gate | Environment | Image | Result | Key figures |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for record in records:
+        digest = record["subject"].get("digest") or f"tree {record['subject']['source_tree']}"
+        figures = describe(record).replace("|", "\\|")
+        result = "✅ passed" if record["result"] == "passed" else "❌ failed"
+        lines.append(f"| `{record['id']}` | {record['gate']} | {record['environment']} | "
+                     f"`{digest[:19]}` | {result} | {figures} |")  # fmt: skip
+    if not records:
+        lines.append("| (none) | | | | | |")
+    return "\n".join(lines) + "\n"

@@ -162,3 +162,23 @@ def test_evidence_made_in_ci_points_at_the_run_that_holds_its_reports(monkeypatc
     assert ci_run_url() is None
     monkeypatch.setenv("GITHUB_RUN_ID", "42")
     assert ci_run_url() == "https://github.com/acme/sentiment/actions/runs/42"
+
+
+def test_the_job_summary_table_has_a_row_per_record_with_escaped_figures():
+    from gates.evidence import markdown_table
+
+    passed = {"id": "20261125T000000000000Z-test-aaaaaaaaaaaa", "gate": "test",
+              "environment": "test", "subject": {"digest": "sha256:" + "a" * 64},
+              "result": "passed", "checks": [{"name": "smoke | x", "result": "passed",
+                                              "figures": {}}]}  # fmt: skip
+    failed = {**passed, "id": "20261125T000001000000Z-dev-bbbbbbbbbbbb", "gate": "dev",
+              "environment": "dev", "result": "failed",
+              "subject": {"digest": None, "source_tree": "b" * 40}}  # fmt: skip
+    lines = markdown_table([passed, failed], "Gate evidence").splitlines()
+    assert lines[0] == "## Gate evidence"
+    assert lines[4] == (
+        "| `20261125T000000000000Z-test-aaaaaaaaaaaa` | test | test | `sha256:aaaaaaaaaaaa` "
+        "| ✅ passed | smoke \\| x |"
+    )
+    assert "| dev | dev | `tree bbbbbbbbbbbbbb` | ❌ failed |" in lines[5]
+    assert "(none)" in markdown_table([], "Gate evidence")
