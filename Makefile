@@ -124,10 +124,15 @@ state-push: setup ## Commit .delivery/'s evidence and ledgers to delivery-state 
 # reusable workflows work offline; GitHub-only steps are skipped under env.ACT.
 ACT_ENV := $(foreach var,SENTIMENT_DATA_DIR DELIVERY_BUILD__BASE_IMAGE DELIVERY_ENGINE,\
 	$(if $($(var)),--env $(var)=$($(var))))
+# act clones every remote action a job names, even in skipped steps: point the pinned
+# ones (not actions/checkout, which act does itself) at a stand-in that never runs.
+ACT_STAND_INS = $(shell grep -rhoE 'uses: [A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+@[0-9a-f]{40}' \
+	.github | grep -v 'actions/checkout@' | sort -u | \
+	sed -E 's|uses: (.*)|--local-repository \1=$(CURDIR)/.github/act/stand-in|')
 act: setup ## Run the pull-request workflow's jobs locally with act, as GitHub would
 	$(BIN)/act pull_request --workflows .github/workflows/ci.yml \
 		--eventpath .github/act/pull_request.json --platform ubuntu-latest=-self-hosted \
-		--concurrent-jobs 1 $(ACT_ENV)
+		--concurrent-jobs 1 $(ACT_STAND_INS) $(ACT_ENV)
 
 install-podman: ## Install Podman and the local registry (Debian, root)
 	bash scripts/install-podman.sh
