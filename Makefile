@@ -122,14 +122,18 @@ state-push: setup ## Commit .delivery/'s evidence and ledgers to delivery-state 
 
 # act runs the workflow's jobs on this machine (`-self-hosted`): local actions and
 # reusable workflows work offline; GitHub-only steps are skipped under env.ACT.
-ACT_ENV := $(foreach var,SENTIMENT_DATA_DIR DELIVERY_BUILD__BASE_IMAGE DELIVERY_ENGINE,\
-	$(if $($(var)),--env $(var)=$($(var))))
+# The jobs see this shell's SENTIMENT_* and DELIVERY_* settings (data dir, base image ...).
+ACT_ENV = $(foreach var,$(sort $(filter SENTIMENT_% DELIVERY_%,$(.VARIABLES))),\
+	--env '$(var)=$($(var))')
 # act clones every remote action a job names, even in skipped steps: point the pinned
 # ones (not actions/checkout, which act does itself) at a stand-in that never runs.
 ACT_STAND_INS = $(shell grep -rhoE 'uses: [A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+@[0-9a-f]{40}' \
 	.github | grep -v 'actions/checkout@' | sort -u | \
 	sed -E 's|uses: (.*)|--local-repository \1=$(CURDIR)/.github/act/stand-in|')
 act: setup ## Run the pull-request workflow's jobs locally with act, as GitHub would
+	@# Each job has its own work directory, gone when it ends: the registry the build
+	@# pushes to and the deploy pulls from must outlive the jobs.
+	$(BIN)/sentiment registry start
 	$(BIN)/act pull_request --workflows .github/workflows/ci.yml \
 		--eventpath .github/act/pull_request.json --platform ubuntu-latest=-self-hosted \
 		--concurrent-jobs 1 $(ACT_STAND_INS) $(ACT_ENV)
