@@ -1,5 +1,8 @@
 """Fixtures shared by unit and integration tests: config, fixture data, a tiny trained model."""
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,6 +20,18 @@ LENIENT_GATE = {
     "training.quality_gate.min_f1": 0,
     "training.quality_gate.min_roc_auc": 0,
 }
+
+
+@contextmanager
+def repository_config_only() -> Iterator[None]:
+    """Unit and integration tests check the repository's own config: overrides from the
+    shell (SENTIMENT_*, DELIVERY_*, APP_ENV; `make act` hands its own to every job) are
+    set aside while they run."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith(("SENTIMENT_", "DELIVERY_")) or name == "APP_ENV":
+                patch.delenv(name)
+        yield
 
 
 def env_name(key: str) -> str:

@@ -4,7 +4,14 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.conftest import repository_config_only
 from tests.integration.server import Server, running_server
+
+
+@pytest.fixture(scope="package", autouse=True)
+def _repository_config_only() -> Iterator[None]:
+    with repository_config_only():
+        yield
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """Service fixture chain: settings -> app -> client, every response checked against OpenAPI."""
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,13 @@ from openapi_core.testing import MockRequest, MockResponse
 
 from service import create_app
 from settings import Settings
-from tests.conftest import make_settings
+from tests.conftest import make_settings, repository_config_only
+
+
+@pytest.fixture(scope="package", autouse=True)
+def _repository_config_only() -> Iterator[None]:
+    with repository_config_only():
+        yield
 
 
 @pytest.fixture

@@ -220,3 +220,11 @@ def test_the_act_event_is_a_same_repository_pull_request():
     """make act plays a pull request from this repository, so the build job runs."""
     event = json.loads((ROOT / ".github" / "act" / "pull_request.json").read_text())
     assert event["pull_request"]["head"]["repo"]["fork"] is False
+
+
+def test_evidence_artifacts_include_the_dot_directory():
+    """upload-artifact leaves out hidden files unless told: .delivery/ would upload empty."""
+    uploads = [s for s in all_steps() if s.get("uses", "").startswith("actions/upload-artifact@")]
+    evidence = [step for step in uploads if step["with"]["path"].startswith(".delivery")]
+    assert len(evidence) == 2
+    assert all(step["with"].get("include-hidden-files") is True for step in evidence)
