@@ -72,10 +72,11 @@ def test_the_pull_request_workflow_runs_with_act(act_env: dict[str, str], tmp_pa
         line for line in log.splitlines() if re.match(r"\[CI/(test|stage)\s*\]", line)
     )
     # The steps that only make sense on GitHub were skipped, the rest ran for real.
-    assert "Main make gate" in log
+    assert "Success - Main Dev gate (lint, unit tests, quality gate) writes evidence" in log
     assert "dev gate PASSED" in log
     pushed = re.search(r"image\s+(127\.0\.0\.1:\d+/sentiment-api@sha256:[0-9a-f]{64})", log)
     assert pushed, "the dev job pushed no image"
-    assert re.search(r"dev: http://127\.0\.0\.1:\d+ ready in", log), "dev was not deployed"
+    # deploy.yml ran the very digest the dev job pushed (its output `image`).
+    assert re.search(rf"dev: http://127\.0\.0\.1:\d+ ready in .*image {re.escape(pushed[1])}", log)
     assert "deploy target: local" in log
     assert "Run Main GHCR settings and login" not in log  # GitHub-only: skipped under act
