@@ -248,7 +248,7 @@ def pipeline(
         with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as handle:
             handle.write(document)
     click.echo(f"summary: {targets[-1]}")
-    saved = _state_branch().save(_state_message())
+    saved = _state_branch(delivery).save(_state_message())
     branch = delivery.promotion.state_branch
     click.echo(f"evidence and ledgers committed to branch {branch} ({saved[:12]}); "
                "`sentiment state push` publishes them" if saved else
@@ -359,11 +359,10 @@ def state() -> None:
     """Evidence and ledgers on their git branch (config/delivery.yaml promotion)."""
 
 
-def _state_branch() -> "StateBranch":
+def _state_branch(delivery: DeliverySettings) -> "StateBranch":
     from delivery.source import ROOT
     from promotion.state_branch import StateBranch
 
-    delivery = _delivery()
     promotion = delivery.promotion
     return StateBranch(ROOT, delivery.state_dir, promotion.state_branch, promotion.state_remote)
 
@@ -372,14 +371,14 @@ def _state_branch() -> "StateBranch":
 @reports_errors
 def state_pull() -> None:
     """Fetch the branch and merge it into the local evidence and ledgers."""
-    click.echo(_state_branch().pull())
+    click.echo(_state_branch(_delivery()).pull())
 
 
 @state.command("save")
 @reports_errors
 def state_save() -> None:
     """Commit the local evidence and ledgers onto the local branch."""
-    commit = _state_branch().save(_state_message())
+    commit = _state_branch(_delivery()).save(_state_message())
     click.echo(f"saved as {commit[:12]}" if commit else "nothing new to save")
 
 
@@ -387,7 +386,7 @@ def state_save() -> None:
 @reports_errors
 def state_push() -> None:
     """Save, merge what others pushed meanwhile, and push the branch."""
-    click.echo(_state_branch().push(_state_message()))
+    click.echo(_state_branch(_delivery()).push(_state_message()))
 
 
 def _state_message() -> str:

@@ -56,8 +56,8 @@ class Cluster:
 
     def deploy(self, environment: str, reference: str) -> str:
         """Applies the pinned overlay, waits for the rollout; the URL of a port-forward."""
-        found = workload(manifests.render(environment, reference))
         with manifests.pinned_overlay(environment, reference) as overlay:
+            found = workload(manifests.kustomize(overlay, manifests.ENVIRONMENTS_DIR / environment))
             self._check("apply", "-k", str(overlay))
         done = self._run(
             "rollout", "status", f"deployment/{found.deployment}", "-n", found.namespace,
@@ -94,8 +94,8 @@ class Cluster:
 
     def remove(self, environment: str) -> None:
         """Deletes the environment's Deployment (the Service and config stay)."""
-        rendered = manifests.render(environment, _ANY_DIGEST)
-        found = workload(rendered)
+        # The names do not depend on the image, so the overlay is rendered unpinned.
+        found = workload(manifests.kustomize(manifests.ENVIRONMENTS_DIR / environment))
         self._check("delete", "deployment", found.deployment, "-n", found.namespace,
                     "--ignore-not-found")  # fmt: skip
 
@@ -123,7 +123,3 @@ class Cluster:
             )  # fmt: skip
         except (OSError, subprocess.TimeoutExpired) as error:
             raise DeliveryError(f"kubectl {args[0]} could not run: {error}") from None
-
-
-# Rendering needs a pinned image; removal only reads names, so any digest will do.
-_ANY_DIGEST = f"registry.invalid/{manifests.IMAGE_NAME}@sha256:{'0' * 64}"

@@ -59,17 +59,24 @@ def pinned_overlay(environment: str, reference: str, environments_dir: Path = EN
         yield Path(wrapper)
 
 
+def kustomize(directory: Path, overlay: Path | None = None) -> str:
+    """`kubectl kustomize DIRECTORY`: the manifests it builds. Errors name `overlay`, the
+    directory a wrapper around it stands for, when there is one."""
+    done = subprocess.run(  # noqa: S603
+        [tool("kubectl"), "kustomize", str(directory)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise ManifestError(
+            f"kustomize could not render {overlay or directory}: {done.stderr.strip()}"
+        )
+    return done.stdout
+
+
 def render(environment: str, reference: str, environments_dir: Path = ENVIRONMENTS_DIR) -> str:
     """The manifests of `environment`, with the image pinned to `reference`."""
     with pinned_overlay(environment, reference, environments_dir) as wrapper:
-        done = subprocess.run(  # noqa: S603
-            [tool("kubectl"), "kustomize", str(wrapper)],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-    if done.returncode != 0:
-        overlay = environments_dir / environment
-        raise ManifestError(f"kustomize could not render {overlay}: {done.stderr.strip()}")
-    return done.stdout
+        return kustomize(wrapper, environments_dir / environment)
 
 
 def check(environment: str, rendered: str, reference: str, config_dir: Path) -> list[str]:

@@ -56,17 +56,14 @@ class KubernetesStages(LocalStages):
     Images are still pulled into the local engine: their labels say what they are, and
     the skew check reads the model out of the image."""
 
-    cluster: Cluster | None = None
+    cluster: Cluster
 
     def deploy(self, environment: str, reference: str) -> str:
-        assert self.cluster is not None
         self.cluster.close()  # a rollback deploys again: one port-forward at a time
         return self.cluster.deploy(environment, reference)
 
     def remove(self, environment: str) -> None:
-        assert self.cluster is not None
         self.cluster.remove(environment)
 
     def close(self) -> None:
-        assert self.cluster is not None
         self.cluster.close()
