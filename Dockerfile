@@ -1,8 +1,11 @@
-# One image for every environment: code, locked dependencies and the model bundle.
-# `make build` (sentiment build) assembles the build context, so the build needs no network:
-#   wheels/   runtime.lock and a wheel for each locked package and for this project
-#   config/   config/*.yaml for all environments; APP_ENV picks one when the container starts
+# One image for every environment: the serving runtime, its locked dependencies and one
+# model bundle. `make build` (sentiment build) assembles the build context, so the build
+# needs no network:
+#   wheels/   runtime.lock, a wheel for each locked package and the runtime's own wheel
+#             (service/ and model/: no training, delivery, gate or promotion code)
+#   config/   the service's config: base.yaml and one file per environment
 #   models/   a model registry holding exactly one version, marked current
+# Labels (commit, source tree, model version and sha256) are set by the build command.
 ARG BASE_IMAGE=docker.io/library/python:3.11-slim-bookworm
 
 FROM ${BASE_IMAGE} AS builder
@@ -14,7 +17,7 @@ COPY wheels/ /wheels/
 RUN python3 -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels \
         -r /wheels/runtime.lock \
-    && /opt/venv/bin/pip install --no-cache-dir --no-index --no-deps /wheels/sentiment_mlops-*.whl \
+    && /opt/venv/bin/pip install --no-cache-dir --no-index --no-deps /wheels/sentiment_service-*.whl \
     && /opt/venv/bin/pip uninstall --yes --quiet pip setuptools \
     && site=/opt/venv/lib/python3.11/site-packages \
     && find "$site" -depth -type d \( -name tests -o -name include \) \
@@ -25,19 +28,7 @@ RUN python3 -m venv /opt/venv \
 
 FROM ${BASE_IMAGE}
 ARG GIT_COMMIT=unknown
-ARG SOURCE_TREE=unknown
-ARG VERSION=0.0.0
-ARG BUILD_TIME=unknown
-ARG MODEL_VERSION=unknown
-ARG MODEL_SHA256=unknown
-LABEL org.opencontainers.image.title="sentiment-api" \
-      org.opencontainers.image.description="Sentiment model served by Flask under gunicorn" \
-      org.opencontainers.image.revision="${GIT_COMMIT}" \
-      org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.created="${BUILD_TIME}" \
-      io.github.sentiment-mlops.source-tree="${SOURCE_TREE}" \
-      io.github.sentiment-mlops.model.version="${MODEL_VERSION}" \
-      io.github.sentiment-mlops.model.sha256="${MODEL_SHA256}"
+ARG BUILD_ID=unknown
 
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
@@ -51,13 +42,14 @@ ENV PATH=/opt/venv/bin:${PATH} \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     HOME=/tmp \
+    SENTIMENT_CONFIG_DIR=/app/config \
     SENTIMENT_SERVICE__HOST=0.0.0.0 \
     SENTIMENT_SERVICE__PORT=8000 \
     SENTIMENT_BUILD__GIT_COMMIT=${GIT_COMMIT} \
-    SENTIMENT_BUILD__BUILD_ID=${VERSION}+${BUILD_TIME}
+    SENTIMENT_BUILD__BUILD_ID=${BUILD_ID}
 WORKDIR /app
 USER 10001:10001
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \
     CMD ["python3", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=2)"]
-CMD ["sentiment", "serve"]
+CMD ["sentiment-serve"]

@@ -1,13 +1,13 @@
 # The verbs people type. Everything runs in .venv, created and kept in sync on first use.
 #   make run                 train a model if there is none, then serve http://127.0.0.1:8000
-#   make test                lint, unit and integration tests
+#   make test                lint, unit, integration and container tests (under 5 minutes)
 #   make train DATA_DIR=...  train from a local copy of the UCI files (else SENTIMENT_DATA_DIR,
 #                            else the UCI zip is downloaded)
 #   make build               build the image once, push it, record its digest
 #   make deploy ENV=test     run that digest as ENV's container (IMAGE=sha256:... for another)
 #   make pipeline            dev gate -> build -> test -> stage -> prod, gated, with a summary
 #   make promote TO=stage    move an image up one environment, if the one below passed it
-#   make act                 run the pull-request workflow's jobs here with act
+#   make workflows           run the pull-request workflow's jobs here with act, checked (slow)
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -23,25 +23,28 @@ PIP_COMPILE := $(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url \
 
 IMAGE ?=
 IMAGE_FLAG := $(if $(IMAGE),--image $(IMAGE))
-TO ?= test
-UNTIL ?= prod
+TO ?=
+UNTIL ?=
+UNTIL_FLAG := $(if $(UNTIL),--until $(UNTIL))
 RELEASE ?=
 RELEASE_FLAG := $(if $(RELEASE),--release-tag $(RELEASE))
 BASE_IMAGE ?= localhost/debian-python:bookworm
 
 .PHONY: help setup train model run serve test unit integration container lint format config \
 	models lock clean build deploy undeploy status render base-image install-podman \
-	gate promote rollback history evidence pipeline state-pull state-push act
+	gate promote rollback history evidence pipeline state-pull state-push act workflows policy
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 setup: $(VENV)/.installed ## Create .venv with the locked dependencies
 
-$(VENV)/.installed: pyproject.toml requirements/dev.lock
+# The serving runtime (the root project) and the release tooling (release/), both
+# editable, on the locked dependencies.
+$(VENV)/.installed: pyproject.toml release/pyproject.toml requirements/dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/dev.lock
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e . -e ./release
 	touch $@
 
 train: setup ## Train, evaluate and gate a model; publish it if it passes
@@ -63,12 +66,14 @@ unit: setup ## Unit tests (Flask test client, tiny fixture model)
 integration: setup ## Integration tests against real gunicorn processes
 	$(BIN)/pytest tests/integration
 
-container: setup ## Build the image and run it (skipped when no container engine answers)
+container: setup ## Build the image once and run it (skipped when no container engine answers)
 	$(BIN)/pytest tests/container
 
-lint: setup ## ruff (lint, formatting); actionlint with shellcheck on the workflows
+lint: setup ## ruff; import contracts; the policy against the checkout; actionlint
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+	$(BIN)/sentiment policy check
 	$(BIN)/actionlint -no-color -shellcheck $(BIN)/shellcheck
 
 format: setup ## Apply ruff's formatting and safe fixes
@@ -81,8 +86,8 @@ config: setup ## Print the effective config of ENV
 models: setup ## List the published model versions
 	$(BIN)/sentiment models --env $(ENV)
 
-build: setup ## Train if needed, build the image, push it, record its digest
-	$(BIN)/sentiment build --env $(ENV) $(DATA_FLAG)
+build: model ## Train if needed, build the image, push it, record its digest
+	$(BIN)/sentiment build
 
 deploy: setup ## Deploy the latest build (or IMAGE=sha256:...) as ENV's local container
 	$(BIN)/sentiment deploy $(ENV) $(IMAGE_FLAG)
@@ -96,11 +101,11 @@ status: setup ## What runs in each environment
 render: setup ## Print ENV's Kubernetes manifests, image pinned by digest, checked
 	$(BIN)/sentiment render $(ENV) $(IMAGE_FLAG)
 
-gate: setup ## The dev gate: lint, unit tests, quality gate; writes evidence
-	$(BIN)/sentiment gate dev
+gate: setup ## The first environment's gate (dev: quality, lint, unit tests); evidence
+	$(BIN)/sentiment gate $(ENV) $(DATA_FLAG)
 
-promote: setup ## Deploy IMAGE (default: latest build) to TO=test|stage|prod and run its gate
-	$(BIN)/sentiment promote --to $(TO) $(IMAGE_FLAG) $(RELEASE_FLAG) $(DATA_FLAG)
+promote: setup ## Deploy IMAGE (default: latest build) to TO=<env> and run its gate
+	$(BIN)/sentiment promote $(if $(TO),--to $(TO)) $(IMAGE_FLAG) $(RELEASE_FLAG) $(DATA_FLAG)
 
 rollback: setup ## Put ENV's previous release back, smoke-checked
 	$(BIN)/sentiment rollback $(ENV)
@@ -111,8 +116,8 @@ history: setup ## ENV's promotion ledger
 evidence: setup ## Gate evidence records (IMAGE=sha256:... for one image)
 	$(BIN)/sentiment evidence $(IMAGE_FLAG)
 
-pipeline: setup ## Train if needed, dev gate, build, then promote up to UNTIL (default prod)
-	$(BIN)/sentiment pipeline --until $(UNTIL) $(RELEASE_FLAG) $(DATA_FLAG)
+pipeline: setup ## Train if needed, dev gate, build, promote up to UNTIL (default: all)
+	$(BIN)/sentiment pipeline $(UNTIL_FLAG) $(RELEASE_FLAG) $(DATA_FLAG)
 
 state-pull: setup ## Merge the delivery-state branch's evidence and ledgers into .delivery/
 	$(BIN)/sentiment state pull
@@ -130,6 +135,9 @@ ACT_ENV = $(foreach var,$(sort $(filter SENTIMENT_% DELIVERY_%,$(.VARIABLES))),\
 ACT_STAND_INS = $(shell grep -rhoE 'uses: [A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+@[0-9a-f]{40}' \
 	.github | grep -v 'actions/checkout@' | sort -u | \
 	sed -E 's|uses: (.*)|--local-repository \1=$(CURDIR)/.github/act/stand-in|')
+workflows: setup ## Run the pull-request workflow with act and check its jobs (minutes)
+	$(BIN)/pytest tests/workflows
+
 act: setup ## Run the pull-request workflow's jobs locally with act, as GitHub would
 	@# Each job has its own work directory, gone when it ends: the registry the build
 	@# pushes to and the deploy pulls from must outlive the jobs.
@@ -144,10 +152,20 @@ install-podman: ## Install Podman and the local registry (Debian, root)
 base-image: ## Make BASE_IMAGE from Debian packages (hosts that cannot pull images)
 	bash scripts/debian-base-image.sh $${DELIVERY_ENGINE:-podman} $(BASE_IMAGE)
 
-lock: setup ## Re-pin requirements/*.lock from pyproject.toml
+policy: setup ## The environments in promotion order, with their gates
+	$(BIN)/sentiment policy show
+
+# The release tooling depends on the runtime, which no index has: its wheel stands in.
+lock: setup ## Re-pin requirements/*.lock from the two pyproject.toml files
 	$(PIP_COMPILE) --upgrade -o requirements/runtime.lock pyproject.toml
-	$(PIP_COMPILE) --upgrade --extra dev -c requirements/runtime.lock -o requirements/dev.lock pyproject.toml
+	rm -rf build/lock-wheels && $(BIN)/pip wheel --quiet --no-deps -w build/lock-wheels .
+	$(PIP_COMPILE) --upgrade --extra dev -c requirements/runtime.lock \
+		--find-links build/lock-wheels --unsafe-package sentiment-service \
+		--unsafe-package pip --unsafe-package setuptools \
+		-o requirements/dev.lock release/pyproject.toml
+	rm -rf build/lock-wheels
 
 clean: ## Remove .venv and caches (keeps models/ and the data cache)
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .schemathesis *.egg-info build
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis .schemathesis build
+	find . -name "*.egg-info" -prune -exec rm -rf {} +
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +

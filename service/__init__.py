@@ -1,28 +1,3 @@
-"""The sentiment API. `create_app` is the only way in; nothing happens at import time."""
-
-from flask import Flask
-
-from service.api import api
-from service.errors import register_error_handlers
-from service.logs import configure_logging
-from service.request_log import register_request_logging
-from service.state import init_state, load_predictor
-from settings import Settings, load_settings
-
-
-def create_app(settings: Settings | None = None) -> Flask:
-    settings = settings or load_settings()
-    configure_logging(settings.service.log_level)
-
-    app = Flask(__name__)
-    app.config.update(
-        DEBUG=settings.service.debug,
-        MAX_CONTENT_LENGTH=settings.service.max_body_bytes,
-    )
-    predictor, load_error = load_predictor(settings)
-    state = init_state(app, settings, predictor, load_error)
-
-    register_error_handlers(app)
-    register_request_logging(app, state.metrics)
-    app.register_blueprint(api)
-    return app
+"""The sentiment API: the serving runtime. `service.app.create_app` builds it; importing
+this package does nothing else (gunicorn_conf imports settings from here before the app,
+and prometheus-client must not be imported before it has set the metrics directory)."""

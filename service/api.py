@@ -1,4 +1,4 @@
-"""The HTTP endpoints. Handlers validate, call the predictor, and shape the response."""
+"""The HTTP endpoints. Handlers validate, call the scorer, and shape the response."""
 
 import logging
 
@@ -22,19 +22,19 @@ def _log_reviews(texts: list[str]) -> None:
 # strict_slashes=False: /predict answers too, without a redirect curl would not follow.
 @api.post("/predict/", strict_slashes=False)
 def predict_one() -> Response:
-    """The lecture's API: one review in, {"positive": p, "negative": 1 - p} out."""
+    """The original API: one review in, {"positive": p, "negative": 1 - p} out."""
     state = get_state()
-    predictor = state.ready_predictor()
+    scorer = state.ready_scorer()
     limits = state.settings.service
     body = parse(schemas.PredictRequest, read_json(request, limits.max_body_bytes))
     check_review(body.review, "review", limits.max_review_chars)
-    [prediction] = predictor.predict([body.review])
+    [prediction] = scorer.predict([body.review])
     state.metrics.predictions.labels(prediction.label).inc()
     _log_reviews([body.review])
     response = schemas.PredictResponse(
         positive=prediction.positive,
         negative=prediction.negative,
-        model_version=predictor.version,
+        model_version=scorer.version,
     )
     return jsonify(response.model_dump(mode="json"))
 
@@ -42,17 +42,17 @@ def predict_one() -> Response:
 @api.post("/v1/predict")
 def predict_batch() -> Response:
     state = get_state()
-    predictor = state.ready_predictor()
+    scorer = state.ready_scorer()
     limits = state.settings.service
     body = parse(schemas.BatchPredictRequest, read_json(request, limits.max_body_bytes))
     check_batch(body.reviews, limits.max_batch_size, limits.max_review_chars)
-    predictions = predictor.predict(body.reviews)
+    predictions = scorer.predict(body.reviews)
     for prediction in predictions:
         state.metrics.predictions.labels(prediction.label).inc()
     _log_reviews(body.reviews)
     response = schemas.BatchPredictResponse(
         predictions=[schemas.ScoredReview(**vars(p)) for p in predictions],
-        model_version=predictor.version,
+        model_version=scorer.version,
         request_id=g.request_id,
     )
     return jsonify(response.model_dump(mode="json"))
@@ -66,14 +66,14 @@ def healthz() -> Response:
 
 @api.get("/readyz")
 def readyz() -> Response:
-    predictor = get_state().ready_predictor()
-    return jsonify(schemas.Ready(status="ready", model_version=predictor.version).model_dump())
+    scorer = get_state().ready_scorer()
+    return jsonify(schemas.Ready(status="ready", model_version=scorer.version).model_dump())
 
 
 @api.get("/v1/model")
 def model_info() -> Response:
     state = get_state()
-    metadata = state.ready_predictor().metadata
+    metadata = state.ready_scorer().metadata
     build = state.settings.build
     response = schemas.ModelInfo(
         model=schemas.ModelDescription(

@@ -19,7 +19,7 @@ from prometheus_client import (
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from service.predictor import Predictor
+from model import Scorer
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
@@ -27,22 +27,22 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 class ModelCollector(Collector):
     """Which model this process serves, read at scrape time (no per-worker files needed)."""
 
-    def __init__(self, current_predictor: Callable[[], Predictor | None]):
-        self._current_predictor = current_predictor
+    def __init__(self, current_scorer: Callable[[], Scorer | None]):
+        self._current_scorer = current_scorer
 
     def collect(self) -> Iterator[Metric]:
-        predictor = self._current_predictor()
+        scorer = self._current_scorer()
         ready = GaugeMetricFamily("sentiment_model_ready", "1 when a verified model is loaded")
-        ready.add_metric([], 1.0 if predictor else 0.0)
+        ready.add_metric([], 1.0 if scorer else 0.0)
         yield ready
-        if predictor:
+        if scorer:
             info = InfoMetricFamily("sentiment_model", "The model bundle being served")
-            info.add_metric([], {"version": predictor.version, "sha256": predictor.metadata.sha256})
+            info.add_metric([], {"version": scorer.version, "sha256": scorer.metadata.sha256})
             yield info
 
 
 class Metrics:
-    def __init__(self, current_predictor: Callable[[], Predictor | None]):
+    def __init__(self, current_scorer: Callable[[], Scorer | None]):
         self._multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         own = None if self._multiprocess else CollectorRegistry()
         self.requests = Counter(
@@ -61,7 +61,7 @@ class Metrics:
         self.predictions = Counter(
             "sentiment_predictions", "Reviews scored, by predicted label", ["label"], registry=own
         )
-        self._model_collector = ModelCollector(current_predictor)
+        self._model_collector = ModelCollector(current_scorer)
         if own is not None:
             own.register(self._model_collector)
         self._own_registry = own

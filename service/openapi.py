@@ -5,7 +5,7 @@ from typing import Any
 from pydantic.json_schema import models_json_schema
 
 from service import schemas
-from settings.schema import ServiceSettings
+from service.settings.schema import ServiceSettings
 
 REF = "#/components/schemas/{model}"
 REQUEST_MODELS = (schemas.PredictRequest, schemas.BatchPredictRequest)
@@ -67,7 +67,9 @@ def _scoring_operation(summary: str, request_model: type, response_model: type) 
 
 def build_spec(limits: ServiceSettings, version: str) -> dict:
     predict = _scoring_operation(
-        "Score one review (the lecture's API)", schemas.PredictRequest, schemas.PredictResponse
+        "Score one review (the original single-review API)",
+        schemas.PredictRequest,
+        schemas.PredictResponse,
     )
     batch = _scoring_operation(
         "Score a batch of reviews", schemas.BatchPredictRequest, schemas.BatchPredictResponse

@@ -6,11 +6,10 @@ from importlib import metadata
 
 from flask import Flask, current_app
 
-from model_registry import BundleError, ModelRegistry
+from model import BundleError, ModelRegistry, Scorer
 from service.errors import NotReady
 from service.metrics import Metrics
-from service.predictor import Predictor
-from settings import Settings
+from service.settings import Settings
 
 EXTENSION = "sentiment"
 logger = logging.getLogger(__name__)
@@ -19,46 +18,46 @@ logger = logging.getLogger(__name__)
 @dataclass
 class ServiceState:
     settings: Settings
-    predictor: Predictor | None
+    scorer: Scorer | None
     load_error: str | None
     metrics: Metrics
     package_version: str
 
-    def ready_predictor(self) -> Predictor:
-        if self.predictor is None:
+    def ready_scorer(self) -> Scorer:
+        if self.scorer is None:
             raise NotReady(f"model is not loaded: {self.load_error}", "model_not_ready")
-        return self.predictor
+        return self.scorer
 
 
-def load_predictor(settings: Settings) -> tuple[Predictor | None, str | None]:
+def load_scorer(settings: Settings) -> tuple[Scorer | None, str | None]:
     """Loads and verifies the configured bundle once; a bad bundle leaves the app not ready."""
     registry = ModelRegistry(settings.model.registry_dir)
     try:
         bundle = registry.load(settings.model.version)
-        predictor = Predictor(bundle)
+        scorer = Scorer(bundle)
     except (BundleError, ValueError, KeyError) as error:
         logger.error("model not loaded; the service stays not ready: %s", error)
         return None, str(error)
     logger.info(
         "model loaded",
-        extra={"model_version": predictor.version, "model_sha256": predictor.metadata.sha256},
+        extra={"model_version": scorer.version, "model_sha256": scorer.metadata.sha256},
     )
-    return predictor, None
+    return scorer, None
 
 
 def package_version() -> str:
     try:
-        return metadata.version("sentiment-mlops")
+        return metadata.version("sentiment-service")
     except metadata.PackageNotFoundError:
         return "0+unknown"
 
 
-def init_state(app: Flask, settings: Settings, predictor: Predictor | None, error: str | None):
+def init_state(app: Flask, settings: Settings, scorer: Scorer | None, error: str | None):
     state = ServiceState(
         settings=settings,
-        predictor=predictor,
+        scorer=scorer,
         load_error=error,
-        metrics=Metrics(lambda: state.predictor),
+        metrics=Metrics(lambda: state.scorer),
         package_version=package_version(),
     )
     app.extensions[EXTENSION] = state

@@ -19,7 +19,7 @@ Model = TypeVar("Model", bound=BaseModel)
 def read_json(request: Request, max_bytes: int) -> Any:
     """The JSON document in the body, whatever the Content-Type.
 
-    The lecture's documented client is `curl -d '{...}'`, which sends
+    The documented client is `curl -d '{...}'`, which sends
     application/x-www-form-urlencoded, so the header cannot be trusted to say JSON.
     """
     try:

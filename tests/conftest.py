@@ -1,18 +1,24 @@
-"""Fixtures shared by unit and integration tests: config, fixture data, a tiny trained model."""
+"""Fixtures shared by every layer of tests: config, fixture data, a tiny trained model."""
 
 import os
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from model_registry import ModelRegistry
-from settings import Settings, load_settings
+from model import ModelRegistry
+from service.settings import Settings, load_settings
+from support.git import Git
+from training.config import TrainingConfig, load_training_config
+from training.train import TrainingResult, train
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"
+SERVICE_CONFIG_DIR = CONFIG_DIR / "service"
 FIXTURE_DATA = Path(__file__).resolve().parent / "fixtures" / "data"
+FIXTURE_UAT = FIXTURE_DATA.parent / "uat" / "expectations.yaml"
 
 # The fixture data is tiny, so the real quality gate would (rightly) reject its model.
 LENIENT_GATE = {
@@ -24,9 +30,8 @@ LENIENT_GATE = {
 
 @contextmanager
 def repository_config_only() -> Iterator[None]:
-    """Unit and integration tests check the repository's own config: overrides from the
-    shell (SENTIMENT_*, DELIVERY_*, APP_ENV; `make act` hands its own to every job) are
-    set aside while they run."""
+    """Tests check the repository's own config: overrides from the shell (SENTIMENT_*,
+    DELIVERY_*, APP_ENV; `make act` hands its own to every job) are set aside."""
     with pytest.MonkeyPatch.context() as patch:
         for name in list(os.environ):
             if name.startswith(("SENTIMENT_", "DELIVERY_")) or name == "APP_ENV":
@@ -39,36 +44,75 @@ def env_name(key: str) -> str:
     return "SENTIMENT_" + key.upper().replace(".", "__")
 
 
-def make_settings(environment: str = "dev", **overrides: object) -> Settings:
-    """Settings for `environment` with dotted keys overridden the way a user would."""
+@contextmanager
+def overridden(**overrides: object) -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         for key, value in overrides.items():
             patch.setenv(env_name(key), str(value))
-        return load_settings(environment, config_dir=CONFIG_DIR)
+        yield
+
+
+def make_settings(environment: str = "dev", **overrides: object) -> Settings:
+    """The service's settings for `environment`, dotted keys overridden as a user would."""
+    with overridden(**overrides):
+        return load_settings(environment, config_dir=SERVICE_CONFIG_DIR)
+
+
+def make_training_config(**overrides: object) -> TrainingConfig:
+    with overridden(**{**LENIENT_GATE, **overrides}):
+        return load_training_config(CONFIG_DIR)
+
+
+def train_fixture_model(registry_dir: Path, **overrides: object) -> TrainingResult:
+    """A model trained on the fixture data into `registry_dir` (lenient quality gate)."""
+    config = make_training_config(**overrides)
+    return train(config, FIXTURE_DATA, ModelRegistry(registry_dir), Git(ROOT).revision())
 
 
 @pytest.fixture(scope="session")
 def trained_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A registry holding one model trained on the fixture data (trained once per session)."""
-    from training.train import train
-
     registry_dir = tmp_path_factory.mktemp("registry")
-    settings = make_settings(**LENIENT_GATE, **{"model.registry_dir": registry_dir})
-    result = train(settings, FIXTURE_DATA)
-    assert result.published is not None
+    assert train_fixture_model(registry_dir).published is not None
     return registry_dir
 
 
 @pytest.fixture
 def registry_copy(trained_registry: Path, tmp_path: Path) -> ModelRegistry:
     """A private copy of the trained registry, for tests that damage it."""
-    import shutil
-
     target = tmp_path / "registry"
     shutil.copytree(trained_registry, target)
     for path in target.rglob("*"):
         path.chmod(path.stat().st_mode | 0o200)
     return ModelRegistry(target)
+
+
+@pytest.fixture(autouse=True)
+def _nothing_lands_in_the_checkout() -> Iterator[None]:
+    """Tests write only to temporary directories: a model, evidence or a cache appearing
+    in the checkout fails the test that made it."""
+    before = {directory: _listing(directory) for directory in WATCHED}
+    yield
+    for directory, names in before.items():
+        added = _listing(directory) - names
+        assert not added, f"the test wrote {sorted(added)} into {directory.relative_to(ROOT)}/"
+
+
+# Where a stray default would write: the model registry, the delivery state, the data cache.
+WATCHED = [
+    ROOT / folder
+    for folder in (
+        "models", "models/versions", ".delivery", ".delivery/builds", ".delivery/deployments",
+        ".delivery/evidence", ".delivery/ledger", ".cache/datasets",
+    )
+]  # fmt: skip
+
+
+def _listing(directory: Path) -> set[str]:
+    try:
+        return {path.name for path in directory.iterdir()}
+    except FileNotFoundError:
+        return set()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

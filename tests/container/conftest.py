@@ -1,10 +1,14 @@
-"""Container tests: build the real image once, push it to a private registry, deploy it.
+"""Container tests: the real image, built once per session, pushed to a private registry,
+deployed and promoted for real. Every scenario shares that one image (variants are built
+FROM it in seconds).
 
 Everything is isolated from a developer's own deployments: its own state directory,
-registry port, container names and host ports. Skipped when no container engine answers.
+registry port, container names, and a promotion policy whose ports are free ones and
+whose gates are fitted to the fixture model (the same check kinds, smaller runs).
+Skipped when no container engine answers.
 """
 
-import json
+import copy
 import os
 import socket
 import subprocess
@@ -14,18 +18,47 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from delivery.config import load_delivery_settings
 from delivery.engine import Engine, detect_engine
 from delivery.errors import NoEngineError
-from settings import ENVIRONMENTS
-from tests.conftest import CONFIG_DIR, ROOT
+from delivery.records import BuildRecord, DeploymentRecord, Records
+from gates.evidence import EvidenceRecord, EvidenceStore
+from promotion.ledger import Ledger, LedgerEntry
+from tests.conftest import CONFIG_DIR, FIXTURE_DATA, FIXTURE_UAT, LENIENT_GATE, ROOT, env_name
 
 SENTIMENT = str(Path(sys.executable).parent / "sentiment")
 PREFIX = "sentiment-pytest-"
+REPOSITORY_POLICY = CONFIG_DIR / "promotion.yaml"
+# The gates of the repository's policy, fitted to the fixture model and to a test's time.
+FITTED_CHECKS = {
+    "dev": {
+        "quality": {"min_accuracy": 0, "min_f1": 0, "min_roc_auc": 0},
+        "unit": {"check": "pytest", "args": ["tests/unit/test_settings.py"]},
+    },
+    "test": {
+        "integration": {"check": "pytest", "args": ["tests/integration/test_http_api.py"]},
+        "load": {
+            "users": 2,
+            "spawn_rate": 2,
+            "run_time_seconds": 4,
+            "max_failure_ratio": 0,
+            "max_p95_ms": 2000,
+            "max_p99_ms": 5000,
+            "min_rps": 1,
+        },
+    },
+    "stage": {
+        "smoke": {},
+        "uat": {"check": "pytest", "args": ["tests/uat", "--uat-expectations", str(FIXTURE_UAT)]},
+        "skew": {"max_score_difference": 1e-9},
+        "latency": {"requests": 20, "max_p95_ms": 1000, "max_ms": 5000},
+    },
+}
 
 
-def _free_ports(count: int) -> list[int]:
+def free_ports(count: int) -> list[int]:
     sockets = [socket.socket() for _ in range(count)]
     try:
         for sock in sockets:
@@ -34,6 +67,21 @@ def _free_ports(count: int) -> list[int]:
     finally:
         for sock in sockets:
             sock.close()
+
+
+def write_policy(
+    path: Path, ports: dict[str, int], checks: dict[str, dict], only: list[str] | None = None
+) -> Path:
+    """The repository's policy with these ports and these environments' checks (and only
+    these environments, when `only` names them)."""
+    policy = yaml.safe_load(REPOSITORY_POLICY.read_text())
+    if only:
+        policy["environments"] = [e for e in policy["environments"] if e["name"] in only]
+    for environment in policy["environments"]:
+        environment["port"] = ports[environment["name"]]
+        environment["checks"] = checks.get(environment["name"], environment["checks"])
+    path.write_text(yaml.safe_dump(policy, sort_keys=False))
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -46,26 +94,28 @@ def engine() -> Engine:
 
 
 class Delivery:
-    """Runs `sentiment` delivery commands in the isolated setting."""
+    """Runs `sentiment` commands in the isolated setting and reads what they recorded."""
 
-    def __init__(self, env: dict[str, str], ports: dict[str, int], state_dir: Path):
+    def __init__(self, env: dict[str, str], ports: dict[str, int], state_dir: Path, tmp: Path):
         self.env = env
         self.ports = ports
         self.state_dir = state_dir
+        self.tmp = tmp
 
     def run(self, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess:
         done = subprocess.run(
-            [SENTIMENT, *args],
-            cwd=ROOT,
-            env={**self.env, **env},
-            capture_output=True,
-            text=True,
-            timeout=1200,
-            check=False,
-        )
+            [SENTIMENT, *args], cwd=ROOT, env={**self.env, **env},
+            capture_output=True, text=True, timeout=1200, check=False,
+        )  # fmt: skip
         if check and done.returncode != 0:
             pytest.fail(f"sentiment {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
         return done
+
+    def policy(self, name: str, only: list[str] | None = None, **checks: dict) -> str:
+        """A policy file like the session's, with some environments' checks replaced."""
+        fitted = copy.deepcopy(FITTED_CHECKS)
+        fitted.update(checks)
+        return str(write_policy(self.tmp / f"{name}.yaml", self.ports, fitted, only))
 
     def url(self, environment: str) -> str:
         return f"http://127.0.0.1:{self.ports[environment]}"
@@ -73,42 +123,83 @@ class Delivery:
     def container(self, environment: str) -> str:
         return f"{PREFIX}{environment}"
 
-    def deployment(self, environment: str) -> dict[str, Any]:
-        path = self.state_dir / "deployments" / f"{environment}.json"
-        return json.loads(path.read_text())
+    def deployment(self, environment: str) -> DeploymentRecord:
+        record = Records(self.state_dir).deployment(environment)
+        assert record is not None, f"no deployment record of {environment}"
+        return record
+
+    def evidence(self, gate: str | None = None) -> list[EvidenceRecord]:
+        records = EvidenceStore(self.state_dir / "evidence").records()
+        return [record for record in records if gate in (None, record.gate)]
+
+    def ledger(self, environment: str) -> list[LedgerEntry]:
+        return Ledger(self.state_dir / "ledger").entries(environment)
 
 
 @pytest.fixture(scope="session")
 def delivery(
     engine: Engine, trained_registry: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Delivery]:
-    state_dir = tmp_path_factory.mktemp("delivery-state")
-    registry_port, *env_ports = _free_ports(1 + len(ENVIRONMENTS))
-    ports = dict(zip(ENVIRONMENTS, env_ports, strict=True))
+    tmp = tmp_path_factory.mktemp("delivery")
+    state_dir = tmp / "state"
+    registry_port, *env_ports = free_ports(5)
+    ports = dict(zip(("dev", "test", "stage", "prod"), env_ports, strict=True))
     env = {
-        **os.environ,
+        **{k: v for k, v in os.environ.items() if not k.startswith(("SENTIMENT_", "DELIVERY_"))},
         "SENTIMENT_MODEL__REGISTRY_DIR": str(trained_registry),
+        "SENTIMENT_DATA_DIR": str(FIXTURE_DATA),
+        **{env_name(key): str(value) for key, value in LENIENT_GATE.items()},
+        "SENTIMENT_POLICY_FILE": str(write_policy(tmp / "policy.yaml", ports, FITTED_CHECKS)),
         "DELIVERY_ENGINE": engine.name,
         "DELIVERY_STATE_DIR": str(state_dir),
         "DELIVERY_REGISTRY__ADDRESS": f"127.0.0.1:{registry_port}",
-        "DELIVERY_DEPLOY__CONTAINER_PREFIX": PREFIX,
-        "DELIVERY_DEPLOY__PORTS": json.dumps(ports),
+        "DELIVERY_DEPLOY__LOCAL__CONTAINER_PREFIX": PREFIX,
     }
     env.pop("APP_ENV", None)
-    tool = Delivery(env, ports, state_dir)
+    base_image = os.environ.get("DELIVERY_BUILD__BASE_IMAGE")
+    if base_image:
+        env["DELIVERY_BUILD__BASE_IMAGE"] = base_image
+    tool = Delivery(env, ports, state_dir, tmp)
     yield tool
-    for environment in ENVIRONMENTS:
+    for environment in ports:
         tool.run("undeploy", environment, check=False)
     tool.run("registry", "stop", check=False)
 
 
 @pytest.fixture(scope="session")
-def built(delivery: Delivery, engine: Engine) -> Iterator[dict[str, Any]]:
-    """The record of one real build (the image is removed from the host afterwards)."""
+def built(delivery: Delivery, engine: Engine) -> Iterator[tuple[BuildRecord, str]]:
+    """The record of the session's one real build and the command's output (the image is
+    removed from the host afterwards)."""
     done = delivery.run("build")
-    digest = (delivery.state_dir / "builds" / "LATEST").read_text().strip()
-    record = json.loads((delivery.state_dir / "builds" / f"{digest[7:]}.json").read_text())
-    record["output"] = done.stdout
-    yield record
-    for reference in (record["tag"], record["image"]):
+    record = Records(delivery.state_dir).latest_build()
+    assert record is not None
+    yield record, done.stdout
+    for reference in (record.tag, record.image):
         subprocess.run([engine.binary, "rmi", "--force", reference], capture_output=True)
+
+
+def variant(engine: Engine, delivery: Delivery, built: BuildRecord, name: str, steps: str,
+            files: dict[str, str] | None = None, **labels: str) -> str:  # fmt: skip
+    """An image FROM the session's image plus `steps`, pushed; its pinned reference."""
+    lines = [f"FROM {built.tag}", steps, *(f'LABEL {k}="{v}"' for k, v in labels.items())]
+    context = delivery.tmp / f"variant-{name}"
+    context.mkdir()
+    (context / "Dockerfile").write_text("\n".join(lines) + "\n")
+    for file_name, content in (files or {}).items():
+        (context / file_name).write_text(content)
+    tag = f"{delivery.env['DELIVERY_REGISTRY__ADDRESS']}/sentiment-api:pytest-{name}"
+    engine.build(context, tag, {}, {})
+    digest = engine.push(tag, context / "digest")
+    return f"{delivery.env['DELIVERY_REGISTRY__ADDRESS']}/sentiment-api@{digest}"
+
+
+def head_commit() -> str:
+    return subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()  # fmt: skip
+
+
+def status(delivery: Delivery) -> dict[str, dict[str, Any]]:
+    import json
+
+    rows = json.loads(delivery.run("status", "--json").stdout)
+    return {row["environment"]: row for row in rows}

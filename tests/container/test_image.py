@@ -1,47 +1,54 @@
-"""The real image: built once, pushed, pulled by digest, run as test and as stage."""
+"""The real image: what it holds (the serving runtime, nothing of the release tooling),
+and how it runs: pulled by digest, as test and as stage, read-only, non-root."""
 
 import json
 import shutil
 import socket
 import subprocess
-from pathlib import Path
-from typing import Any
 
 import pytest
 import requests
 
-from delivery.engine import Engine
-from model_registry import ModelRegistry
-from tests.conftest import CONFIG_DIR, ROOT
-from tests.container.conftest import Delivery
+from delivery import labels
+from model import ModelRegistry
+from tests.conftest import SERVICE_CONFIG_DIR
+from tests.container.conftest import Delivery, head_commit, status
 
 pytestmark = pytest.mark.container
+RELEASE_PACKAGES = ("training", "delivery", "gates", "promotion", "cli", "support")
+RELEASE_ONLY_LIBRARIES = ("filelock", "locust", "pytest", "requests", "kubernetes_validate")
 
 
 @pytest.fixture(scope="module")
-def on_test(delivery: Delivery, built: dict[str, Any]) -> dict[str, Any]:
+def on_test(delivery: Delivery, built):
     delivery.run("deploy", "test")
     return delivery.deployment("test")
 
 
 @pytest.fixture(scope="module")
-def on_stage(delivery: Delivery, built: dict[str, Any]) -> dict[str, Any]:
-    delivery.run("deploy", "stage", "--image", built["digest"])
+def on_stage(delivery: Delivery, built):
+    delivery.run("deploy", "stage", "--image", built[0].digest)
     return delivery.deployment("stage")
 
 
-def _exec(engine: Engine, container: str, *command: str) -> subprocess.CompletedProcess:
+def _exec(engine, container: str, *command: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [engine.binary, "exec", container, *command], capture_output=True, text=True, check=False
     )
 
 
-def test_the_build_reports_and_records_the_registry_digest(
-    built: dict[str, Any], delivery: Delivery, trained_registry: Path
-) -> None:
+def _in_image(engine, tag: str, script: str) -> str:
+    return subprocess.run(
+        [engine.binary, "run", "--rm", "--entrypoint", "sh", tag, "-c", script],
+        capture_output=True, text=True, check=False,
+    ).stdout  # fmt: skip
+
+
+def test_the_build_reports_and_records_the_registry_digest(built, delivery):
+    record, output = built
     registry = delivery.env["DELIVERY_REGISTRY__ADDRESS"]
     manifest = requests.head(
-        f"http://{registry}/v2/sentiment-api/manifests/{built['digest']}",
+        f"http://{registry}/v2/sentiment-api/manifests/{record.digest}",
         headers={
             "Accept": "application/vnd.docker.distribution.manifest.v2+json, "
             "application/vnd.oci.image.manifest.v1+json"
@@ -49,44 +56,45 @@ def test_the_build_reports_and_records_the_registry_digest(
         timeout=10,
     )
     assert manifest.status_code == 200
-    assert manifest.headers["Docker-Content-Digest"] == built["digest"]
-    assert built["image"] == f"{registry}/sentiment-api@{built['digest']}"
-    assert built["image"] in built["output"]
-    assert f"size     {built['size_mb']} MB" in built["output"]
-    assert built["size_bytes"] > 50_000_000
+    assert manifest.headers["Docker-Content-Digest"] == record.digest
+    assert record.image == f"{registry}/sentiment-api@{record.digest}"
+    assert record.image in output
+    assert f"size     {record.size_mb} MB" in output
+    assert record.size_bytes > 50_000_000
 
 
-def test_the_labels_name_the_commit_and_the_model(
-    built: dict[str, Any], trained_registry: Path
-) -> None:
-    model = ModelRegistry(trained_registry).load().metadata
-    labels = built["labels"]
-    assert labels["io.github.sentiment-mlops.model.version"] == model.version
-    assert labels["io.github.sentiment-mlops.model.sha256"] == model.sha256
-    head = subprocess.run(
-        ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-    ).stdout.strip()
-    assert labels["org.opencontainers.image.revision"].removesuffix("-dirty") == head
-    assert labels["org.opencontainers.image.created"] == built["built_at"]
-    assert labels["org.opencontainers.image.version"] == built["version"]
+def test_the_labels_name_the_commit_and_the_model(built, trained_registry):
+    record, _ = built
+    model = ModelRegistry(trained_registry).metadata()
+    found = record.labels
+    assert found[labels.MODEL_VERSION] == model.version
+    assert found[labels.MODEL_SHA256] == model.sha256
+    assert found[labels.REVISION].removesuffix("-dirty") == head_commit()
+    assert found[labels.SOURCE_TREE] == record.source_tree
+    assert found[labels.CREATED] == record.model_dump(mode="json")["built_at"]
+    assert found[labels.VERSION] == record.version
 
 
-def test_the_image_carries_only_what_serving_needs(engine: Engine, built: dict[str, Any]) -> None:
-    listing = subprocess.run(
-        [engine.binary, "run", "--rm", "--entrypoint", "sh", built["tag"], "-c",
-         "ls -1 /app; ls -1 /app/config; ls / | grep -x wheels; command -v gcc cc pip; "
-         "ls /opt/venv/lib/python3.11/site-packages/sklearn/tests"],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
-    assert listing.stdout.split() == [
-        "config", "models", "base.yaml", "dev.yaml", "prod.yaml", "stage.yaml", "test.yaml",
-    ]  # fmt: skip
+def test_the_image_holds_the_serving_runtime_and_no_release_code(engine, built):
+    tag = built[0].tag
+    site = "/opt/venv/lib/python3.11/site-packages"
+    listing = _in_image(engine, tag, f"ls -1 /app /app/config; ls -1 {site}; ls -1 /opt/venv/bin")
+    names = set(listing.split())
+    assert {"config", "models", "base.yaml", "dev.yaml", "prod.yaml", "stage.yaml"} <= names
+    assert {"service", "model", "flask", "sklearn", "sentiment-serve"} <= names
+    assert not names & {*RELEASE_PACKAGES, *RELEASE_ONLY_LIBRARIES, "sentiment", "pip"}
+    assert not names & {"promotion.yaml", "delivery.yaml", "training.yaml", "wheels"}
+    # Nor anywhere else: no module of the release tooling can be imported in the image.
+    probe = "; ".join(
+        f"python3 -c 'import {name}' 2>/dev/null && echo {name}"
+        for name in (*RELEASE_PACKAGES, *RELEASE_ONLY_LIBRARIES)
+    )
+    assert _in_image(engine, tag, probe).split() == []
+    assert _in_image(engine, tag, "command -v gcc cc pip; ls /wheels 2>/dev/null").split() == []
 
 
-def test_the_healthcheck_probes_readiness(
-    engine: Engine, built: dict[str, Any], on_test: dict[str, Any], delivery: Delivery
-) -> None:
-    details = engine.image_inspect(built["tag"])
+def test_the_healthcheck_probes_readiness(engine, built, on_test, delivery):
+    details = engine.image_inspect(built[0].tag)
     # Docker keeps it under Config, Podman at the top level.
     healthcheck = (details.get("Config") or {}).get("Healthcheck") or details.get("Healthcheck")
     assert healthcheck, "the HEALTHCHECK was lost (podman needs --format docker)"
@@ -96,7 +104,7 @@ def test_the_healthcheck_probes_readiness(
     assert _exec(engine, delivery.container("test"), *command[1:]).returncode == 0
 
 
-def test_the_lecture_curl_request_works(on_test: dict[str, Any], delivery: Delivery) -> None:
+def test_the_documented_curl_request_works(on_test, delivery):
     curl = shutil.which("curl")
     if curl is None:
         pytest.skip("curl is not installed")
@@ -110,15 +118,11 @@ def test_the_lecture_curl_request_works(on_test: dict[str, Any], delivery: Deliv
     assert abs(body["positive"] + body["negative"] - 1) < 1e-9
 
 
-def test_it_runs_as_a_non_root_user(
-    engine: Engine, on_test: dict[str, Any], delivery: Delivery
-) -> None:
+def test_it_runs_as_a_non_root_user(engine, on_test, delivery):
     assert _exec(engine, delivery.container("test"), "id", "-u").stdout.strip() == "10001"
 
 
-def test_the_root_filesystem_is_read_only_and_tmp_is_writable(
-    engine: Engine, on_test: dict[str, Any], delivery: Delivery
-) -> None:
+def test_the_root_filesystem_is_read_only_and_tmp_is_writable(engine, on_test, delivery):
     name = delivery.container("test")
     for path in ("/app/x", "/opt/venv/x", "/app/config/x"):
         refused = _exec(engine, name, "sh", "-c", f"echo > {path}")
@@ -127,53 +131,49 @@ def test_the_root_filesystem_is_read_only_and_tmp_is_writable(
     assert _exec(engine, name, "sh", "-c", "echo > /tmp/x").returncode == 0
 
 
-def test_it_reports_the_model_baked_in(on_test: dict[str, Any], built: dict[str, Any],
-                                       delivery: Delivery) -> None:  # fmt: skip
+def test_it_reports_the_model_baked_in(on_test, built, delivery):
     model = requests.get(f"{delivery.url('test')}/v1/model", timeout=5).json()
-    assert model["model"]["version"] == built["model"]["version"] == on_test["model_version"]
-    assert model["model"]["sha256"] == built["model"]["sha256"]
+    assert model["model"]["version"] == built[0].model.version == on_test.model_version
+    assert model["model"]["sha256"] == built[0].model.sha256
     assert model["service"]["environment"] == "test"
 
 
 def test_test_and_stage_run_the_same_image_with_their_own_config(
-    engine: Engine, on_test: dict[str, Any], on_stage: dict[str, Any], delivery: Delivery,
-    built: dict[str, Any],
-) -> None:  # fmt: skip
-    assert on_test["image"] == on_stage["image"] == built["image"]
-    image_id = engine.image_inspect(built["image"])["Id"]
-    for environment in ("test", "stage"):
+    engine, on_test, on_stage, delivery, built
+):
+    record = built[0]
+    assert on_test.image == on_stage.image == record.image
+    image_id = engine.image_inspect(record.image)["Id"]
+    for environment, deployed in (("test", on_test), ("stage", on_stage)):
         container = engine._inspect("container", delivery.container(environment))
         assert container["Image"].removeprefix("sha256:") == image_id.removeprefix("sha256:")
         info = requests.get(f"{delivery.url(environment)}/v1/model", timeout=5).json()
         assert info["service"]["environment"] == environment
-        revision = built["labels"]["org.opencontainers.image.revision"]
-        assert info["service"]["git_commit"] == revision
+        assert info["service"]["git_commit"] == record.labels[labels.REVISION]
+        assert deployed.config_sha256 != ""
+    assert on_test.config_sha256 != on_stage.config_sha256
 
 
-def test_status_shows_what_runs_where(
-    on_test: dict[str, Any], on_stage: dict[str, Any], delivery: Delivery, built: dict[str, Any]
-) -> None:
-    rows = {row["environment"]: row for row in json.loads(delivery.run("status", "--json").stdout)}
+def test_status_shows_what_runs_where(on_test, on_stage, delivery, built):
+    rows = status(delivery)
     for environment in ("test", "stage"):
         assert rows[environment]["state"] == "running"
         assert rows[environment]["health"] == "ready"
-        assert rows[environment]["image"] == built["image"]
-        assert rows[environment]["model_version"] == built["model"]["version"]
+        assert rows[environment]["image"] == built[0].image
+        assert rows[environment]["model_version"] == built[0].model.version
+        assert rows[environment]["release"] == "deployed without promotion"
     assert rows["prod"]["state"] == "not deployed"
 
 
-def test_render_pins_the_deployed_digest(on_stage: dict[str, Any], delivery: Delivery) -> None:
+def test_render_pins_the_deployed_digest(on_stage, delivery):
     rendered = delivery.run("render", "stage").stdout
-    assert f"image: {on_stage['image']}" in rendered
+    assert f"image: {on_stage.image}" in rendered
 
 
-def test_redeploying_replaces_the_container(
-    engine: Engine, on_test: dict[str, Any], delivery: Delivery
-) -> None:
+def test_redeploying_replaces_the_container(engine, on_test, delivery):
     delivery.run("deploy", "test")
     record = delivery.deployment("test")
-    assert record["replaced_previous"] is True
-    assert record["seconds_to_ready"] < 60
+    assert record.replaced_previous is True
     listed = subprocess.run(
         [engine.binary, "ps", "--all", "--filter", f"name={delivery.container('test')}",
          "--format", "{{.Names}}"],
@@ -182,16 +182,14 @@ def test_redeploying_replaces_the_container(
     assert listed.stdout.split() == [delivery.container("test")]
 
 
-def test_an_unknown_digest_is_refused_and_test_keeps_running(
-    on_test: dict[str, Any], delivery: Delivery
-) -> None:
+def test_an_unknown_digest_is_refused_and_test_keeps_running(on_test, delivery):
     done = delivery.run("deploy", "test", "--image", "sha256:" + "0" * 64, check=False)
     assert done.returncode == 1
     assert "is not in the registry" in done.stderr
     assert requests.get(f"{delivery.url('test')}/readyz", timeout=5).status_code == 200
 
 
-def test_a_port_in_use_is_refused(delivery: Delivery, built: dict[str, Any]) -> None:
+def test_a_port_in_use_is_refused(delivery, built):
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", delivery.ports["dev"]))
         squatter.listen()
@@ -201,12 +199,12 @@ def test_a_port_in_use_is_refused(delivery: Delivery, built: dict[str, Any]) -> 
     assert "in use" in done.stderr
 
 
-def test_a_container_that_never_gets_ready_fails_with_its_logs(
-    delivery: Delivery, built: dict[str, Any], tmp_path: Path
-) -> None:
+def test_a_container_that_never_gets_ready_fails_with_its_logs(delivery, built, tmp_path):
     config = tmp_path / "config"
-    shutil.copytree(CONFIG_DIR, config)
-    (config / "prod.yaml").write_text("model:\n  version: 20990101T000000Z-deadbeef\n")
+    shutil.copytree(SERVICE_CONFIG_DIR, config)
+    (config / "prod.yaml").write_text(
+        "service:\n  customer_facing: true\nmodel:\n  version: 20990101T000000Z-deadbeef\n"
+    )
     done = delivery.run("deploy", "prod", check=False, SENTIMENT_CONFIG_DIR=str(config))
     assert done.returncode == 1
     assert "did not become ready" in done.stderr
@@ -215,9 +213,7 @@ def test_a_container_that_never_gets_ready_fails_with_its_logs(
     assert not (delivery.state_dir / "deployments" / "prod.json").exists()
 
 
-def test_sigterm_stops_it_gracefully(
-    engine: Engine, delivery: Delivery, built: dict[str, Any]
-) -> None:
+def test_sigterm_stops_it_gracefully(engine, delivery, built):
     delivery.run("deploy", "dev")
     name = delivery.container("dev")
     subprocess.run([engine.binary, "stop", "--time", "30", name], capture_output=True, check=True)

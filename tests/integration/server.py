@@ -1,11 +1,11 @@
-"""Starts `sentiment serve` (gunicorn) as a subprocess on a free port, and always stops it."""
+"""Starts `sentiment-serve` (gunicorn; the image's command) as a subprocess on a free port,
+and always stops it."""
 
 import os
 import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,8 +13,10 @@ from pathlib import Path
 
 import requests
 
+from support.waiting import wait_until
+
 ROOT = Path(__file__).resolve().parents[2]
-SENTIMENT = Path(sys.executable).parent / "sentiment"
+SERVE = Path(sys.executable).parent / "sentiment-serve"
 
 
 def free_port() -> int:
@@ -63,7 +65,7 @@ def running_server(
     log_path = workdir / "server.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [str(SENTIMENT), "serve"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            [str(SERVE)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
     server = Server(f"http://127.0.0.1:{port}", process, log_path, workdir / "metrics")
     try:
@@ -74,14 +76,14 @@ def running_server(
 
 
 def _wait_until_alive(server: Server, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def alive() -> bool | None:
         if server.process.poll() is not None:
             raise RuntimeError(f"server exited with {server.process.returncode}:\n{server.logs()}")
         try:
-            if requests.get(f"{server.base_url}/healthz", timeout=1).status_code == 200:
-                return
+            return requests.get(f"{server.base_url}/healthz", timeout=1).status_code == 200 or None
         except requests.ConnectionError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"server did not answer within {timeout}s:\n{server.logs()}")
+            return None
+
+    wait_until(
+        alive, timeout=timeout, interval=0.1, what=lambda: f"the server answers:\n{server.logs()}"
+    )

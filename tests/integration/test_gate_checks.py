@@ -1,19 +1,18 @@
 """The gates' checks against real gunicorn servers: each passes on a sound service and
 fails, saying why, on the fault it is there to catch."""
 
-from pathlib import Path
-
 import pytest
 
-from gates.checks import run_pytest
-from gates.load_test import run_load_test
-from gates.skew import SkewError, check_latency, check_skew, held_out_split
-from model_registry import ModelRegistry
-from settings.schema import LatencyBudgetSettings, LoadTestSettings, SkewSettings
-from tests.conftest import FIXTURE_DATA, LENIENT_GATE, make_settings
+from gates.checks import configure
+from gates.checks.skew import SkewError, held_out_split
+from gates.evidence import EvidenceStore
+from gates.runner import GateRunner
+from gates.subject import Subject
+from model import ModelRegistry
+from support.project import Project
+from tests.conftest import FIXTURE_DATA, FIXTURE_UAT, ROOT, train_fixture_model
 
 pytestmark = pytest.mark.integration
-FIXTURE_UAT = FIXTURE_DATA.parent / "uat" / "expectations.yaml"
 
 
 @pytest.fixture
@@ -26,54 +25,59 @@ def bundle(trained_registry):
     return ModelRegistry(trained_registry).load("current")
 
 
-def suite(name, args, tmp_path):
-    reports = tmp_path / name
-    reports.mkdir()
-    return run_pytest(name, args, reports, tmp_path)
+def subject_of(bundle, **changes) -> Subject:
+    metadata = bundle.metadata
+    fields = {"git_commit": "0" * 40, "source_tree": "1" * 40,
+              "model_version": metadata.version, "model_sha256": metadata.sha256}  # fmt: skip
+    return Subject(**{**fields, **changes})
+
+
+def gate(tmp_path, bundle, url, checks, **subject_changes):
+    """One gate run of `checks` (name -> policy entry) against `url`, as stage would."""
+    runner = GateRunner(EvidenceStore(tmp_path / "evidence"), Project(ROOT), None,
+                        lambda: FIXTURE_DATA)  # fmt: skip
+    configured = [configure(name, entry) for name, entry in checks.items()]
+    subject = subject_of(bundle, **subject_changes)
+    record = runner.run("test", "test", subject, configured, url, lambda: bundle)
+    return {check.name: check for check in record.checks}
 
 
 def test_smoke_checks_pass_on_the_expected_build_and_fail_on_another(served, bundle, tmp_path):
-    args = ["tests/smoke", "--base-url", served.base_url, "--expected-environment", "test"]
-    sha256 = bundle.metadata.sha256
-    passed = suite("smoke", [*args, "--expected-model-sha256", sha256], tmp_path)
-    assert passed.passed, passed.failures
+    passed = gate(tmp_path / "a", bundle, served.base_url, {"smoke": None})["smoke"]
+    assert passed.result == "passed", passed.failures
     assert passed.figures["passed"] == passed.figures["tests"] >= 6
-    wrong = suite("wrong", [*args, "--expected-model-sha256", "0" * 64], tmp_path)
-    assert not wrong.passed
+    wrong = gate(tmp_path / "b", bundle, served.base_url, {"smoke": None},
+                 model_sha256="0" * 64)["smoke"]  # fmt: skip
+    assert wrong.result == "failed"
     assert wrong.figures["failed"] == 1
 
 
-def test_uat_fails_a_model_that_gets_a_golden_review_wrong(served, tmp_path):
+def test_uat_fails_a_model_that_gets_a_golden_review_wrong(served, bundle, tmp_path):
     # The fixture model calls "This phone is junk, it broke after two days." positive.
-    team_set = suite("uat", ["tests/uat", "--base-url", served.base_url], tmp_path)
-    assert not team_set.passed
-    assert team_set.figures["failed"] >= 1
-    fitting = ["tests/uat", "--base-url", served.base_url, "--uat-expectations", str(FIXTURE_UAT)]
-    assert suite("fitting", fitting, tmp_path).passed
+    team_set = {"uat": {"check": "pytest", "args": ["tests/uat"]}}
+    result = gate(tmp_path / "a", bundle, served.base_url, team_set)["uat"]
+    assert result.result == "failed"
+    assert result.figures["failed"] >= 1
+    fitting = {"uat": {"check": "pytest",
+                       "args": ["tests/uat", "--uat-expectations", str(FIXTURE_UAT)]}}  # fmt: skip
+    assert gate(tmp_path / "b", bundle, served.base_url, fitting)["uat"].result == "passed"
 
 
-def test_the_served_model_reproduces_its_recorded_evaluation(served, bundle):
-    split = held_out_split(bundle, FIXTURE_DATA)
-    result = check_skew(served.base_url, bundle, split, SkewSettings(max_score_difference=1e-9), 4)
-    assert result.passed, result.failures
-    assert result.figures["reviews"] == len(split.test_texts)
+def test_the_served_model_reproduces_its_recorded_evaluation(served, bundle, tmp_path):
+    skew = gate(tmp_path, bundle, served.base_url, {"skew": {"max_score_difference": 1e-9}})
+    result = skew["skew"]
+    assert result.result == "passed", result.failures
+    assert result.figures["reviews"] == len(held_out_split(bundle, FIXTURE_DATA).test_texts)
     assert result.figures["max_score_difference"] <= 1e-9
 
 
 def test_another_model_behind_the_url_is_caught(own_server, bundle, tmp_path):
-    from training.train import train
-
     other_registry = tmp_path / "other"
-    settings = make_settings(
-        **LENIENT_GATE,
-        **{"model.registry_dir": other_registry, "training.classifier.C": 0.05},
-    )
-    train(settings, FIXTURE_DATA)
+    train_fixture_model(other_registry, **{"training.classifier.C": 0.05})
     other = own_server(tmp_path / "server", other_registry, workers=1)
-    split = held_out_split(bundle, FIXTURE_DATA)
-    result = check_skew(other.base_url, bundle, split, SkewSettings(max_score_difference=1e-9), 64)
-    assert not result.passed
-    assert "scored differently by the service" in result.failures[0]
+    skew = gate(tmp_path, bundle, other.base_url, {"skew": {"max_score_difference": 1e-9}})
+    assert skew["skew"].result == "failed"
+    assert "scored differently by the service" in skew["skew"].failures[0]
 
 
 def test_data_that_differs_from_the_evaluated_data_is_refused(bundle, tmp_path):
@@ -87,25 +91,26 @@ def test_data_that_differs_from_the_evaluated_data_is_refused(bundle, tmp_path):
         held_out_split(bundle, changed)
 
 
-def test_the_load_test_measures_and_judges_against_its_thresholds(served, tmp_path):
-    load = LoadTestSettings(
-        users=2, spawn_rate=2, run_time_seconds=3,
-        max_failure_ratio=0, max_p95_ms=5000, max_p99_ms=5000, min_rps=1_000_000,
-    )  # fmt: skip
-    result = run_load_test(served.base_url, load, tmp_path, tmp_path)
+def test_the_load_test_measures_and_judges_against_its_thresholds(served, bundle, tmp_path):
+    load = {
+        "users": 2, "spawn_rate": 2, "run_time_seconds": 3,
+        "max_failure_ratio": 0, "max_p95_ms": 5000, "max_p99_ms": 5000, "min_rps": 1_000_000,
+    }  # fmt: skip
+    result = gate(tmp_path, bundle, served.base_url, {"load": load})["load"]
     assert result.figures["requests"] > 0
     assert result.figures["failures"] == 0
-    assert not result.passed
+    assert result.result == "failed"
     assert result.failures == [f"{result.figures['rps']:.1f} requests/s is below min_rps 1000000"]
-    assert {Path(report).name for report in result.reports} >= {"locust.html", "locust_stats.csv"}
+    assert {report.rsplit("/", 1)[-1] for report in result.reports} >= {
+        "locust.html", "locust_stats.csv",
+    }  # fmt: skip
 
 
-def test_the_latency_budget_is_per_request(served):
-    texts = ["Great phone.", "Awful food."]
-    generous = LatencyBudgetSettings(requests=10, max_p95_ms=10_000, max_ms=10_000)
-    result = check_latency(served.base_url, texts, generous)
-    assert result.passed, result.failures
+def test_the_latency_budget_is_per_request(served, bundle, tmp_path):
+    generous = {"requests": 10, "max_p95_ms": 10_000, "max_ms": 10_000}
+    result = gate(tmp_path / "a", bundle, served.base_url, {"latency": generous})["latency"]
+    assert result.result == "passed", result.failures
     assert result.figures["requests"] == 10
-    impossible = LatencyBudgetSettings(requests=10, max_p95_ms=0.001, max_ms=0.001)
-    failed = check_latency(served.base_url, texts, impossible)
+    impossible = {"requests": 10, "max_p95_ms": 0.001, "max_ms": 0.001}
+    failed = gate(tmp_path / "b", bundle, served.base_url, {"latency": impossible})["latency"]
     assert [message.split(" ")[0] for message in failed.failures] == ["p95", "the"]

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.integration
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
-def test_the_lectures_curl_call_gets_a_negative_leaning_score(base_url):
+def test_the_documented_curl_call_gets_a_negative_leaning_score(base_url):
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed")
     output = subprocess.run(

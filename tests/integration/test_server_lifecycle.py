@@ -6,8 +6,8 @@ import re
 import pytest
 import requests
 
-from model_registry.bundle import MODEL_FILE
-from tests.conftest import FIXTURE_DATA, LENIENT_GATE, make_settings
+from model.bundle import MODEL_FILE
+from tests.conftest import train_fixture_model
 
 pytestmark = pytest.mark.integration
 
@@ -47,10 +47,7 @@ def test_not_ready_without_a_model_then_ready_once_one_is_published(own_server, 
     assert "no current model" in first.logs()
     first.stop()
 
-    from training.train import train
-
-    settings = make_settings(**LENIENT_GATE, **{"model.registry_dir": registry_dir})
-    published = train(settings, FIXTURE_DATA).published
+    published = train_fixture_model(registry_dir).published
     second = own_server(tmp_path / "second", registry_dir, workers=1)
     ready = requests.get(f"{second.base_url}/readyz", timeout=5)
     assert ready.status_code == 200

@@ -9,8 +9,8 @@ from flask.testing import FlaskClient
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
-from service import create_app
-from settings import Settings
+from service.app import create_app
+from service.settings import Settings
 from tests.conftest import make_settings, repository_config_only
 
 

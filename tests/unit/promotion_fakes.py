@@ -1,11 +1,28 @@
-"""Stand-ins for promotion's stages: deploys and gates that only record and obey a script."""
+"""Stand-ins for promotion: a deploy target that only records, a check kind the tests
+script, tags, and policies written as YAML. The rules, the gate runner, evidence and
+ledgers they drive are the real ones."""
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import ClassVar
 
-from delivery.errors import DeliveryError, NotReadyError
-from gates.evidence import EvidenceStore, timestamp, utc_now
+import yaml
+
+from delivery.errors import NotReadyError
+from delivery.records import DeploymentRecord
+from delivery.references import digest_of
+from delivery.targets import EnvironmentStatus
+from gates.checks import CheckResult, GateContext
+from gates.checks.base import Check, register
+from gates.evidence import CheckRecord, EvidenceRecord, EvidenceStore
+from gates.runner import GateRunner
 from gates.subject import Subject
+from promotion.ledger import Ledger
+from promotion.policy import Policy
+from promotion.promote import Promoter
+from support.clock import utc_now
+from support.project import Project
+from tests.conftest import FIXTURE_DATA, ROOT
 
 
 def subject(number: int, dirty: bool = False) -> Subject:
@@ -27,60 +44,153 @@ def evidence(
     about: Subject,
     passed: bool = True,
     environment: str | None = None,
-) -> dict:
+) -> EvidenceRecord:
+    """A gate record written straight into the store, as an earlier gate run would."""
     moment = utc_now()
-    record = {
-        "id": store.new_id(gate, about.key, moment),
-        "gate": gate,
-        "environment": environment or gate,
-        "subject": about.as_record(),
-        "result": "passed" if passed else "failed",
-        "failures": [] if passed else [f"{gate}: made to fail"],
-        "checks": [],
-        "started_at": timestamp(moment),
-    }
+    result = "passed" if passed else "failed"
+    record = EvidenceRecord(
+        id=store.new_id(gate, about.key, moment),
+        gate=gate,
+        environment=environment or gate,
+        subject=about,
+        url=None,
+        config_sha256=None,
+        checked_from_commit="0" * 40,
+        started_at=moment,
+        finished_at=moment,
+        seconds=0.0,
+        result=result,
+        checks=[
+            CheckRecord(
+                name="scripted",
+                result=result,
+                seconds=0,
+                figures={},
+                failures=[] if passed else ["made to fail"],
+                reports=[],
+            )
+        ],
+        failures=[] if passed else [f"{gate}: made to fail"],
+        reports_dir=f"reports/{gate}",
+        actor="tester",
+        ci_run=None,
+    )
     store.append(record)
     return record
 
 
+@register
+class Scripted(Check):
+    """A check kind only the tests have: it passes unless its environment and the subject's
+    digest are listed in FAILING, and it logs every run."""
+
+    kind = "scripted"
+    FAILING: ClassVar[set[tuple[str, str | None]]] = set()
+    RUNS: ClassVar[list[tuple[str, str, str | None, str | None]]] = []
+
+    def check(self, context: GateContext, result: CheckResult) -> None:
+        key = (context.environment, context.subject.digest)
+        self.RUNS.append((self.name, context.environment, context.subject.digest, context.url))
+        result.figures["runs"] = len(self.RUNS)
+        if key in self.FAILING:
+            result.fail(f"{self.name} made to fail in {context.environment}")
+
+
+def reset_scripted() -> Iterator[None]:
+    Scripted.FAILING.clear()
+    Scripted.RUNS.clear()
+    yield
+    Scripted.FAILING.clear()
+    Scripted.RUNS.clear()
+
+
 @dataclass
-class FakeStages:
-    store: EvidenceStore
-    subjects: dict[str, Subject]
-    # (environment, digest) pairs whose gate or smoke fails, or whose deploy fails.
-    failing: set[tuple[str, str]] = field(default_factory=set)
+class FakeTarget:
+    """A deploy target that runs nothing: it remembers what runs where, and obeys a script."""
+
+    kind = "fake"
     undeployable: set[str] = field(default_factory=set)
     running: dict[str, str] = field(default_factory=dict)
     calls: list[tuple[str, ...]] = field(default_factory=list)
 
-    def subject(self, reference: str) -> Subject:
-        self.calls.append(("subject", reference))
-        return self.subjects[reference]
+    def describe(self) -> str:
+        return "stand-in target"
 
-    def deploy(self, environment: str, reference: str) -> str:
+    def deploy(self, environment: str, reference: str) -> DeploymentRecord:
         self.calls.append(("deploy", environment, reference))
         if reference in self.undeployable:
             self.running.pop(environment, None)
             raise NotReadyError(f"container for {reference} never became ready")
         self.running[environment] = reference
-        return f"http://127.0.0.1/{environment}"
+        return DeploymentRecord(
+            environment=environment, image=reference, digest=digest_of(reference),
+            target="local", url=f"http://stand-in/{environment}", config_sha256="0" * 64,
+            model_version=None, deployed_at=utc_now(), seconds_to_ready=0.0,
+            replaced_previous=False,
+        )  # fmt: skip
 
-    def gate(self, environment: str, about: Subject, url: str) -> dict[str, Any]:
-        self.calls.append(("gate", environment, about.digest))
-        passed = (environment, about.digest) not in self.failing
-        return evidence(self.store, environment, about, passed)
-
-    def smoke(self, gate: str, environment: str, about: Subject, url: str) -> dict[str, Any]:
-        self.calls.append(("smoke", gate, environment, about.digest))
-        passed = (environment, about.digest) not in self.failing
-        return evidence(self.store, gate, about, passed, environment)
-
-    def deploy_failed(
-        self, gate: str, environment: str, about: Subject, error: DeliveryError
-    ) -> dict[str, Any]:
-        self.calls.append(("deploy_failed", gate, environment, about.digest))
-        return evidence(self.store, gate, about, passed=False, environment=environment)
-
-    def remove(self, environment: str) -> None:
+    def remove(self, environment: str) -> bool:
         self.calls.append(("remove", environment))
-        self.running.pop(environment, None)
+        return self.running.pop(environment, None) is not None
+
+    def status(self, environment: str) -> EnvironmentStatus:
+        image = self.running.get(environment)
+        return EnvironmentStatus(environment, "running" if image else "not deployed", image, "-")
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class FakeTags:
+    tags: dict[str, str] = field(default_factory=dict)  # tag -> commit
+
+    def release_tags(self, commit: str, pattern: str) -> list[str]:
+        from fnmatch import fnmatchcase
+
+        found = [t for t, c in self.tags.items() if c == commit and fnmatchcase(t, pattern)]
+        return sorted(found, reverse=True)
+
+    def tag_commit(self, tag: str) -> str | None:
+        return self.tags.get(tag)
+
+    def create_tag(self, tag: str, commit: str) -> None:
+        self.tags[tag] = commit
+
+
+def policy_from(text: str) -> Policy:
+    return Policy.model_validate(yaml.safe_load(text))
+
+
+FOUR_ENVIRONMENTS = """
+release_tag_pattern: "v*"
+lock_timeout_seconds: 0
+state_branch: delivery-state
+state_remote: origin
+rollback_checks: {smoke: {check: scripted}}
+environments:
+  - {name: dev, port: 8001, github_environment: dev, checks: {unit: {check: scripted}}}
+  - {name: test, port: 8002, github_environment: test, checks: {load: {check: scripted}}}
+  - {name: stage, port: 8003, github_environment: stage, checks: {uat: {check: scripted}}}
+  - name: prod
+    port: 8004
+    github_environment: production
+    requires_release_tag: true
+    on_gate_failure: rollback
+    checks: {smoke: {check: scripted}}
+"""
+
+
+def make_promoter(
+    tmp_path, policy: Policy, subjects: dict[str, Subject], tags: FakeTags | None = None
+) -> Promoter:
+    store = EvidenceStore(tmp_path / "evidence")
+    return Promoter(
+        policy=policy,
+        target=FakeTarget(),
+        gates=GateRunner(store, Project(ROOT), None, lambda: FIXTURE_DATA),
+        subject_of=lambda reference: subjects[reference],
+        store=store,
+        ledger=Ledger(tmp_path / "ledger"),
+        tags=tags or FakeTags(),
+    )

@@ -1,19 +1,23 @@
 """Every endpoint through Flask's test client; responses are checked against /openapi.json."""
 
 import json
+from importlib.metadata import version
 
 import pytest
 
-from model_registry.bundle import MODEL_FILE
+from model import ModelRegistry
+from model.bundle import MODEL_FILE
+from service.app import create_app
+from tests.conftest import make_settings, train_fixture_model
 
 
-def lecture_post(client, body: str, path="/predict/"):
+def curl_post(client, body: str, path="/predict/"):
     """What `curl -X POST URL -d '<body>'` sends: a form Content-Type around JSON text."""
     return client.post(path, data=body, content_type="application/x-www-form-urlencoded")
 
 
-def test_lecture_call_scores_one_review(client):
-    response = lecture_post(client, '{"review":"Thanks, I hate it"}')
+def test_the_documented_curl_call_scores_one_review(client):
+    response = curl_post(client, '{"review":"Thanks, I hate it"}')
     assert response.status_code == 200
     body = response.get_json()
     assert set(body) == {"positive", "negative", "model_version"}
@@ -39,17 +43,45 @@ def test_batch_scores_each_review_in_order(client):
     body = response.get_json()
     assert [p["label"] for p in body["predictions"]] == ["positive", "negative", "positive"]
     assert body["request_id"] == "req-42"
-    single = lecture_post(client, json.dumps({"review": reviews[1]})).get_json()
+    single = curl_post(client, json.dumps({"review": reviews[1]})).get_json()
     assert body["predictions"][1]["positive"] == single["positive"]
     assert body["model_version"] == single["model_version"]
 
 
-def test_labels_follow_the_threshold(client):
-    body = client.post("/v1/predict", json={"reviews": ["great", "awful", "ok"]}).get_json()
+REVIEWS = ["great", "awful", "ok", "I love it", "never again, it broke"]
+
+
+def offline_scores(registry_dir, reviews):
+    """P(positive) straight from the bundle's scikit-learn pipeline, not through the API."""
+    bundle = ModelRegistry(registry_dir).load()
+    column = list(bundle.model.classes_).index(1)
+    return bundle.metadata, bundle.model.predict_proba(reviews)[:, column].tolist()
+
+
+def test_scores_are_the_model_own_and_labels_follow_its_threshold(client, trained_registry):
+    metadata, expected = offline_scores(trained_registry, REVIEWS)
+    body = client.post("/v1/predict", json={"reviews": REVIEWS}).get_json()
+    assert [p["positive"] for p in body["predictions"]] == pytest.approx(expected, abs=1e-12)
+    assert [p["label"] for p in body["predictions"]] == [
+        "positive" if score >= metadata.threshold else "negative" for score in expected
+    ]
     for prediction in body["predictions"]:
-        expected = "positive" if prediction["positive"] >= 0.5 else "negative"
-        assert prediction["label"] == expected
-        assert prediction["negative"] == 1.0 - prediction["positive"]
+        assert prediction["negative"] == pytest.approx(1.0 - prediction["positive"], abs=1e-15)
+
+
+def test_a_bundle_with_another_threshold_labels_by_that_threshold(tmp_path):
+    """Not a 0.5 written into the service: a model published with threshold 0.99 calls
+    almost everything negative."""
+    registry_dir = tmp_path / "strict"
+    train_fixture_model(registry_dir, **{"training.threshold": 0.99})
+    metadata, scores = offline_scores(registry_dir, REVIEWS)
+    assert metadata.threshold == 0.99
+    assert any(0.5 <= score < 0.99 for score in scores), scores  # a case that tells them apart
+    client = create_app(make_settings("test", **{"model.registry_dir": registry_dir})).test_client()
+    body = client.post("/v1/predict", json={"reviews": REVIEWS}).get_json()
+    assert [p["label"] for p in body["predictions"]] == [
+        "positive" if score >= 0.99 else "negative" for score in scores
+    ]
 
 
 NESTED = "[" * 30_000 + "]" * 30_000  # deep, yet under the 64 KiB body limit
@@ -81,7 +113,7 @@ NESTED = "[" * 30_000 + "]" * 30_000  # deep, yet under the 64 KiB body limit
     ],
 )
 def test_bad_single_requests_get_a_json_4xx(client, body, status, code):
-    response = lecture_post(client, body)
+    response = curl_post(client, body)
     assert response.status_code == status, response.get_json()
     error = response.get_json()["error"]
     assert error["code"] == code
@@ -115,7 +147,7 @@ def test_health_ready_and_model_info(client, settings):
     assert info["model"]["dataset"]["rows"] == 72
     assert info["service"] == {
         "environment": "test",
-        "version": info["service"]["version"],
+        "version": version("sentiment-service"),
         "git_commit": settings.build.git_commit,
         "build_id": settings.build.build_id,
     }
@@ -158,9 +190,6 @@ def test_request_ids_are_propagated_or_generated(client):
 
 @pytest.fixture
 def not_ready_client(registry_copy, tmp_path):
-    from service import create_app
-    from tests.conftest import make_settings
-
     def build(damage):
         damage(registry_copy)
         settings = make_settings("test", **{"model.registry_dir": registry_copy.root})
@@ -206,8 +235,7 @@ def test_a_bad_bundle_keeps_the_service_alive_but_not_ready(
 
 
 def test_the_model_is_loaded_once_not_per_request(trained_registry, monkeypatch):
-    from model_registry import registry as registry_module
-    from service import create_app
+    from model import registry as registry_module
     from tests.conftest import make_settings
 
     loads = []

@@ -56,9 +56,10 @@ def test_no_engine_at_all(bin_dir: Path) -> None:
 
 def test_podman_builds_in_docker_format_to_keep_the_healthcheck(bin_dir: Path) -> None:
     engine, calls = fake_engine(bin_dir, "podman")
-    engine.build(Path("/ctx"), "r/n:t", {"A": "1"})
+    engine.build(Path("/ctx"), "r/n:t", {"A": "1"}, {"org.example.x": "y z"})
     assert calls.read_text().split() == [
-        "build", "--tag", "r/n:t", "--format", "docker", "--build-arg", "A=1", "/ctx",
+        "build", "--tag", "r/n:t", "--format", "docker", "--build-arg", "A=1",
+        "--label", "org.example.x=y", "z", "/ctx",
     ]  # fmt: skip
 
 

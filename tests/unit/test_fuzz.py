@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
-from service import create_app
+from service.app import create_app
 from tests.conftest import make_settings
 
 SCORING = ["POST /predict/", "POST /predict", "POST /v1/predict"]

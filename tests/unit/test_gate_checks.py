@@ -1,15 +1,20 @@
-"""The pieces gates are made of: evidence records, pytest and command checks, load figures."""
+"""The pieces gates are made of: the check registry, evidence records, the pytest, command,
+quality and load checks, and how records are summarised."""
 
 import pytest
 
-from delivery.errors import DeliveryError
-from gates.checks import check_quality, junit_counts, run_commands, run_pytest
-from gates.evidence import EvidenceStore, describe
-from gates.load_test import aggregated_figures, judge
-from settings.schema import LoadTestSettings, QualityGateSettings
+from gates.checks import CHECKS, configure
+from gates.checks.load import LoadOptions, aggregated_figures, judge
+from gates.checks.pytest_suite import junit_counts
+from gates.evidence import EvidenceError, EvidenceStore
+from gates.runner import GateRunner
+from gates.summary import describe, markdown_table
+from support.project import Project
+from support.provenance import ci_run_url
+from tests.conftest import FIXTURE_DATA, ROOT
 from tests.unit.promotion_fakes import evidence, subject
 
-LOAD = LoadTestSettings(
+LOAD = LoadOptions(
     users=10, spawn_rate=5, run_time_seconds=30,
     max_failure_ratio=0.01, max_p95_ms=100, max_p99_ms=200, min_rps=20,
 )  # fmt: skip
@@ -20,13 +25,67 @@ STATS_HEADER = (
 )
 
 
+def test_every_documented_kind_is_registered():
+    assert {"quality", "commands", "pytest", "smoke", "load", "skew", "latency"} <= set(CHECKS)
+    assert {kind for kind, cls in CHECKS.items() if cls.needs_service} >= {
+        "smoke", "load", "skew", "latency",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "entry", "message"),
+    [
+        ("typo", None, r"no check of kind 'typo' \(kinds: "),
+        ("load", {"users": 0}, r"load options: users: Input should be greater than or equal to 1"),
+        ("unit", {"check": "pytest"}, r"pytest options: args: Field required"),
+        ("skew", {"max_score_difference": 1e-9, "tolerance": 1}, r"tolerance: Extra inputs"),
+    ],
+)
+def test_a_bad_check_entry_says_what_is_wrong(name, entry, message):
+    with pytest.raises(ValueError, match=message):
+        configure(name, entry)
+
+
+def test_the_name_is_the_kind_unless_check_says_otherwise():
+    lint = configure("lint", {"check": "commands", "commands": [["true"]]})
+    assert (lint.name, lint.kind, lint.options.commands) == ("lint", "commands", [["true"]])
+    assert configure("smoke", None).kind == "smoke"
+
+
+def gate(tmp_path, checks, url=None):
+    store = EvidenceStore(tmp_path / "evidence")
+    runner = GateRunner(store, Project(ROOT), None, lambda: FIXTURE_DATA)
+    return runner.run("test", "test", subject(1), checks, url), store
+
+
+def test_a_gate_records_each_check_its_kind_and_options(tmp_path):
+    record, store = gate(
+        tmp_path, [configure("lint", {"check": "commands", "commands": [["true"]]})]
+    )
+    assert record.passed
+    [check] = record.checks
+    assert (check.name, check.check, check.options["commands"]) == ("lint", "commands", [["true"]])
+    assert store.get(record.id) == record
+
+
+def test_a_check_that_needs_a_service_fails_without_one_and_says_why(tmp_path):
+    record, _ = gate(tmp_path, [configure("smoke", None)])
+    assert not record.passed
+    assert "needs a deployed service" in record.failures[0]
+
+
+def test_a_gate_without_checks_never_passes(tmp_path):
+    record, _ = gate(tmp_path, [])
+    assert record.result == "failed"
+
+
 def test_evidence_is_never_rewritten(tmp_path):
     store = EvidenceStore(tmp_path)
     record = evidence(store, "test", subject(1))
-    path = tmp_path / f"{record['id']}.json"
+    path = tmp_path / f"{record.id}.json"
     before = path.read_bytes()
-    with pytest.raises(DeliveryError, match="never rewritten"):
-        store.append({**record, "result": "failed"})
+    with pytest.raises(EvidenceError, match="never rewritten"):
+        store.append(record.model_copy(update={"result": "failed"}))
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left
 
@@ -36,16 +95,24 @@ def test_latest_evidence_matches_gate_and_subject_newest_first(tmp_path):
     first = evidence(store, "test", subject(1))
     evidence(store, "test", subject(2))
     evidence(store, "stage", subject(1))
-    assert store.latest("test", digest=subject(1).digest)["id"] == first["id"]
+    assert store.latest("test", digest=subject(1).digest).id == first.id
     newer = evidence(store, "test", subject(1), passed=False)
-    assert store.latest("test", digest=subject(1).digest)["id"] == newer["id"]
+    assert store.latest("test", digest=subject(1).digest).id == newer.id
     assert store.latest("prod", digest=subject(1).digest) is None
-    assert store.get(first["id"]) == first
+    assert store.get(first.id) == first
 
 
 def test_an_evidence_id_is_checked_before_it_becomes_a_path(tmp_path):
-    with pytest.raises(DeliveryError, match="not an evidence id"):
+    with pytest.raises(EvidenceError, match="not an evidence id"):
         EvidenceStore(tmp_path).get("../../etc/passwd")
+
+
+def test_a_record_filed_under_another_id_is_refused(tmp_path):
+    store = EvidenceStore(tmp_path)
+    one, other = evidence(store, "test", subject(1)), evidence(store, "test", subject(2))
+    (tmp_path / f"{one.id}.json").write_bytes((tmp_path / f"{other.id}.json").read_bytes())
+    with pytest.raises(EvidenceError, match=f"holds the record of {other.id}"):
+        store.get(one.id)
 
 
 def write_stats(path, rows):
@@ -102,58 +169,66 @@ def test_a_pytest_check_fails_when_a_test_fails_or_none_ran(tmp_path):
         "import pytest\ndef test_ok():\n    pass\ndef test_bad():\n    assert 1 == 2\n"
         "@pytest.mark.skip\ndef test_skipped():\n    pass\n"
     )
-    failed = run_pytest("unit", [str(suite)], tmp_path, tmp_path)
+    failed, _ = gate(tmp_path / "a", [configure("unit", {"check": "pytest", "args": [str(suite)]})])
+    [check] = failed.checks
     assert not failed.passed
-    assert failed.figures == {"tests": 3, "passed": 1, "failed": 1, "errors": 0, "skipped": 1}
-    assert "exited 1" in failed.failures[0]
-    assert "unit.junit.xml" in " ".join(failed.reports)
-    empty = run_pytest("empty", [str(suite), "-k", "skipped"], tmp_path, tmp_path)
-    assert not empty.passed
-    assert "passed no test" in empty.failures[0]
-    passed = run_pytest("ok", [str(suite), "-k", "ok"], tmp_path, tmp_path)
-    assert passed.passed, passed.failures
+    assert check.figures == {"tests": 3, "passed": 1, "failed": 1, "errors": 0, "skipped": 1}
+    assert "exited 1" in check.failures[0]
+    assert "unit.junit.xml" in " ".join(check.reports)
+    empty = configure("empty", {"check": "pytest", "args": [str(suite), "-k", "skipped"]})
+    record, _ = gate(tmp_path / "b", [empty])
+    assert "passed no test" in record.checks[0].failures[0]
+    good = configure("ok", {"check": "pytest", "args": [str(suite), "-k", "ok"]})
+    assert gate(tmp_path / "c", [good])[0].passed
 
 
 def test_commands_all_run_and_each_failure_is_reported(tmp_path):
-    result = run_commands(
-        "lint",
-        [["false"], ["sh", "-c", "echo checked"], ["sh", "-c", "exit 3"]],
-        tmp_path,
-        tmp_path,
+    lint = configure("lint", {"check": "commands", "commands": [
+        ["false"], ["sh", "-c", "echo checked"], ["sh", "-c", "exit 3"]]})  # fmt: skip
+    record, store = gate(tmp_path, [lint])
+    [check] = record.checks
+    assert not record.passed
+    assert len(check.failures) == 2
+    assert "`sh -c 'exit 3'` exited 3" in check.failures[1]
+    assert "checked" in (store.root / check.reports[0]).read_text()
+
+
+def test_quality_check_applies_its_own_minimums(tmp_path, registry_copy):
+    bundle = registry_copy.load("current")
+    weak = bundle.metadata.model_copy(
+        update={"metrics": {**bundle.metadata.metrics, "accuracy": 0.7, "f1": 0.9, "roc_auc": 0.9}}
     )
-    assert not result.passed
-    assert len(result.failures) == 2
-    assert "`sh -c exit 3` exited 3" in result.failures[1]
-    assert "checked" in (tmp_path / "lint.log").read_text()
+    weak_bundle = type(bundle)(bundle.path, weak, bundle.model)
+    store = EvidenceStore(tmp_path / "evidence")
+    runner = GateRunner(store, Project(ROOT), None, lambda: FIXTURE_DATA)
+
+    def quality(minimum: float):
+        check = configure("quality", {"min_accuracy": minimum, "min_f1": 0, "min_roc_auc": 0})
+        return runner.run("dev", "dev", subject(1), [check], None, lambda: weak_bundle)
+
+    assert quality(0.7).passed
+    failed = quality(0.8)
+    assert failed.checks[0].failures == [
+        f"model {weak.version}: accuracy 0.7000 is below the minimum 0.8000"
+    ]
+    assert failed.checks[0].figures == {"accuracy": 0.7, "f1": 0.9, "roc_auc": 0.9}
 
 
-def test_quality_check_applies_the_configured_minimums(registry_copy):
-    metadata = registry_copy.load("current").metadata
-    metrics = {**metadata.metrics, "accuracy": 0.7, "f1": 0.9, "roc_auc": 0.9}
-    weak = metadata.model_copy(update={"metrics": metrics})
-    assert check_quality(
-        weak, QualityGateSettings(min_accuracy=0.7, min_f1=0, min_roc_auc=0)
-    ).passed
-    result = check_quality(weak, QualityGateSettings(min_accuracy=0.8, min_f1=0.8, min_roc_auc=0))
-    assert not result.passed
-    assert result.failures == [f"model {weak.version}: accuracy 0.7000 is below the minimum 0.8000"]
-    assert result.figures == {"accuracy": 0.7, "f1": 0.9, "roc_auc": 0.9}
-
-
-def test_describe_summarizes_key_figures():
-    record = {"checks": [
-        {"name": "integration", "result": "passed", "figures": {"tests": 9, "passed": 7}},
-        {"name": "load", "result": "failed", "figures": {
-            "requests": 100, "rps": 33.33, "p95_ms": 12.0, "p99_ms": 18.0, "failures": 0}},
-    ]}  # fmt: skip
-    assert describe(record) == (
+def test_each_check_summarises_its_own_figures(tmp_path):
+    record = evidence(EvidenceStore(tmp_path), "test", subject(1))
+    checks = [
+        record.checks[0].model_copy(update={"name": "integration", "check": "pytest",
+                                            "figures": {"tests": 9, "passed": 7}}),
+        record.checks[0].model_copy(update={"name": "load", "check": "load", "result": "failed",
+            "figures": {"requests": 100, "rps": 33.33, "p95_ms": 12.0, "p99_ms": 18.0,
+                        "failures": 0}}),
+    ]  # fmt: skip
+    assert describe(record.model_copy(update={"checks": checks})) == (
         "integration 7/9 passed; load 100 req, 33.3 rps, p95 12 ms, p99 18 ms, 0 failed FAILED"
     )
 
 
 def test_evidence_made_in_ci_points_at_the_run_that_holds_its_reports(monkeypatch):
-    from gates.runner import ci_run_url
-
     for name in ("GITHUB_SERVER_URL", "GITHUB_REPOSITORY", "GITHUB_RUN_ID"):
         monkeypatch.delenv(name, raising=False)
     assert ci_run_url() is None
@@ -164,21 +239,16 @@ def test_evidence_made_in_ci_points_at_the_run_that_holds_its_reports(monkeypatc
     assert ci_run_url() == "https://github.com/acme/sentiment/actions/runs/42"
 
 
-def test_the_job_summary_table_has_a_row_per_record_with_escaped_figures():
-    from gates.evidence import markdown_table
-
-    passed = {"id": "20261125T000000000000Z-test-aaaaaaaaaaaa", "gate": "test",
-              "environment": "test", "subject": {"digest": "sha256:" + "a" * 64},
-              "result": "passed", "checks": [{"name": "smoke | x", "result": "passed",
-                                              "figures": {}}]}  # fmt: skip
-    failed = {**passed, "id": "20261125T000001000000Z-dev-bbbbbbbbbbbb", "gate": "dev",
-              "environment": "dev", "result": "failed",
-              "subject": {"digest": None, "source_tree": "b" * 40}}  # fmt: skip
+def test_the_job_summary_table_has_a_row_per_record_with_escaped_figures(tmp_path):
+    store = EvidenceStore(tmp_path)
+    passed = evidence(store, "test", subject(10))
+    passed = passed.model_copy(update={"checks": [passed.checks[0].model_copy(
+        update={"name": "smoke | x"})]})  # fmt: skip
+    failed = evidence(store, "dev", subject(11).model_copy(update={"digest": None}), passed=False)
     lines = markdown_table([passed, failed], "Gate evidence").splitlines()
     assert lines[0] == "## Gate evidence"
     assert lines[4] == (
-        "| `20261125T000000000000Z-test-aaaaaaaaaaaa` | test | test | `sha256:aaaaaaaaaaaa` "
-        "| ✅ passed | smoke \\| x |"
+        f"| `{passed.id}` | test | test | `{subject(10).digest[:19]}` | ✅ passed | smoke \\| x |"
     )
-    assert "| dev | dev | `tree bbbbbbbbbbbbbb` | ❌ failed |" in lines[5]
+    assert f"| dev | dev | `tree {subject(11).source_tree[:14]}` | ❌ failed |" in lines[5]
     assert "(none)" in markdown_table([], "Gate evidence")

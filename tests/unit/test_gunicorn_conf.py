@@ -12,7 +12,7 @@ from importlib import resources
 
 import pytest
 
-from tests.conftest import CONFIG_DIR, env_name
+from tests.conftest import ROOT, env_name
 
 KEYS = ["workers", "threads", "preload_app", "bind", "timeout", "graceful_timeout", "accesslog"]
 READ_CONF = f"""
@@ -32,11 +32,11 @@ def load_conf(tmp_path):
         env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
         env.update({"APP_ENV": environment, env_name("gunicorn.metrics_dir"): str(tmp_path)})
         env.update({env_name(key): str(value) for key, value in overrides.items()})
-        path = resources.files("service") / "gunicorn.conf.py"
+        path = resources.files("service") / "gunicorn_conf.py"
         output = subprocess.run(
             [sys.executable, "-c", READ_CONF, str(path)],
             env=env,
-            cwd=CONFIG_DIR.parent,
+            cwd=ROOT,
             capture_output=True,
             text=True,
             check=True,

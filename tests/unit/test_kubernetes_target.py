@@ -1,4 +1,5 @@
-"""The Kubernetes deploy target against a stand-in kubectl that records what it was asked."""
+"""The Kubernetes target against a stand-in kubectl that records what it was asked, keeps
+what was applied, and forwards to a small HTTP server playing the service."""
 
 import json
 import sys
@@ -10,8 +11,10 @@ import pytest
 import yaml
 
 from delivery.errors import DeliveryError, NotReadyError
-from delivery.kubernetes import Cluster
+from delivery.kubernetes import Kubernetes
 from delivery.manifests import tool
+from delivery.records import Records
+from tests.conftest import ROOT, SERVICE_CONFIG_DIR
 
 DIGEST = "sha256:" + "ab" * 32
 IMAGE = f"ghcr.io/acme/sentiment-api@{DIGEST}"
@@ -19,28 +22,52 @@ IMAGE = f"ghcr.io/acme/sentiment-api@{DIGEST}"
 FAKE_KUBECTL = textwrap.dedent(
     """\
     #!{python}
-    import json, os, subprocess, sys, time
+    import json, os, subprocess, sys, threading, time
+    from http.server import BaseHTTPRequestHandler, HTTPServer
     args = sys.argv[1:]
     with open(os.environ["FAKE_LOG"], "a") as log:
         log.write(json.dumps(args) + "\\n")
+    applied = os.environ["FAKE_APPLIED"]
     if args[:2] == ["config", "current-context"]:
         print("fake-context")
     elif args[:2] == ["apply", "-k"]:
         rendered = subprocess.run([os.environ["REAL_KUBECTL"], "kustomize", args[2]],
                                   capture_output=True, text=True, check=True).stdout
-        with open(os.environ["FAKE_APPLIED"], "w") as out:
+        with open(applied, "w") as out:
             out.write(rendered)
     elif args[:2] == ["rollout", "status"]:
         if os.environ.get("FAKE_ROLLOUT_FAILS"):
             print("error: deployment exceeded its progress deadline", file=sys.stderr)
             sys.exit(1)
+    elif args[:2] == ["get", "deployment"]:
+        if os.path.exists(applied):
+            import yaml
+            deployment = next(d for d in yaml.safe_load_all(open(applied))
+                              if d and d["kind"] == "Deployment")
+            deployment["status"] = {{"readyReplicas": deployment["spec"]["replicas"]}}
+            print(json.dumps(deployment))
     elif args[0] == "port-forward":
         if os.environ.get("FAKE_FORWARD_FAILS"):
             print("error: services \\"sentiment-api\\" not found", file=sys.stderr)
             sys.exit(1)
-        print("Forwarding from 127.0.0.1:54321 -> 8000", flush=True)
+
+        class Service(BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = json.dumps({{"status": "ready", "model_version": "m-1"}}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        server = HTTPServer(("127.0.0.1", 0), Service)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        print(f"Forwarding from 127.0.0.1:{{server.server_address[1]}} -> 8000", flush=True)
         for _ in range(100000):
-            print("Handling connection for 54321", flush=True)
+            print("Handling connection", flush=True)
         open(os.environ["FAKE_LOG"] + ".drained", "w").close()
         time.sleep(600)
     """
@@ -58,17 +85,24 @@ def kubectl(tmp_path, monkeypatch) -> Path:
     return path
 
 
+def cluster(kubectl: Path, tmp_path: Path, timeout: float = 120) -> Kubernetes:
+    return Kubernetes(
+        str(kubectl), timeout, ROOT / "environments", SERVICE_CONFIG_DIR, Records(tmp_path / "s")
+    )
+
+
 def calls(tmp_path: Path) -> list[list[str]]:
     lines = (tmp_path / "calls.jsonl").read_text().splitlines()
     return [json.loads(line) for line in lines]
 
 
 def test_deploy_applies_the_pinned_overlay_waits_and_forwards(kubectl, tmp_path):
-    cluster = Cluster(str(kubectl), rollout_timeout_seconds=120)
+    target = cluster(kubectl, tmp_path)
     try:
-        url = cluster.deploy("test", IMAGE)
-        assert url == "http://127.0.0.1:54321"
-        process = cluster._forwards[0]
+        record = target.deploy("test", IMAGE)
+        assert record.url.startswith("http://127.0.0.1:")
+        assert (record.target, record.digest, record.model_version) == ("kubernetes", DIGEST, "m-1")
+        process = target._forwards[0]
         # kubectl logs a line per connection; unread, its pipe fills and it blocks.
         drained = tmp_path / "calls.jsonl.drained"
         for _ in range(300):
@@ -78,8 +112,9 @@ def test_deploy_applies_the_pinned_overlay_waits_and_forwards(kubectl, tmp_path)
         assert drained.exists(), "the port-forward blocked on a full pipe"
         assert process.poll() is None
     finally:
-        cluster.close()
+        target.close()
     assert process.poll() is not None  # close() stopped it
+    assert target.records.deployment("test") == record
 
     made = calls(tmp_path)
     assert [call[:2] for call in made] == [["apply", "-k"], ["rollout", "status"],
@@ -93,33 +128,45 @@ def test_deploy_applies_the_pinned_overlay_waits_and_forwards(kubectl, tmp_path)
     assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == IMAGE
 
 
-def test_a_rollout_that_never_finishes_is_not_ready(kubectl, monkeypatch):
+def test_status_asks_the_cluster_what_runs(kubectl, tmp_path):
+    target = cluster(kubectl, tmp_path)
+    assert target.status("stage").state == "not deployed"
+    try:
+        target.deploy("stage", IMAGE)
+    finally:
+        target.close()
+    found = target.status("stage")
+    assert (found.image, found.health, found.model_version) == (IMAGE, "ready", "m-1")
+    assert found.state == "2/2 ready"
+
+
+def test_a_rollout_that_never_finishes_is_not_ready(kubectl, tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_ROLLOUT_FAILS", "1")
-    cluster = Cluster(str(kubectl), rollout_timeout_seconds=5)
     with pytest.raises(NotReadyError, match=r"did not roll out within 5s: .*progress deadline"):
-        cluster.deploy("stage", IMAGE)
+        cluster(kubectl, tmp_path, timeout=5).deploy("stage", IMAGE)
 
 
-def test_a_failed_port_forward_says_why(kubectl, monkeypatch):
+def test_a_failed_port_forward_says_why(kubectl, tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_FORWARD_FAILS", "1")
-    cluster = Cluster(str(kubectl), rollout_timeout_seconds=5)
+    target = cluster(kubectl, tmp_path, timeout=5)
     with pytest.raises(NotReadyError, match='services "sentiment-api" not found'):
-        cluster.deploy("prod", IMAGE)
-    cluster.close()
+        target.deploy("prod", IMAGE)
+    target.close()
+    assert target.records.deployment("prod") is None
 
 
 def test_remove_deletes_only_the_deployment_of_that_namespace(kubectl, tmp_path):
-    Cluster(str(kubectl), rollout_timeout_seconds=5).remove("prod")
+    cluster(kubectl, tmp_path, timeout=5).remove("prod")
     assert calls(tmp_path) == [["delete", "deployment", "sentiment-api", "-n", "sentiment-prod",
                                 "--ignore-not-found"]]  # fmt: skip
 
 
-def test_the_current_context_is_named_for_the_log(kubectl):
-    assert Cluster(str(kubectl), rollout_timeout_seconds=5).context() == "fake-context"
+def test_the_current_context_is_named_for_the_log(kubectl, tmp_path):
+    assert "context fake-context" in cluster(kubectl, tmp_path, timeout=5).describe()
 
 
 def test_a_missing_kubectl_is_a_clear_error(tmp_path):
-    cluster = Cluster(str(tmp_path / "no-kubectl"), rollout_timeout_seconds=5)
+    target = cluster(tmp_path / "no-kubectl", tmp_path, timeout=5)
     with pytest.raises(DeliveryError, match="kubectl apply could not run"):
-        cluster.deploy("dev", IMAGE)
-    assert cluster._forwards == []
+        target.deploy("dev", IMAGE)
+    assert target._forwards == []

@@ -6,8 +6,9 @@ import time
 
 import pytest
 
-from delivery.errors import DeliveryError
 from promotion.ledger import Ledger, PromotionBusyError
+from support.clock import utc_now
+from support.records import RecordError
 
 
 @pytest.fixture
@@ -17,30 +18,36 @@ def ledger(tmp_path) -> Ledger:
 
 def add(ledger, event, digest, result="released", environment="prod"):
     return ledger.append(
-        {"event": event, "environment": environment, "digest": digest, "result": result}
-    )
+        event=event, environment=environment, digest=digest, result=result,
+        image=f"r/n@{digest}", model=None, evidence=None, actor="tester", at=utc_now(),
+    )  # fmt: skip
 
 
 def digests(ledger, environment="prod"):
-    return [entry["digest"] for entry in ledger.releases(environment)]
+    return [entry.digest for entry in ledger.releases(environment)]
 
 
-def test_entries_are_numbered_and_kept_per_environment(ledger):
-    assert add(ledger, "promote", "a")["sequence"] == 1
-    assert add(ledger, "promote", "b")["sequence"] == 2
-    assert add(ledger, "promote", "x", environment="test")["sequence"] == 1
-    assert [e["digest"] for e in ledger.entries("prod")] == ["a", "b"]
+def test_entries_are_numbered_typed_and_kept_per_environment(ledger):
+    assert add(ledger, "promote", "a").sequence == 1
+    assert add(ledger, "promote", "b").sequence == 2
+    assert add(ledger, "promote", "x", environment="test").sequence == 1
+    assert [e.digest for e in ledger.entries("prod")] == ["a", "b"]
+    first = ledger.entries("prod")[0]
+    assert (first.event, first.image, first.actor, first.released) == (
+        "promote", "r/n@a", "tester", True,
+    )  # fmt: skip
+    assert '"schema_version": 1' in ledger.path("prod").read_text().splitlines()[0]
 
 
 def test_releases_stack_and_rollbacks_walk_back(ledger):
     for digest in "abc":
         add(ledger, "promote", digest)
     assert digests(ledger) == ["a", "b", "c"]
-    assert ledger.rollback_target("prod")["digest"] == "b"
+    assert ledger.rollback_target("prod").digest == "b"
     add(ledger, "rollback", "b")
     assert digests(ledger) == ["a", "b"]
     # A second rollback goes further back, never forward to the release rolled back from.
-    assert ledger.rollback_target("prod")["digest"] == "a"
+    assert ledger.rollback_target("prod").digest == "a"
     add(ledger, "rollback", "a")
     assert ledger.rollback_target("prod") is None
 
@@ -50,7 +57,7 @@ def test_a_failed_promotion_is_not_a_release(ledger):
     add(ledger, "promote", "b", result="failed")
     assert digests(ledger) == ["a"]
     # The failed image still runs (test, stage): rolling back restores the last release.
-    assert ledger.rollback_target("prod")["digest"] == "a"
+    assert ledger.rollback_target("prod").digest == "a"
 
 
 def test_promoting_the_running_release_again_is_not_a_new_release(ledger):
@@ -58,14 +65,22 @@ def test_promoting_the_running_release_again_is_not_a_new_release(ledger):
     add(ledger, "promote", "b")
     add(ledger, "promote", "b")
     assert digests(ledger) == ["a", "b"]
-    assert ledger.rollback_target("prod")["digest"] == "a"
+    assert ledger.rollback_target("prod").digest == "a"
 
 
-def test_a_damaged_line_is_reported_not_skipped(ledger):
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("{not json", "prod.jsonl line 2 is damaged: not JSON"),
+        ('{"event": "promote"}', "prod.jsonl line 2 is not a valid LedgerEntry: sequence"),
+        ('{"schema_version": 2}', "prod.jsonl line 2 has schema version 2"),
+    ],
+)
+def test_a_damaged_line_is_reported_with_its_file_and_line(ledger, line, message):
     add(ledger, "promote", "a")
     with ledger.path("prod").open("a") as handle:
-        handle.write("{not json\n")
-    with pytest.raises(DeliveryError, match="line 2 is damaged"):
+        handle.write(line + "\n")
+    with pytest.raises(RecordError, match=message):
         ledger.entries("prod")
 
 

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from service import create_app
+from service.app import create_app
 from tests.conftest import make_settings
 
 PRIVATE_REVIEW = "my card number is 4111 and I hate this"

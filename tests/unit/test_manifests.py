@@ -11,20 +11,25 @@ import yaml
 
 from delivery import manifests
 from delivery.errors import ManifestError
-from settings import ENVIRONMENTS
-from tests.conftest import CONFIG_DIR, ROOT
+from promotion.policy import load_policy
+from tests.conftest import ROOT, SERVICE_CONFIG_DIR
 
 IMAGE = "127.0.0.1:5000/sentiment-api@sha256:" + "c3" * 32
+ENVIRONMENTS_DIR = ROOT / "environments"
+ENVIRONMENTS = load_policy(ROOT / "config" / "promotion.yaml").names
 
 
 @pytest.fixture(scope="module")
 def rendered() -> dict[str, str]:
-    return {environment: manifests.render(environment, IMAGE) for environment in ENVIRONMENTS}
+    return {
+        environment: manifests.render(ENVIRONMENTS_DIR, environment, IMAGE)
+        for environment in ENVIRONMENTS
+    }
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
 def test_each_overlay_passes_its_checks(rendered: dict[str, str], environment: str) -> None:
-    assert manifests.check(environment, rendered[environment], IMAGE, CONFIG_DIR) == []
+    assert manifests.check(environment, rendered[environment], IMAGE, SERVICE_CONFIG_DIR) == []
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)
@@ -55,17 +60,21 @@ def test_overlays_differ_in_size_and_namespace_but_not_in_shape(rendered: dict[s
 
 
 def test_a_schema_error_is_reported() -> None:
-    broken = manifests.render("test", IMAGE).replace("containerPort: 8000", "containerPort: http")
+    broken = manifests.render(ENVIRONMENTS_DIR, "test", IMAGE).replace(
+        "containerPort: 8000", "containerPort: http"
+    )
     assert manifests.validate_schema(broken)
 
 
 def test_an_unpinned_image_cannot_be_rendered() -> None:
     with pytest.raises(ManifestError, match="not pinned by digest"):
-        manifests.render("stage", "127.0.0.1:5000/sentiment-api:latest")
+        manifests.render(ENVIRONMENTS_DIR, "stage", "127.0.0.1:5000/sentiment-api:latest")
 
 
 def _mutated(environment: str, change: Callable[[dict], None]) -> str:
-    documents = [d for d in yaml.safe_load_all(manifests.render(environment, IMAGE)) if d]
+    documents = [
+        d for d in yaml.safe_load_all(manifests.render(ENVIRONMENTS_DIR, environment, IMAGE)) if d
+    ]
     for document in documents:
         change(document)
     return yaml.safe_dump_all(documents)
@@ -137,7 +146,7 @@ def _no_hpa(document: dict) -> None:
     ],
 )
 def test_a_broken_manifest_is_caught(change: Callable[[dict], None], problem: str) -> None:
-    problems = manifests.check("prod", _mutated("prod", change), IMAGE, CONFIG_DIR)
+    problems = manifests.check("prod", _mutated("prod", change), IMAGE, SERVICE_CONFIG_DIR)
     assert any(problem in found for found in problems), problems
 
 
@@ -146,12 +155,12 @@ def test_the_config_map_follows_the_config_files(tmp_path: Path) -> None:
     copy = tmp_path / "repo"
     for name in ("config", "environments"):
         shutil.copytree(ROOT / name, copy / name)
-    (copy / "config" / "stage.yaml").write_text("service:\n  max_batch_size: 8\n")
-    rendered = manifests.render("stage", IMAGE, environments_dir=copy / "environments")
+    (copy / "config" / "service" / "stage.yaml").write_text("service:\n  max_batch_size: 8\n")
+    rendered = manifests.render(copy / "environments", "stage", IMAGE)
     config_map = next(d for d in yaml.safe_load_all(rendered) if d["kind"] == "ConfigMap")
     assert config_map["data"]["stage.yaml"] == "service:\n  max_batch_size: 8\n"
-    assert manifests.check("stage", rendered, IMAGE, copy / "config") == []
-    assert manifests.check("stage", rendered, IMAGE, CONFIG_DIR) != []
+    assert manifests.check("stage", rendered, IMAGE, copy / "config" / "service") == []
+    assert manifests.check("stage", rendered, IMAGE, SERVICE_CONFIG_DIR) != []
 
 
 def test_hadolint_passes_on_the_dockerfile() -> None:

@@ -1,154 +1,156 @@
-"""Promotion and rollback against stand-in stages: what is deployed, gated and recorded."""
+"""Promotion and rollback against a stand-in target, with the real rules, gate runner,
+evidence and ledger: what is deployed, checked and recorded."""
 
 import pytest
 
-from gates.evidence import EvidenceStore
-from promotion.ledger import Ledger
-from promotion.promote import Promoter
+from promotion.ledger import PromotionBusyError
 from promotion.rules import PromotionRefusedError
-from tests.unit.promotion_fakes import FakeStages, evidence, subject
+from support.errors import ReleaseError
+from tests.unit.promotion_fakes import (
+    FOUR_ENVIRONMENTS,
+    FakeTags,
+    Scripted,
+    evidence,
+    make_promoter,
+    policy_from,
+    reset_scripted,
+    subject,
+)
 
 A, B, C = subject(1), subject(2), subject(3)
+POLICY = policy_from(FOUR_ENVIRONMENTS)
+_scripted = pytest.fixture(autouse=True)(reset_scripted)
 
 
 @pytest.fixture
-def store(tmp_path) -> EvidenceStore:
-    return EvidenceStore(tmp_path / "evidence")
+def promoter(tmp_path):
+    tags = FakeTags({f"v{n}": s.git_commit for n, s in enumerate((A, B, C), start=1)})
+    return make_promoter(tmp_path, POLICY, {s.image: s for s in (A, B, C)}, tags)
 
 
-@pytest.fixture
-def stages(store) -> FakeStages:
-    return FakeStages(store, {s.image: s for s in (A, B, C)})
-
-
-@pytest.fixture
-def promoter(stages, store, tmp_path) -> Promoter:
-    tags = {s.git_commit: [f"v{n}"] for n, s in enumerate((A, B, C), start=1)}
-    return Promoter(
-        stages=stages,
-        store=store,
-        ledger=Ledger(tmp_path / "ledger"),
-        lock_timeout_seconds=0,
-        release_tag_pattern="v*",
-        tags_on=lambda commit: tags.get(commit, []),
-        commit_of=lambda tag: None,
-    )
-
-
-def staged(store, *images):
+def staged(promoter, *images):
     for image in images:
-        evidence(store, "stage", image)
+        evidence(promoter.store, "stage", image)
 
 
 def results(promoter, environment="prod"):
-    return [(e["event"], e["result"], e["digest"]) for e in promoter.ledger.entries(environment)]
+    return [(e.event, e.result, e.digest) for e in promoter.ledger.entries(environment)]
 
 
-def test_a_promotion_deploys_gates_and_records_what_it_relied_on(promoter, stages, store):
-    relied = evidence(store, "test", A)
+def test_a_promotion_deploys_gates_and_records_what_it_relied_on(promoter):
+    relied = evidence(promoter.store, "test", A)
     outcome = promoter.promote("stage", A.image)
     assert outcome.released
-    assert stages.calls[-2:] == [("deploy", "stage", A.image), ("gate", "stage", A.digest)]
+    assert promoter.target.calls == [("deploy", "stage", A.image)]
+    assert [("uat", "stage", A.digest, "http://stand-in/stage")] == Scripted.RUNS
     entry = outcome.entry
-    assert entry["relied_on"] == [relied["id"]]
-    assert entry["evidence"] == outcome.evidence["id"]
-    assert (entry["from_environment"], entry["environment"]) == ("test", "stage")
-    assert entry["model"] == {"version": A.model_version, "sha256": A.model_sha256}
-    assert entry["actor"]
-    assert entry["at"]
+    assert entry.relied_on == [relied.id]
+    assert entry.evidence == outcome.evidence.id
+    assert (entry.from_environment, entry.environment) == ("test", "stage")
+    assert (entry.model.version, entry.model.sha256) == (A.model_version, A.model_sha256)
+    assert entry.actor
+    record = promoter.store.get(entry.evidence)
+    assert (record.gate, record.subject, record.url) == ("stage", A, "http://stand-in/stage")
+    assert [(c.name, c.check) for c in record.checks] == [("uat", "scripted")]
 
 
-def test_a_refused_promotion_changes_nothing(promoter, stages, store):
-    evidence(store, "test", A, passed=False)
+def test_a_refused_promotion_changes_nothing(promoter):
+    evidence(promoter.store, "test", A, passed=False)
     with pytest.raises(PromotionRefusedError):
         promoter.promote("stage", A.image)
-    assert [call[0] for call in stages.calls] == ["subject"]
+    assert promoter.target.calls == []
     assert promoter.ledger.entries("stage") == []
-    assert stages.running == {}
 
 
-def test_a_failed_test_gate_is_recorded_left_running_and_blocks_stage(promoter, stages, store):
-    from dataclasses import replace
+def test_an_unknown_environment_is_refused_before_anything_happens(promoter):
+    with pytest.raises(ReleaseError, match=r"'uat' is not an environment \(environments: dev"):
+        promoter.promote("uat", A.image)
+    assert promoter.target.calls == []
 
-    evidence(store, "dev", replace(A, digest=None, image=None))
-    stages.failing.add(("test", A.digest))
+
+def test_a_failed_gate_is_recorded_left_running_and_blocks_the_next(promoter):
+    evidence(promoter.store, "dev", A.model_copy(update={"digest": None, "image": None}))
+    Scripted.FAILING.add(("test", A.digest))
     outcome = promoter.promote("test", A.image)
     assert not outcome.released
-    assert outcome.rollback is None
-    assert stages.running["test"] == A.image  # marked failed, not hidden
+    assert outcome.rollback is None  # test keeps what failed, marked failed
+    assert promoter.target.running["test"] == A.image
     assert results(promoter, "test") == [("promote", "failed", A.digest)]
     with pytest.raises(PromotionRefusedError, match=r"latest test gate .* failed"):
         promoter.promote("stage", A.image)
 
 
-def test_a_deploy_failure_is_a_failed_gate_with_its_own_evidence(promoter, stages, store):
-    evidence(store, "test", A)
-    stages.undeployable.add(A.image)
+def test_a_deploy_failure_is_a_failed_gate_with_its_own_evidence(promoter):
+    evidence(promoter.store, "test", A)
+    promoter.target.undeployable.add(A.image)
     outcome = promoter.promote("stage", A.image)
     assert not outcome.released
-    assert ("deploy_failed", "stage", "stage", A.digest) in stages.calls
-    assert outcome.evidence["result"] == "failed"
+    assert outcome.evidence.checks[0].name == "deploy"
+    assert "never became ready" in outcome.evidence.failures[0]
+    assert Scripted.RUNS == []
 
 
-def test_a_failed_prod_gate_rolls_back_to_the_previous_release(promoter, stages, store):
-    staged(store, A, B)
+def test_a_failed_gate_rolls_back_where_the_policy_says(promoter):
+    staged(promoter, A, B)
     assert promoter.promote("prod", A.image).released
-    stages.failing.add(("prod", B.digest))
+    Scripted.FAILING.add(("prod", B.digest))
     outcome = promoter.promote("prod", B.image)
     assert not outcome.released
     assert outcome.rollback.released
-    assert outcome.rollback.entry["automatic"] is True
-    assert outcome.rollback.entry["restores"] == 1
-    assert stages.running["prod"] == A.image
+    assert outcome.rollback.entry.automatic is True
+    assert outcome.rollback.entry.restores == 1
+    assert promoter.target.running["prod"] == A.image
     assert results(promoter) == [
         ("promote", "released", A.digest),
         ("promote", "failed", B.digest),
         ("rollback", "released", A.digest),
     ]
-    assert ("smoke", "rollback", "prod", A.digest) in stages.calls
-    assert promoter.ledger.releases("prod")[-1]["digest"] == A.digest
+    assert outcome.rollback.evidence.gate == "rollback"
+    assert promoter.ledger.releases("prod")[-1].digest == A.digest
 
 
-def test_a_failed_first_prod_release_is_removed(promoter, stages, store):
-    staged(store, A)
-    stages.undeployable.add(A.image)
+def test_a_failed_first_release_is_removed(promoter):
+    staged(promoter, A)
+    promoter.target.undeployable.add(A.image)
     outcome = promoter.promote("prod", A.image)
-    assert outcome.rollback.entry["result"] == "removed"
-    assert ("remove", "prod") in stages.calls
-    assert "prod" not in stages.running
+    assert outcome.rollback.entry.result == "removed"
+    assert ("remove", "prod") in promoter.target.calls
+    assert "prod" not in promoter.target.running
 
 
-def test_prod_records_the_release_tag(promoter, store):
-    staged(store, A)
-    assert promoter.promote("prod", A.image).entry["release_tag"] == "v1"
+def test_the_release_environment_records_the_release_tag(promoter):
+    staged(promoter, A)
+    assert promoter.promote("prod", A.image).entry.release_tag == "v1"
+    staged(promoter, subject(4))
+    with pytest.raises(PromotionRefusedError, match="has no release tag"):
+        make_promoter(promoter.ledger.root.parent, promoter.policy,
+                      {subject(4).image: subject(4)}).promote("prod", subject(4).image)  # fmt: skip
 
 
-def test_manual_rollbacks_walk_back_through_releases(promoter, stages, store):
-    staged(store, A, B, C)
+def test_manual_rollbacks_walk_back_through_releases(promoter):
+    staged(promoter, A, B, C)
     for image in (A, B, C):
         promoter.promote("prod", image.image)
-    assert promoter.rollback("prod").entry["digest"] == B.digest
-    assert promoter.rollback("prod").entry["digest"] == A.digest
-    assert stages.running["prod"] == A.image
-    with pytest.raises(Exception, match="no earlier release"):
+    assert promoter.rollback("prod").entry.digest == B.digest
+    assert promoter.rollback("prod").entry.digest == A.digest
+    assert promoter.target.running["prod"] == A.image
+    with pytest.raises(ReleaseError, match="no earlier release"):
         promoter.rollback("prod")
 
 
-def test_a_rollback_whose_smoke_fails_is_recorded_as_failed(promoter, stages, store):
-    staged(store, A, B)
+def test_a_rollback_whose_check_fails_is_recorded_as_failed(promoter):
+    staged(promoter, A, B)
     promoter.promote("prod", A.image)
     promoter.promote("prod", B.image)
-    stages.failing.add(("prod", A.digest))
+    Scripted.FAILING.add(("prod", A.digest))
     outcome = promoter.rollback("prod")
     assert not outcome.released
     assert results(promoter)[-1] == ("rollback", "failed", A.digest)
 
 
-def test_a_promotion_waits_for_the_lock_and_gives_up_untouched(promoter, stages, store):
-    from promotion.ledger import PromotionBusyError
-
-    staged(store, A)
+def test_a_promotion_waits_for_the_lock_and_gives_up_untouched(promoter):
+    staged(promoter, A)
     with promoter.ledger.locked("prod", timeout=0), pytest.raises(PromotionBusyError):
         promoter.promote("prod", A.image)
-    assert stages.calls == []
+    assert promoter.target.calls == []
     assert promoter.ledger.entries("prod") == []

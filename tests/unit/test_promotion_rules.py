@@ -9,10 +9,11 @@ from promotion.rules import (
     release_tag,
     required_evidence,
 )
-from tests.unit.promotion_fakes import evidence, subject
+from tests.unit.promotion_fakes import FOUR_ENVIRONMENTS, FakeTags, evidence, policy_from, subject
 
 IMAGE = subject(1)
 OTHER = subject(2)
+POLICY = policy_from(FOUR_ENVIRONMENTS)
 
 
 @pytest.fixture
@@ -22,19 +23,17 @@ def store(tmp_path) -> EvidenceStore:
 
 def dev_evidence(store, about, passed=True):
     """The dev gate's record is about the tree and model, not about an image."""
-    from dataclasses import replace
-
-    return evidence(store, "dev", replace(about, digest=None, image=None), passed)
+    return evidence(store, "dev", about.model_copy(update={"digest": None, "image": None}), passed)
 
 
 def refused(target, about, store) -> str:
     with pytest.raises(PromotionRefusedError) as raised:
-        required_evidence(target, about, store)
+        required_evidence(POLICY, target, about, store)
     return str(raised.value)
 
 
 def test_dev_is_never_promoted_to(store):
-    assert "dev gate runs before an image exists" in refused("dev", IMAGE, store)
+    assert "its gate runs before an image exists" in refused("dev", IMAGE, store)
 
 
 def test_test_needs_a_dev_gate_for_the_image_source_tree_and_model(store):
@@ -42,13 +41,11 @@ def test_test_needs_a_dev_gate_for_the_image_source_tree_and_model(store):
     dev_evidence(store, OTHER)
     assert "no dev gate evidence" in refused("test", IMAGE, store)
     record = dev_evidence(store, IMAGE)
-    assert required_evidence("test", IMAGE, store)["id"] == record["id"]
+    assert required_evidence(POLICY, "test", IMAGE, store).id == record.id
 
 
 def test_same_tree_with_another_model_is_not_enough(store):
-    from dataclasses import replace
-
-    dev_evidence(store, replace(IMAGE, model_sha256="f" * 64))
+    dev_evidence(store, IMAGE.model_copy(update={"model_sha256": "f" * 64}))
     assert "no dev gate evidence" in refused("test", IMAGE, store)
 
 
@@ -69,30 +66,18 @@ def test_stage_needs_the_test_gate_of_that_digest(store):
     evidence(store, "test", OTHER)
     assert f"no test gate evidence for image {IMAGE.digest}" in refused("stage", IMAGE, store)
     record = evidence(store, "test", IMAGE)
-    assert required_evidence("stage", IMAGE, store)["id"] == record["id"]
+    assert required_evidence(POLICY, "stage", IMAGE, store).id == record.id
 
 
 def test_prod_needs_stage_not_test(store):
     evidence(store, "test", IMAGE)
     assert "no stage gate evidence" in refused("prod", IMAGE, store)
     evidence(store, "stage", IMAGE)
-    assert required_evidence("prod", IMAGE, store)["gate"] == "stage"
-
-
-class Tags:
-    def __init__(self, tags: dict[str, str]):
-        self.tags = tags  # tag -> commit
-
-    def on(self, commit):
-        return sorted((t for t, c in self.tags.items() if c == commit), reverse=True)
-
-    def commit_of(self, tag):
-        return self.tags.get(tag)
+    assert required_evidence(POLICY, "prod", IMAGE, store).gate == "stage"
 
 
 def tag_for(about, given=None, tags=None):
-    tags = Tags(tags or {})
-    return release_tag(about, given, "v*", tags.on, tags.commit_of)
+    return release_tag("prod", about, given, "v*", FakeTags(tags or {}))
 
 
 def refused_tag(about, given=None, tags=None) -> str:
@@ -116,6 +101,7 @@ def test_prod_finds_the_highest_release_tag_on_the_commit():
 
 def test_a_given_tag_must_match_the_pattern_exist_and_point_at_the_commit():
     assert "not a release tag" in refused_tag(IMAGE, "release-1", {"release-1": IMAGE.git_commit})
+    assert "not a release tag" in refused_tag(IMAGE, "--v1", {"--v1": IMAGE.git_commit})
     assert "there is no tag 'v9'" in refused_tag(IMAGE, "v9")
     message = refused_tag(IMAGE, "v2", {"v2": OTHER.git_commit})
     assert "points at" in message
@@ -124,22 +110,20 @@ def test_a_given_tag_must_match_the_pattern_exist_and_point_at_the_commit():
 
 
 def test_a_release_ships_the_newest_image_of_its_commit_that_passed_stage(store):
-    from dataclasses import replace
-
     commit = IMAGE.git_commit
-    rebuilt = replace(OTHER, git_commit=commit)  # the same commit built twice
+    rebuilt = OTHER.model_copy(update={"git_commit": commit})  # the same commit built twice
     with pytest.raises(PromotionRefusedError, match="no image of commit"):
-        release_candidate(commit, "v1.0.0", store)
+        release_candidate(POLICY, commit, "v1.0.0", store)
     evidence(store, "test", IMAGE)  # not stage
     evidence(store, "stage", IMAGE, passed=False)
     with pytest.raises(PromotionRefusedError, match=r"1 image\(s\) failed it"):
-        release_candidate(commit, "v1.0.0", store)
+        release_candidate(POLICY, commit, "v1.0.0", store)
 
     evidence(store, "stage", IMAGE)
-    assert release_candidate(commit, "v1.0.0", store)["subject"]["digest"] == IMAGE.digest
+    assert release_candidate(POLICY, commit, "v1.0.0", store).subject.digest == IMAGE.digest
     evidence(store, "stage", rebuilt)
-    assert release_candidate(commit, "v1.0.0", store)["subject"]["digest"] == rebuilt.digest
+    assert release_candidate(POLICY, commit, "v1.0.0", store).subject.digest == rebuilt.digest
     evidence(store, "stage", rebuilt, passed=False)  # withdraws the rebuild's pass
-    assert release_candidate(commit, "v1.0.0", store)["subject"]["digest"] == IMAGE.digest
+    assert release_candidate(POLICY, commit, "v1.0.0", store).subject.digest == IMAGE.digest
     evidence(store, "stage", subject(3))  # another commit never counts
-    assert release_candidate(commit, "v1.0.0", store)["subject"]["digest"] == IMAGE.digest
+    assert release_candidate(POLICY, commit, "v1.0.0", store).subject.digest == IMAGE.digest

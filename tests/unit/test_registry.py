@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from model_registry import BundleIntegrityError, BundleNotFoundError, ModelRegistry
-from model_registry import registry as registry_module
-from model_registry.bundle import METADATA_FILE, MODEL_FILE, serialize_model
+from model import BundleIntegrityError, BundleNotFoundError, ModelRegistry
+from model.bundle import METADATA_FILE, MODEL_FILE
+from training import publish as publish_module
+from training.publish import export, publish, serialize_model, set_current
 
 
 def bundle_fields() -> dict:
@@ -25,7 +26,7 @@ def bundle_fields() -> dict:
 
 def test_publish_writes_an_immutable_bundle_and_makes_it_current(tmp_path):
     registry = ModelRegistry(tmp_path)
-    metadata = registry.publish(serialize_model({"weights": [1, 2, 3]}), bundle_fields())
+    metadata = publish(registry, serialize_model({"weights": [1, 2, 3]}), bundle_fields())
     bundle_dir = tmp_path / "versions" / metadata.version
     assert registry.current_version() == metadata.version
     for name in (MODEL_FILE, METADATA_FILE):
@@ -41,11 +42,11 @@ def test_publish_writes_an_immutable_bundle_and_makes_it_current(tmp_path):
 
 def test_every_version_is_kept_and_current_can_move_back(tmp_path, monkeypatch):
     registry = ModelRegistry(tmp_path)
-    first = registry.publish(serialize_model("one"), bundle_fields())
-    second = registry.publish(serialize_model("two"), bundle_fields())
+    first = publish(registry, serialize_model("one"), bundle_fields())
+    second = publish(registry, serialize_model("two"), bundle_fields())
     assert [m.version for m in registry.versions()] == [first.version, second.version]
     assert registry.load().model == "two"
-    registry.set_current(first.version)
+    set_current(registry, first.version)
     assert registry.load().model == "one"
     assert registry.load(second.version).model == "two"
 
@@ -79,23 +80,23 @@ def test_missing_bundles_and_bad_version_ids(tmp_path):
     with pytest.raises(BundleNotFoundError, match="is not in"):
         registry.load("20260101T000000Z-0123abcd")
     with pytest.raises(BundleNotFoundError):
-        registry.set_current("20260101T000000Z-0123abcd")
+        set_current(registry, "20260101T000000Z-0123abcd")
     assert registry.current_version() is None
 
 
 def test_an_interrupted_publish_leaves_no_version_and_keeps_current(tmp_path, monkeypatch):
     registry = ModelRegistry(tmp_path)
-    kept = registry.publish(serialize_model("kept"), bundle_fields())
-    real_write = registry_module.write_durably
+    kept = publish(registry, serialize_model("kept"), bundle_fields())
+    real_write = publish_module.write_durably
 
     def crash_on_metadata(path, data):
         if path.name == METADATA_FILE:
             raise KeyboardInterrupt  # as if the run were stopped mid-write
         real_write(path, data)
 
-    monkeypatch.setattr(registry_module, "write_durably", crash_on_metadata)
+    monkeypatch.setattr(publish_module, "write_durably", crash_on_metadata)
     with pytest.raises(KeyboardInterrupt):
-        registry.publish(serialize_model("lost"), bundle_fields())
+        publish(registry, serialize_model("lost"), bundle_fields())
     assert [m.version for m in registry.versions()] == [kept.version]
     assert registry.current_version() == kept.version
     assert sorted(p.name for p in (tmp_path / "versions").iterdir()) == [kept.version]
@@ -103,7 +104,7 @@ def test_an_interrupted_publish_leaves_no_version_and_keeps_current(tmp_path, mo
 
 def test_staging_leftovers_are_not_versions(tmp_path):
     registry = ModelRegistry(tmp_path)
-    kept = registry.publish(serialize_model("kept"), bundle_fields())
+    kept = publish(registry, serialize_model("kept"), bundle_fields())
     half = tmp_path / "versions" / ".staging-x"
     half.mkdir()
     (half / MODEL_FILE).write_bytes(b"half")
@@ -114,7 +115,7 @@ def test_export_makes_a_one_version_registry_any_user_can_read(
     registry_copy: ModelRegistry, tmp_path: Path
 ) -> None:
     exported_root = tmp_path / "context" / "models"
-    metadata = registry_copy.export("current", exported_root)
+    metadata = export(registry_copy, "current", exported_root)
     exported = ModelRegistry(exported_root)
     assert exported.current_version() == metadata.version == registry_copy.current_version()
     assert [m.version for m in exported.versions()] == [metadata.version]
@@ -130,5 +131,15 @@ def test_export_refuses_a_tampered_bundle(registry_copy: ModelRegistry, tmp_path
     bundle = registry_copy.path_of(registry_copy.resolve("current"))
     (bundle / "model.joblib").write_bytes(b"not the model")
     with pytest.raises(BundleIntegrityError):
-        registry_copy.export("current", tmp_path / "models")
+        export(registry_copy, "current", tmp_path / "models")
     assert not (tmp_path / "models" / "CURRENT").exists()
+
+
+def test_metadata_cannot_point_the_model_file_elsewhere(registry_copy):
+    """The file a bundle loads is fixed: metadata naming another path is refused."""
+    bundle_dir = registry_copy.path_of(registry_copy.current_version())
+    path = bundle_dir / METADATA_FILE
+    recorded = json.loads(path.read_text())
+    path.write_text(json.dumps({**recorded, "model_file": "../../elsewhere.joblib"}))
+    with pytest.raises(BundleIntegrityError, match="model_file"):
+        registry_copy.load()

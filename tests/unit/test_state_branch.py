@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from delivery.errors import DeliveryError
 from promotion.state_branch import StateBranch, StateConflictError, merge
+from support.errors import ReleaseError
 
 BRANCH = "delivery-state"
 RECORD_A = "20261125T101010000000Z-dev-0123456789ab"
@@ -168,5 +168,5 @@ def test_an_unreachable_remote_is_a_clear_error(tmp_path, origin):
     clone = make_clone(origin, tmp_path / "clone")
     git(clone, "remote", "set-url", "origin", str(tmp_path / "missing.git"))
     add_evidence(clone, RECORD_A)
-    with pytest.raises(DeliveryError, match="git fetch origin failed"):
+    with pytest.raises(ReleaseError, match="git fetch origin failed"):
         state_of(clone).push("x")

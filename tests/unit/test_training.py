@@ -1,3 +1,5 @@
+"""Training: determinism, the split, the bundle's record, the quality gate, the command."""
+
 import json
 import os
 import subprocess
@@ -8,11 +10,22 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import cli
-from model_registry import ModelRegistry
-from model_registry.bundle import MODEL_FILE
-from tests.conftest import FIXTURE_DATA, LENIENT_GATE, env_name, make_settings
-from training.evaluate import quality_gate
-from training.train import train
+from model import ModelRegistry
+from model.bundle import MODEL_FILE
+from support.errors import ReleaseError
+from tests.conftest import (
+    CONFIG_DIR,
+    FIXTURE_DATA,
+    LENIENT_GATE,
+    ROOT,
+    env_name,
+    make_training_config,
+    train_fixture_model,
+)
+from training.config import load_training_config
+from training.dataset import load_dataset
+from training.pipeline import split_dataset
+from training.quality import quality_gate
 
 
 def test_same_data_and_seed_give_the_same_model_file_and_metrics(tmp_path):
@@ -25,7 +38,7 @@ def test_same_data_and_seed_give_the_same_model_file_and_metrics(tmp_path):
         subprocess.run(
             [str(Path(sys.executable).parent / "sentiment"), "train", "--data-dir", FIXTURE_DATA],
             env=env,
-            cwd=FIXTURE_DATA.parents[2],
+            cwd=ROOT,
             check=True,
             capture_output=True,
         )
@@ -36,12 +49,22 @@ def test_same_data_and_seed_give_the_same_model_file_and_metrics(tmp_path):
     assert first.dataset == second.dataset
 
 
-def test_a_different_seed_gives_a_different_split(tmp_path):
-    base = {**LENIENT_GATE, "model.registry_dir": tmp_path / "a"}
-    one = train(make_settings(**base), FIXTURE_DATA).published
-    base["model.registry_dir"] = tmp_path / "b"
-    other = train(make_settings(**base, **{"training.seed": 7}), FIXTURE_DATA).published
-    assert one.split["seed"] != other.split["seed"]
+def test_the_seed_decides_the_split_and_the_split_is_stratified():
+    dataset = load_dataset(FIXTURE_DATA, ["yelp", "amazon", "imdb"])
+    one, again = split_dataset(dataset, 0.2, 42), split_dataset(dataset, 0.2, 42)
+    other = split_dataset(dataset, 0.2, 7)
+    assert one.test_texts == again.test_texts
+    assert one.test_texts != other.test_texts
+    assert sorted(one.test_texts + one.train_texts) == sorted(other.test_texts + other.train_texts)
+    share = sum(dataset.labels) / len(dataset.labels)
+    for split in (one, other):
+        assert abs(sum(split.test_labels) - share * len(split.test_labels)) <= 1
+
+
+def test_a_different_seed_gives_a_different_model(tmp_path):
+    one = train_fixture_model(tmp_path / "a").published
+    other = train_fixture_model(tmp_path / "b", **{"training.seed": 7}).published
+    assert (one.split["seed"], other.split["seed"]) == (42, 7)
     assert one.sha256 != other.sha256
 
 
@@ -56,31 +79,43 @@ def test_the_bundle_records_how_the_model_was_made(trained_registry):
     assert [f["source"] for f in metadata.dataset["files"]] == ["yelp", "amazon", "imdb"]
     assert set(metadata.libraries) == {"python", "scikit-learn", "joblib", "numpy", "scipy"}
     assert metadata.hyperparameters["vectorizer"]["kind"] == "tfidf"
-    assert metadata.git_commit
+    head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
+                          text=True, check=True).stdout.strip()  # fmt: skip
+    assert metadata.git_commit.removesuffix("-dirty") == head
 
 
 def test_quality_gate_names_each_failing_metric():
-    gate = make_settings().training.quality_gate
+    minimums = make_training_config(
+        **{"training.quality_gate.min_f1": 0.8, "training.quality_gate.min_roc_auc": 0.88}
+    ).training.quality_gate.minimums()
     passing = {"accuracy": 0.9, "f1": 0.9, "roc_auc": 0.95}
-    assert quality_gate(passing, gate) == []
-    failures = quality_gate({**passing, "f1": 0.5, "roc_auc": 0.6}, gate)
+    assert quality_gate(passing, minimums) == []
+    failures = quality_gate({**passing, "f1": 0.5, "roc_auc": 0.6}, minimums)
     assert [f.metric for f in failures] == ["f1", "roc_auc"]
     assert str(failures[0]) == "f1 0.5000 is below the minimum 0.8000"
+    assert [f.metric for f in quality_gate({"accuracy": 0.9}, minimums)] == ["f1", "roc_auc"]
 
 
 def test_a_model_below_the_gate_is_not_published(tmp_path):
-    settings = make_settings(
-        **{"model.registry_dir": tmp_path, "training.quality_gate.min_roc_auc": 1.0}
-    )
-    result = train(settings, FIXTURE_DATA)
+    result = train_fixture_model(tmp_path, **{"training.quality_gate.min_roc_auc": 1.0})
     assert result.published is None
     assert [f.metric for f in result.gate_failures][-1] == "roc_auc"
     assert ModelRegistry(tmp_path).versions() == []
 
 
+def test_the_training_config_takes_variables_and_names_bad_keys(monkeypatch, tmp_path):
+    monkeypatch.setenv("SENTIMENT_DATA_DIR", "/some/where")
+    assert load_training_config(CONFIG_DIR).data_dir == Path("/some/where")
+    (tmp_path / "training.yaml").write_text(
+        (CONFIG_DIR / "training.yaml").read_text() + "gate:\n  x: 1\n"
+    )
+    with pytest.raises(ReleaseError, match=r"training.yaml \+ SENTIMENT_\* variables.*\n  gate"):
+        load_training_config(tmp_path)
+
+
 @pytest.fixture
 def in_repo(monkeypatch, tmp_path):
-    monkeypatch.chdir(FIXTURE_DATA.parents[2])
+    monkeypatch.chdir(ROOT)
     monkeypatch.setenv(env_name("model.registry_dir"), str(tmp_path / "registry"))
     monkeypatch.delenv("SENTIMENT_DATA_DIR", raising=False)
     return tmp_path

@@ -1,21 +1,25 @@
-"""The GitHub Actions workflows: actionlint (with shellcheck) and the delivery rules they
-must keep, read from the YAML itself."""
+"""The GitHub Actions workflows: linted, their scripts run here, and their environments
+kept in step with the promotion policy, so that adding an environment to the policy
+without its jobs, or the other way round, fails here rather than on GitHub."""
 
 import json
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
-from delivery.config import load_delivery_settings
+from promotion.policy import load_policy
+from tests.conftest import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 WORKFLOWS = ROOT / ".github" / "workflows"
 BIN = Path(sys.executable).parent
 PINNED = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_./-]+@[0-9a-f]{40}$")
 DEPLOY = "./.github/workflows/deploy.yml"
+POLICY = load_policy(ROOT / "config" / "promotion.yaml")
 
 
 def load(name: str) -> dict:
@@ -32,15 +36,15 @@ def steps_of(document: dict) -> list[dict]:
     return [step for job in document["jobs"].values() for step in job.get("steps", [])]
 
 
-def action_files() -> list[Path]:
-    return sorted((ROOT / ".github" / "actions").glob("*/action.yml"))
-
-
 def all_steps() -> list[dict]:
     steps = [step for document in all_workflows().values() for step in steps_of(document)]
-    for path in action_files():
+    for path in sorted((ROOT / ".github" / "actions").glob("*/action.yml")):
         steps += yaml.safe_load(path.read_text())["runs"]["steps"]
     return steps
+
+
+def step_named(document: dict, name: str) -> dict:
+    return next(step for step in steps_of(document) if step.get("name") == name)
 
 
 def actionlint(*paths: Path) -> subprocess.CompletedProcess[str]:
@@ -66,14 +70,120 @@ def test_actionlint_runs_shellcheck_on_run_steps(tmp_path):
     )
     done = actionlint(broken)
     assert done.returncode == 1
-    assert "shellcheck reported issue" in done.stdout
     assert "SC2086" in done.stdout
 
 
-def test_the_workflows_are_the_expected_set():
-    assert set(all_workflows()) == {
-        "ci.yml", "deploy.yml", "release.yml", "rollback.yml", "retrain.yml",
+# In step with the policy.
+
+
+def promotion_chain(ci: dict) -> list[str]:
+    """The environments ci.yml promotes to, following `needs` from the dev deploy."""
+    jobs = ci["jobs"]
+    promoting = {
+        job_id: job for job_id, job in jobs.items()
+        if job.get("uses") == DEPLOY and job["with"]["operation"] == "promote"
     }  # fmt: skip
+    chain, previous = [], "deploy-dev"
+    while True:
+        following = [j for j, job in promoting.items() if previous in _needs(job)]
+        if not following:
+            return chain
+        assert len(following) == 1, f"{previous} is followed by {following}"
+        previous = following[0]
+        chain.append(promoting[previous]["with"]["environment"])
+
+
+def _needs(job: dict) -> list[str]:
+    needs = job.get("needs", [])
+    return [needs] if isinstance(needs, str) else needs
+
+
+def test_main_is_promoted_through_the_policy_environments_in_order():
+    ci = load("ci.yml")
+    assert promotion_chain(ci) == [environment.name for environment in POLICY.promoted_on_merge]
+    for job in ci["jobs"].values():
+        if job.get("uses") == DEPLOY and job["with"]["operation"] == "promote":
+            # The digest the dev job pushed, never a rebuild; on main only.
+            assert job["with"]["image"] == "${{ needs.dev.outputs.image }}"
+            assert "dev" in _needs(job)
+            assert "github.event_name == 'push'" in job["if"]
+    deploy_dev = ci["jobs"]["deploy-dev"]["with"]
+    assert (deploy_dev["environment"], deploy_dev["operation"]) == (POLICY.first.name, "deploy")
+
+
+def test_rollback_offers_exactly_the_environments_promoted_to():
+    options = load("rollback.yml")["on"]["workflow_dispatch"]["inputs"]["environment"]["options"]
+    assert options == [environment.name for environment in POLICY.promoted]
+
+
+def test_a_release_tag_goes_where_the_policy_sends_it():
+    release = load("release.yml")
+    assert release["on"] == {"push": {"tags": [POLICY.release_tag_pattern]}}
+    job = release["jobs"]["release"]
+    assert job["uses"] == DEPLOY
+    assert job["with"]["environment"] == "${{ needs.candidate.outputs.environment }}"
+    assert job["with"]["release-tag"] == "${{ github.ref_name }}"
+
+
+def test_every_deploy_runs_in_the_github_environment_the_policy_names():
+    jobs = load("deploy.yml")["jobs"]
+    assert jobs["deploy"]["needs"] == "plan"
+    assert jobs["deploy"]["environment"]["name"] == "${{ needs.plan.outputs.github-environment }}"
+    assert "environment" not in jobs["plan"]  # the plan itself holds no secret
+
+
+def run_script(step: dict, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
+    """A run: step's script executed by bash here, as the runner would, with its env."""
+    files = {name: tmp_path / name for name in ("GITHUB_ENV", "GITHUB_OUTPUT")}
+    for path in files.values():
+        path.write_text("")
+    return subprocess.run(
+        ["bash", "-e", "-c", step["run"]], cwd=ROOT, capture_output=True, text=True, check=False,
+        env={**os.environ, "RUNNER_TEMP": str(tmp_path), **{k: str(v) for k, v in files.items()},
+             **env},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("environment", "expected"),
+    [(e.name, e.github_environment) for e in POLICY.environments],
+)
+def test_the_plan_step_reads_the_github_environment_from_the_policy(
+    tmp_path, environment, expected
+):
+    step = step_named(load("deploy.yml"), "The GitHub environment the policy gives this one")
+    done = run_script(step, {"ENV": environment}, tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "GITHUB_OUTPUT").read_text() == f"github-environment={expected}\n"
+
+
+def test_the_plan_step_refuses_an_environment_the_policy_lacks(tmp_path):
+    step = step_named(load("deploy.yml"), "The GitHub environment the policy gives this one")
+    done = run_script(step, {"ENV": "qa; echo pwned"}, tmp_path)
+    assert done.returncode != 0
+    assert "is not one of dev, test, stage, prod" in done.stderr
+    assert (tmp_path / "GITHUB_OUTPUT").read_text() == ""
+
+
+@pytest.mark.parametrize("kubeconfig", ["", "apiVersion: v1\nkind: Config\n"])
+def test_the_deploy_target_follows_the_kubeconfig_secret(tmp_path, kubeconfig):
+    step = step_named(load("deploy.yml"), "Choose the deploy target")
+    done = run_script(step, {"KUBECONFIG_DATA": kubeconfig, "ENV": "stage"}, tmp_path)
+    assert done.returncode == 0, done.stderr
+    exported = dict(
+        line.split("=", 1) for line in (tmp_path / "GITHUB_ENV").read_text().splitlines()
+    )
+    if kubeconfig:
+        assert exported["DELIVERY_DEPLOY__TARGET"] == "kubernetes"
+        written = Path(exported["KUBECONFIG"])
+        assert written.read_text() == kubeconfig + "\n"
+        assert written.stat().st_mode & 0o077 == 0  # the secret is readable by its owner only
+    else:
+        assert exported == {"DELIVERY_DEPLOY__TARGET": "local"}
+    assert "::notice title=Deploy target (stage)::" in done.stdout
+
+
+# What every workflow keeps.
 
 
 def test_every_action_is_pinned_to_a_full_commit_sha():
@@ -94,7 +204,7 @@ def test_github_only_actions_are_skipped_under_act():
 def test_permissions_are_least_privilege():
     for name, document in all_workflows().items():
         if "workflow_call" in document["on"]:
-            # Reusable: its job inherits what each caller grants, so it declares nothing.
+            # Reusable: its jobs get what each caller grants, so it declares nothing.
             assert "permissions" not in document
             assert all("permissions" not in job for job in document["jobs"].values())
             continue
@@ -114,35 +224,14 @@ def test_permissions_are_least_privilege():
                 assert not writes, f"{name}/{job_id} writes {writes}"
 
 
-def test_deployments_of_one_environment_never_overlap():
+def test_deployments_go_through_one_job_that_never_overlaps_itself():
     job = load("deploy.yml")["jobs"]["deploy"]
-    assert job["concurrency"] == {
-        "group": "deploy-${{ inputs.environment }}", "cancel-in-progress": False,
-    }  # fmt: skip
-    # Every deploy, promotion and rollback goes through that job.
+    assert "inputs.environment" in job["concurrency"]["group"]
+    assert job["concurrency"]["cancel-in-progress"] is False
     for name, document in all_workflows().items():
         for step in steps_of(document):
             if re.search(r"make (deploy|promote|rollback)\b", step.get("run", "")):
                 assert name == "deploy.yml", f"{name} deploys outside deploy.yml"
-
-
-def test_prod_runs_only_behind_the_production_environment():
-    job = load("deploy.yml")["jobs"]["deploy"]
-    assert job["environment"]["name"] == (
-        "${{ inputs.environment == 'prod' && 'production' || inputs.environment }}"
-    )
-    callers = [
-        (name, job_id, job["with"])
-        for name, document in all_workflows().items()
-        for job_id, job in document["jobs"].items()
-        if job.get("uses") == DEPLOY
-    ]
-    prod = [(name, job_id) for name, job_id, inputs in callers if inputs["environment"] == "prod"]
-    assert prod == [("release.yml", "prod")]
-    assert (
-        "prod"
-        in load("rollback.yml")["on"]["workflow_dispatch"]["inputs"]["environment"]["options"]
-    )  # a rollback of prod also passes through the environment's reviewers
 
 
 def test_secrets_come_only_from_environments():
@@ -152,59 +241,6 @@ def test_secrets_come_only_from_environments():
         for job_id, job in document["jobs"].items():
             if "secrets." in yaml.safe_dump(job):
                 assert "environment" in job, f"{name}/{job_id} reads secrets without one"
-
-
-def test_promotion_order_dev_test_stage_then_prod_on_a_release_tag():
-    ci = load("ci.yml")
-    assert set(ci["on"]) == {"pull_request", "push"}
-    assert ci["on"]["push"] == {"branches": ["main"]}
-    jobs = ci["jobs"]
-    assert jobs["dev"]["needs"] == ["lint", "unit", "integration"]
-    assert "make gate" in [step.get("run") for step in jobs["dev"]["steps"]]
-    assert jobs["deploy-dev"]["needs"] == "dev"
-    assert jobs["deploy-dev"]["with"]["environment"] == "dev"
-    order = [("test", ["dev", "deploy-dev"]), ("stage", ["dev", "test"])]
-    for job_id, needs in order:
-        assert jobs[job_id]["needs"] == needs
-        assert jobs[job_id]["if"] == "github.event_name == 'push'"  # main only, not PRs
-        assert jobs[job_id]["with"] == {
-            **jobs[job_id]["with"], "environment": job_id, "operation": "promote",
-            "image": "${{ needs.dev.outputs.image }}",
-        }  # fmt: skip
-    # The same digest moves on: the build's output, never a rebuild.
-    assert jobs["dev"]["outputs"]["image"] == "${{ steps.build.outputs.image }}"
-
-    release = load("release.yml")
-    pattern = load_delivery_settings(ROOT / "config").promotion.release_tag_pattern
-    assert release["on"] == {"push": {"tags": [pattern]}}
-    assert "sentiment release-candidate" in steps_of(release)[-1]["run"]
-    assert release["jobs"]["prod"]["needs"] == "candidate"
-    assert release["jobs"]["prod"]["with"]["release-tag"] == "${{ github.ref_name }}"
-
-
-def test_manual_rollback_and_scheduled_retraining():
-    rollback = load("rollback.yml")
-    inputs = rollback["on"]["workflow_dispatch"]["inputs"]["environment"]
-    assert inputs["options"] == ["test", "stage", "prod"]
-    assert rollback["jobs"]["rollback"]["with"] == {
-        "environment": "${{ inputs.environment }}", "operation": "rollback",
-    }  # fmt: skip
-    retrain = load("retrain.yml")
-    assert set(retrain["on"]) == {"schedule", "workflow_dispatch"}
-    assert "make train" in [step.get("run") for step in steps_of(retrain)]
-
-
-def test_the_deploy_target_is_chosen_by_the_kubeconfig_secret_and_logged():
-    steps = {step.get("name"): step for step in steps_of(load("deploy.yml"))}
-    choose = steps["Choose the deploy target"]
-    assert choose["env"] == {"KUBECONFIG_DATA": "${{ secrets.KUBECONFIG }}"}
-    script = choose["run"]
-    assert "DELIVERY_DEPLOY__TARGET=kubernetes" in script
-    assert "DELIVERY_DEPLOY__TARGET=local" in script
-    assert script.count("::notice title=Deploy target") == 2
-    publish = steps["Publish evidence and ledger to the delivery-state branch"]
-    assert publish["run"] == "make state-push"
-    assert publish["if"].startswith("${{ always()")  # a failed gate's evidence is kept too
 
 
 def test_every_make_target_the_workflows_call_exists():

@@ -1,1 +1,0 @@
-"""The `sentiment` command: thin shells over the library functions."""

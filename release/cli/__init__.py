@@ -1,0 +1,1 @@
+"""The `sentiment` command: each subcommand parses, calls the library, prints."""

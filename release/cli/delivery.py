@@ -1,0 +1,162 @@
+"""`sentiment build|image|deploy|undeploy|status|render|registry`: images and where they run."""
+
+import dataclasses
+import json
+
+import click
+
+from cli.options import environment_argument, image_option
+from cli.output import reports_errors, workspace
+from delivery import manifests
+from delivery.errors import DeliveryError
+from delivery.registry_server import LocalRegistry
+
+
+@click.command()
+@reports_errors
+def build() -> None:
+    """Build the image from the current model, push it, record its digest."""
+    space = workspace()
+    click.echo(f"building with {space.engine.name} from {space.delivery.build.base_image} ...")
+    record = space.build()
+    budget = " (over budget)" if record.over_budget else ""
+    click.echo(f"image    {record.image}")
+    click.echo(f"tag      {record.tag}")
+    click.echo(f"model    {record.model.version} (sha256 {record.model.sha256})")
+    click.echo(f"size     {record.size_mb} MB, budget {record.size_budget_mb} MB{budget}")
+    click.echo(f"time     {record.seconds.model_dump()}")
+    for key, value in sorted(record.labels.items()):
+        click.echo(f"label    {key}={value}")
+
+
+@click.command()
+@click.option("--digest", "digest_only", is_flag=True, help="Print only sha256:...")
+@reports_errors
+def image(digest_only: bool) -> None:
+    """Print the latest build's image, pinned by digest (what deploy and promote take)."""
+    latest = workspace().records.latest_build()
+    if latest is None:
+        raise DeliveryError("no image has been built here: run `make build`")
+    click.echo(latest.digest if digest_only else latest.image)
+
+
+@click.command()
+@environment_argument
+@image_option
+@reports_errors
+def deploy(environment: str, image: str | None) -> None:
+    """Run the image as ENV, pulled by digest, and wait until it is ready (no gate: that is
+    `promote`). A local container, or with deploy.target kubernetes a rollout."""
+    with workspace() as space:
+        reference = space.image_reference(image)
+        space.ensure_registry()
+        record = space.target.deploy(environment, reference)
+    click.echo(
+        f"{environment}: {record.url} ready in {record.seconds_to_ready}s, "
+        f"model {record.model_version}, image {record.image}"
+    )
+
+
+@click.command()
+@environment_argument
+@reports_errors
+def undeploy(environment: str) -> None:
+    """Stop and remove what runs as ENV."""
+    with workspace() as space:
+        removed = space.target.remove(environment)
+    click.echo(f"{environment}: {'removed' if removed else 'nothing was deployed'}")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@reports_errors
+def status(as_json: bool) -> None:
+    """What runs in each environment, and the ledger entry and evidence that put it there."""
+    with workspace() as space:
+        rows = []
+        for environment in space.policy.names:
+            found = space.target.status(environment)
+            entries = space.ledger.entries(environment)
+            entry = entries[-1] if entries else None
+            rows.append({
+                **dataclasses.asdict(found),
+                "port": space.policy.ports[environment],
+                "ledger": entry.model_dump(mode="json") if entry else None,
+                "release": _release_state(found.image, entry),
+            })  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    click.echo(f"{'ENV':6} {'PORT':5} {'STATE':13} {'HEALTH':12} {'MODEL':26} {'RELEASE':30} IMAGE")
+    for row in rows:
+        click.echo(
+            f"{row['environment']:6} {row['port']:<5} {row['state']:13} {row['health']:12} "
+            f"{row['model_version'] or '-':26} {row['release']:30} {row['image'] or '-'}"
+        )
+    for row in rows:
+        if row["ledger"] and row["ledger"]["evidence"]:
+            click.echo(f"{row['environment']} evidence: {row['ledger']['evidence']}")
+
+
+def _release_state(image, entry) -> str:
+    """How what runs relates to the ledger: its last entry, or not promoted at all."""
+    if image is None:
+        return f"{entry.event} {entry.result}" if entry else "-"
+    if entry is None or entry.image != image:
+        return "deployed without promotion"
+    gate = "gate passed" if entry.released else "GATE FAILED"
+    return f"#{entry.sequence} {entry.event}, {gate}"
+
+
+@click.command()
+@environment_argument
+@click.option("--image", default=None, help="sha256:... or REGISTRY/NAME@sha256:... "
+              "(default: the image deployed in ENV, else the latest build).")  # fmt: skip
+@click.option("--check/--no-check", default=True, show_default=True,
+              help="Check the result (pinned image, probes, ConfigMap, schema).")  # fmt: skip
+@reports_errors
+def render(environment: str, image: str | None, check: bool) -> None:
+    """Print ENV's Kubernetes manifests (kustomize), the image pinned by digest."""
+    space = workspace()
+    if image is None:
+        deployed = space.records.deployment(environment)
+        image = deployed.image if deployed else None
+    reference = space.image_reference(image)
+    project = space.project
+    rendered = manifests.render(project.environments_dir, environment, reference)
+    if check:
+        problems = manifests.check(environment, rendered, reference, project.service_config_dir)
+        problems += manifests.validate_schema(rendered)
+        if problems:
+            raise DeliveryError(
+                f"the {environment} manifests fail their checks:\n  " + "\n  ".join(problems)
+            )
+    click.echo(rendered, nl=False)
+
+
+@click.group()
+def registry() -> None:
+    """The local OCI registry (config/delivery.yaml registry.address)."""
+
+
+def _local_registry() -> LocalRegistry:
+    delivery = workspace().delivery
+    return LocalRegistry(delivery.registry.host, delivery.state_dir)
+
+
+@registry.command("start")
+@reports_errors
+def registry_start() -> None:
+    """Start the local registry unless one answers already."""
+    click.echo(_local_registry().ensure_running())
+
+
+@registry.command("stop")
+@reports_errors
+def registry_stop() -> None:
+    """Stop the registry that `registry start` or `build` started."""
+    stopped = _local_registry().stop()
+    click.echo("registry stopped" if stopped else "no registry started by this tool is running")
+
+
+COMMANDS = (build, image, deploy, undeploy, status, render, registry)

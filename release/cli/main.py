@@ -1,0 +1,15 @@
+"""`sentiment`: the release tooling's one command. Its subcommands live in cli/model.py,
+cli/delivery.py and cli/promotion.py; each parses, calls the library and prints."""
+
+import click
+
+from cli import delivery, model, promotion
+
+
+@click.group()
+def cli() -> None:
+    """Train, serve, build, deploy, gate and promote the sentiment model."""
+
+
+for command in (*model.COMMANDS, *delivery.COMMANDS, *promotion.COMMANDS):
+    cli.add_command(command)

@@ -1,0 +1,88 @@
+"""`sentiment train|models|config|serve`: the model and the service on this machine."""
+
+import json
+import sys
+
+import click
+import yaml
+
+from cli.options import data_dir_option, service_env_option
+from cli.output import reports_errors, workspace
+from service.serve import serve as exec_service
+
+
+@click.command()
+@service_env_option
+@data_dir_option
+@click.option("--skip-bad-lines", is_flag=True, default=None, help="Skip malformed lines.")
+@click.option("--if-missing", is_flag=True, help="Do nothing when a current model exists.")
+@reports_errors
+def train(environment, data_dir, skip_bad_lines, if_missing) -> None:
+    """Train, evaluate and (if it passes the quality gate) publish a model."""
+    space = workspace(data_dir)
+    result = space.train(environment, if_missing, skip_bad_lines)
+    if result is None:
+        current = space.model_registry(environment).current_version()
+        click.echo(f"model {current} is current; not training")
+        return
+    fingerprint = result.dataset
+    click.echo(f"dataset: {fingerprint['rows']} rows (sha256 {fingerprint['sha256'][:12]})")
+    if fingerprint["skipped_lines"]:
+        click.echo(f"skipped {fingerprint['skipped_lines']} malformed line(s)")
+    metrics = result.metrics
+    click.echo(
+        f"held-out: accuracy {metrics['accuracy']:.4f}  f1 {metrics['f1']:.4f}  "
+        f"roc_auc {metrics['roc_auc']:.4f}  confusion {metrics['confusion_matrix']}"
+    )
+    if result.published is None:
+        for failure in result.gate_failures:
+            click.echo(f"quality gate failed: {failure}", err=True)
+        click.echo("the model was not published", err=True)
+        sys.exit(1)
+    published = result.published
+    click.echo(f"published model {published.version} (sha256 {published.sha256}) as current")
+
+
+@click.command()
+@service_env_option
+@click.option("--format", "output", type=click.Choice(["yaml", "json"]), default="yaml")
+@reports_errors
+def config(environment, output) -> None:
+    """Print the effective service configuration of an environment."""
+    document = workspace().service_settings(environment).model_dump(mode="json")
+    if output == "json":
+        click.echo(json.dumps(document, indent=2))
+    else:
+        click.echo(yaml.safe_dump(document, sort_keys=False), nl=False)
+
+
+@click.command()
+@service_env_option
+@reports_errors
+def models(environment) -> None:
+    """List the published model versions; * marks the current one."""
+    registry = workspace().model_registry(environment)
+    versions = registry.versions()
+    if not versions:
+        click.echo(f"no models in {registry.root}")
+        return
+    current = registry.current_version()
+    for metadata in versions:
+        marker = "*" if metadata.version == current else " "
+        metrics = metadata.metrics
+        click.echo(
+            f"{marker} {metadata.version}  accuracy {metrics['accuracy']:.4f}  "
+            f"f1 {metrics['f1']:.4f}  roc_auc {metrics['roc_auc']:.4f}  "
+            f"commit {metadata.git_commit[:12]}"
+        )
+
+
+@click.command()
+@service_env_option
+@reports_errors
+def serve(environment) -> None:
+    """Serve the API under gunicorn with the environment's settings (as the image does)."""
+    exec_service(environment)
+
+
+COMMANDS = (train, config, models, serve)

@@ -1,0 +1,60 @@
+"""What every command shares: the workspace it works in, errors as messages (never a
+traceback), and how records are printed."""
+
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gates.evidence import EvidenceRecord, EvidenceStore
+from gates.summary import describe
+from model import BundleError
+from promotion.promote import Outcome
+from promotion.workspace import Workspace
+from service.settings import ConfigError
+from support.errors import ReleaseError
+from support.project import Project
+
+
+def log(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def workspace(data_dir: Path | None = None) -> Workspace:
+    """The checkout this command runs in (the working directory, as with make)."""
+    return Workspace(Project.here(), log=log, data_dir=data_dir)
+
+
+def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:
+    """A failure the user can act on -> its message on stderr and exit 1."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (ReleaseError, ConfigError, BundleError) as error:
+            raise click.ClickException(str(error)) from None
+
+    return wrapper
+
+
+def echo_record(record: EvidenceRecord, store: EvidenceStore) -> None:
+    click.echo(f"{record.gate} gate {record.result.upper()} in {record.seconds}s: "
+               f"{describe(record)}")  # fmt: skip
+    for failure in record.failures:
+        click.echo(f"  failed: {failure}", err=True)
+    click.echo(f"  evidence {store.root / record.id}.json")
+    click.echo(f"  reports  {store.root / record.reports_dir}")
+
+
+def echo_outcome(outcome: Outcome, store: EvidenceStore) -> None:
+    entry = outcome.entry
+    if outcome.evidence:
+        echo_record(outcome.evidence, store)
+    release = f", release {entry.release_tag}" if entry.release_tag else ""
+    click.echo(f"{entry.environment}: {entry.event} #{entry.sequence} {entry.result}{release}")
+    if outcome.rollback:
+        click.echo("automatic rollback:")
+        echo_outcome(outcome.rollback, store)

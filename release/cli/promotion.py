@@ -1,0 +1,259 @@
+"""`sentiment gate|promote|rollback|history|evidence|pipeline|release-candidate|state|policy`:
+evidence-driven promotion, as config/promotion.yaml says."""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from cli.options import Environment, data_dir_option, environment_argument, image_option
+from cli.output import echo_outcome, echo_record, reports_errors, workspace
+from delivery.references import digest_of
+from gates.summary import describe, markdown_table
+from promotion.policy_check import policy_problems
+from promotion.rules import release_candidate as find_candidate
+from support.errors import ReleaseError
+from support.provenance import actor
+
+
+@click.command()
+@environment_argument
+@data_dir_option
+@reports_errors
+def gate(environment: str, data_dir: Path | None) -> None:
+    """Run the first environment's gate on the working tree and the current model.
+
+    The other environments' gates run inside `promote`, against the image they promote.
+    """
+    space = workspace(data_dir)
+    first = space.policy.first.name
+    if environment != first:
+        raise ReleaseError(
+            f"{environment}'s gate runs inside `sentiment promote --to {environment}`, against "
+            f"the image it deploys; only {first}'s runs on its own"
+        )
+    record = space.source_gate()
+    echo_record(record, space.store)
+    if not record.passed:
+        sys.exit(1)
+
+
+@click.command()
+@click.option("--to", "target", type=Environment(promoted_only=True), required=True)
+@image_option
+@click.option("--release-tag", default=None,
+              help="Where a release tag is required: the tag of the image's commit "
+              "(default: the one found on the commit).")  # fmt: skip
+@data_dir_option
+@reports_errors
+def promote(target: str, image: str | None, release_tag: str | None, data_dir: Path | None):
+    """Deploy an image to TARGET and run TARGET's gate, if the environment below passed it."""
+    with workspace(data_dir) as space:
+        outcome = space.promoter.promote(target, space.image_reference(image), release_tag)
+        echo_outcome(outcome, space.store)
+    if not outcome.released:
+        sys.exit(1)
+
+
+@click.command()
+@click.argument("environment", type=Environment(promoted_only=True))
+@reports_errors
+def rollback(environment: str) -> None:
+    """Redeploy ENV's previous release from the ledger and check it."""
+    with workspace() as space:
+        outcome = space.promoter.rollback(environment)
+        echo_outcome(outcome, space.store)
+    if not outcome.released:
+        sys.exit(1)
+
+
+@click.command()
+@environment_argument
+@click.option("--json", "as_json", is_flag=True, help="Print the ledger entries as JSON.")
+@reports_errors
+def history(environment: str, as_json: bool) -> None:
+    """ENV's promotion ledger: every promotion and rollback, oldest first."""
+    entries = workspace().ledger.entries(environment)
+    if as_json:
+        click.echo(json.dumps([entry.model_dump(mode="json") for entry in entries], indent=2))
+        return
+    if not entries:
+        click.echo(f"{environment}: nothing promoted yet")
+        return
+    click.echo(f"{'#':>3} {'AT':20} {'EVENT':9} {'RESULT':9} {'DIGEST':19} {'MODEL':26} "
+               f"{'TAG':14} ACTOR")  # fmt: skip
+    for entry in entries:
+        event = entry.event + ("*" if entry.automatic else "")
+        model = entry.model.version if entry.model else "-"
+        click.echo(
+            f"{entry.sequence:>3} {entry.at:%Y-%m-%dT%H:%M:%S}  {event:9} {entry.result:9} "
+            f"{(entry.digest or '-')[:19]:19} {model:26} {entry.release_tag or '-':14} "
+            f"{entry.actor}"
+        )
+    if any(entry.automatic for entry in entries):
+        click.echo("* automatic, after a failed gate")
+
+
+@click.command()
+@image_option
+@click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
+@click.option("--markdown", is_flag=True, help="Print a Markdown table (CI job summaries).")
+@reports_errors
+def evidence(image: str | None, as_json: bool, markdown: bool) -> None:
+    """Gate evidence records, oldest first (--image: only those about one image)."""
+    space = workspace()
+    records = space.store.records()
+    title = "Gate evidence"
+    if image:
+        digest = digest_of(space.image_reference(image))
+        records = [record for record in records if record.subject.digest == digest]
+        title += f" for {digest[:19]}"
+    if as_json:
+        click.echo(json.dumps([record.model_dump(mode="json") for record in records], indent=2))
+    elif markdown:
+        click.echo(markdown_table(records, title), nl=False)
+    else:
+        for record in records:
+            click.echo(f"{record.id:48} {record.environment:6} {record.result:7} "
+                       f"{describe(record)}")  # fmt: skip
+
+
+@click.command()
+@click.option("--until", type=Environment(promoted_only=True), default=None,
+              help="The last environment to promote to (default: the last one).")  # fmt: skip
+@click.option("--release-tag", default=None,
+              help="The release tag where one is required (default: one on the built commit, "
+              "else a local one is made).")  # fmt: skip
+@data_dir_option
+@click.option("--summary-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Also write the summary as Markdown here ($GITHUB_STEP_SUMMARY is appended "
+              "to when set).")  # fmt: skip
+@reports_errors
+def pipeline(until, release_tag, data_dir, summary_file) -> None:
+    """Train if needed, the first gate, build, then promote through every environment."""
+    with workspace(data_dir) as space:
+        report = space.pipeline().run(until, release_tag)
+        click.echo(report.table())
+        document = report.markdown("Pipeline")
+        targets = [space.delivery.state_dir / "pipeline-summary.md"]
+        if summary_file:
+            targets.append(summary_file)
+        for target in targets:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(document, encoding="utf-8")
+        if os.environ.get("GITHUB_STEP_SUMMARY"):
+            with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as handle:
+                handle.write(document)
+        click.echo(f"summary: {targets[-1]}")
+        saved = space.state_branch.save(_state_message())
+        branch = space.policy.state_branch
+        click.echo(f"evidence and ledgers committed to branch {branch} ({saved[:12]}); "
+                   "`sentiment state push` publishes them" if saved else
+                   f"branch {branch} already holds this evidence")  # fmt: skip
+    if not report.succeeded:
+        sys.exit(1)
+
+
+@click.command("release-candidate")
+@click.argument("tag")
+@reports_errors
+def release_candidate(tag: str) -> None:
+    """Print the image a release of TAG ships: one of its commit that passed the gate
+    before the release environment."""
+    space = workspace()
+    commit = space.git.tag_commit(tag)
+    if commit is None:
+        raise ReleaseError(f"there is no tag {tag!r} (git fetch --tags?)")
+    record = find_candidate(space.policy, commit, tag, space.store)
+    click.echo(f"{tag} -> {commit[:12]}: {record.gate} evidence {record.id}", err=True)
+    click.echo(record.subject.image)
+
+
+@click.group()
+def state() -> None:
+    """Evidence and ledgers on their git branch (config/promotion.yaml state_branch)."""
+
+
+@state.command("pull")
+@reports_errors
+def state_pull() -> None:
+    """Fetch the branch and merge it into the local evidence and ledgers."""
+    click.echo(workspace().state_branch.pull())
+
+
+@state.command("save")
+@reports_errors
+def state_save() -> None:
+    """Commit the local evidence and ledgers onto the local branch."""
+    commit = workspace().state_branch.save(_state_message())
+    click.echo(f"saved as {commit[:12]}" if commit else "nothing new to save")
+
+
+@state.command("push")
+@reports_errors
+def state_push() -> None:
+    """Save, merge what others pushed meanwhile, and push the branch."""
+    click.echo(workspace().state_branch.push(_state_message()))
+
+
+def _state_message() -> str:
+    run = os.environ.get("GITHUB_RUN_ID")
+    where = f", {os.environ.get('GITHUB_WORKFLOW', 'workflow')} run {run}" if run else ""
+    return f"Delivery state from {actor()}{where}"
+
+
+@click.group()
+def policy() -> None:
+    """The promotion policy (config/promotion.yaml): what CI and people read from it."""
+
+
+@policy.command("show")
+@reports_errors
+def policy_show() -> None:
+    """The environments in promotion order, with their gates."""
+    found = workspace().policy
+    for environment in found.environments:
+        extras = [
+            f"port {environment.port}",
+            f"GitHub environment {environment.github_environment}",
+        ]
+        if environment.requires_release_tag:
+            extras.append(f"release tag {found.release_tag_pattern}")
+        extras.append(f"failed gate: {environment.on_gate_failure}")
+        click.echo(f"{environment.name}: {', '.join(extras)}")
+        for check in environment.gate:
+            options = json.dumps(check.options.model_dump(mode="json"))
+            click.echo(f"  {check.name} ({check.kind}) {options}")
+
+
+@policy.command("check")
+@reports_errors
+def policy_check() -> None:
+    """Check that the checkout has what the policy names (config, overlays, ConfigMap)."""
+    space = workspace()
+    problems = policy_problems(space.policy, space.project)
+    for problem in problems:
+        click.echo(f"  {problem}", err=True)
+    if problems:
+        raise ReleaseError(f"{len(problems)} problem(s) with {space.project.policy_file}")
+    click.echo(f"{space.project.policy_file}: {', '.join(space.policy.names)}: consistent")
+
+
+@policy.command("github-environment")
+@environment_argument
+@reports_errors
+def policy_github_environment(environment: str) -> None:
+    """Print the GitHub environment that guards ENV's jobs."""
+    click.echo(workspace().policy.environment(environment).github_environment)
+
+
+@policy.command("release-environment")
+@reports_errors
+def policy_release_environment() -> None:
+    """Print the environment a release tag takes an image to."""
+    click.echo(workspace().policy.release_environment().name)
+
+
+COMMANDS = (gate, promote, rollback, history, evidence, pipeline, release_candidate, state, policy)

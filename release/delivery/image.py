@@ -1,0 +1,177 @@
+"""`build`: model bundle + locked wheels + config -> one image, pushed, recorded by digest.
+
+The image gets the serving runtime only (the project's root distribution and the
+runtime lock); the release tooling never enters it.
+"""
+
+import hashlib
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from importlib.metadata import version as package_version
+from pathlib import Path
+
+from delivery import labels
+from delivery.config import DeliverySettings
+from delivery.engine import Engine
+from delivery.errors import DeliveryError, EngineCommandError, ImageNotFoundError
+from delivery.records import BuildRecord, BuildSeconds, ModelRef, Records
+from delivery.service_config import image_files
+from model import ModelRegistry
+from support.clock import timestamp, utc_now
+from support.git import Git
+from support.process import CommandError, run
+from support.project import Project
+from training.publish import export
+
+RUNTIME_DISTRIBUTION = "sentiment-service"
+
+
+def fill_wheelhouse(delivery: DeliverySettings, lock: Path) -> Path:
+    """Wheels for every locked package, for the image's platform; reused while the lock holds.
+
+    Pip inside the build cannot reach a package index on every host, so the host
+    downloads them and the build installs offline.
+    """
+    lock_digest = hashlib.sha256(lock.read_bytes()).hexdigest()[:16]
+    wheelhouse = delivery.state_dir / "wheelhouse" / lock_digest
+    if wheelhouse.is_dir():
+        return wheelhouse
+    wheelhouse.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=wheelhouse.parent))
+    platforms = [flag for p in delivery.build.platforms for flag in ("--platform", p)]
+    try:
+        _pip(
+            "download", "--quiet", "--dest", str(staging), "--requirement", str(lock),
+            "--only-binary=:all:", "--implementation", "cp",
+            "--python-version", delivery.build.python_version, *platforms,
+        )  # fmt: skip
+        staging.rename(wheelhouse)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return wheelhouse
+
+
+def assemble_context(
+    delivery: DeliverySettings,
+    project: Project,
+    registry: ModelRegistry,
+    wheelhouse: Path,
+    environments: Iterable[str],
+) -> tuple[Path, ModelRef]:
+    """The build context: Dockerfile, wheels/, config/, models/ (one bundle). Nothing else."""
+    context = delivery.state_dir / "context"
+    shutil.rmtree(context, ignore_errors=True)
+    wheels = context / "wheels"
+    wheels.mkdir(parents=True)
+    shutil.copy2(project.dockerfile, context / "Dockerfile")
+    for wheel in wheelhouse.iterdir():
+        _link_or_copy(wheel, wheels / wheel.name)
+    shutil.copy2(project.runtime_lock, wheels / "runtime.lock")
+    # The serving runtime's own wheel: the root distribution, nothing of release/.
+    _pip("wheel", "--quiet", "--no-deps", "--wheel-dir", str(wheels), str(project.root))
+
+    (context / "config").mkdir()
+    for path in image_files(project.service_config_dir, environments):
+        shutil.copy2(path, context / "config" / path.name)
+    metadata = export(registry, "current", context / "models")
+    return context, ModelRef(version=metadata.version, sha256=metadata.sha256)
+
+
+def build_image(
+    engine: Engine,
+    delivery: DeliverySettings,
+    project: Project,
+    registry: ModelRegistry,
+    records: Records,
+    environments: Iterable[str],
+) -> BuildRecord:
+    """Builds, pushes and records the image; the record (digest, size, labels, timings)."""
+    started = time.monotonic()
+    _ensure_base_image(engine, delivery.build.base_image)
+    wheelhouse = fill_wheelhouse(delivery, project.runtime_lock)
+    context, model = assemble_context(delivery, project, registry, wheelhouse, environments)
+
+    source = Git(project.root).source()
+    built_at = timestamp(utc_now())
+    version = package_version(RUNTIME_DISTRIBUTION)
+    tag = f"{delivery.registry.image_name}:{source.commit[:12]}{'-dirty' if source.dirty else ''}"
+    image_labels = labels.image_labels(
+        source.revision, source.tree, version, built_at, model.version, model.sha256
+    )
+    build_started = time.monotonic()
+    engine.build(
+        context,
+        tag,
+        {
+            "BASE_IMAGE": delivery.build.base_image,
+            "GIT_COMMIT": source.revision,
+            "BUILD_ID": f"{version}+{built_at}",
+        },
+        image_labels,
+    )
+    build_seconds = time.monotonic() - build_started
+    details = engine.image_inspect(tag)
+
+    push_started = time.monotonic()
+    digest = engine.push(tag, context / "digest")
+    push_seconds = time.monotonic() - push_started
+    size_bytes = int(details["Size"])
+    record = BuildRecord(
+        digest=digest,
+        image=f"{delivery.registry.image_name}@{digest}",
+        tag=tag,
+        size_bytes=size_bytes,
+        size_mb=round(size_bytes / 1e6, 1),
+        size_budget_mb=delivery.build.size_budget_mb,
+        labels=labels.of_image(details),
+        model=model,
+        git_commit=source.commit,
+        git_dirty=source.dirty,
+        source_tree=source.tree,
+        version=version,
+        base_image=delivery.build.base_image,
+        engine=engine.name,
+        built_at=built_at,
+        seconds=BuildSeconds(
+            image_build=round(build_seconds, 1),
+            push=round(push_seconds, 1),
+            total=round(time.monotonic() - started, 1),
+        ),
+    )
+    records.save_build(record)
+    return record
+
+
+def _ensure_base_image(engine: Engine, base_image: str) -> None:
+    try:
+        engine.image_inspect(base_image)
+        return
+    except ImageNotFoundError:
+        pass
+    try:
+        engine.run("pull", "--quiet", base_image, timeout=600)
+    except EngineCommandError as error:
+        raise DeliveryError(
+            f"base image {base_image} is not on this host and cannot be pulled ({error}).\n"
+            "Without registry access, make one from Debian packages: `make base-image`, then "
+            "export DELIVERY_BUILD__BASE_IMAGE=localhost/debian-python:bookworm"
+        ) from None
+
+
+def _pip(*args: str) -> None:
+    try:
+        run([sys.executable, "-m", "pip", "--disable-pip-version-check", *args], timeout=1800)
+    except CommandError as error:
+        raise DeliveryError(f"pip {args[0]}: {error}") from None
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)

@@ -1,0 +1,189 @@
+"""The Kubernetes target: `kubectl apply -k environments/<env>` with the image pinned, a
+rollout wait, and a port-forward so gates reach the Service from where they run.
+
+kubectl finds its cluster the usual way ($KUBECONFIG, else ~/.kube/config); CI writes the
+environment's kubeconfig secret to a file and points $KUBECONFIG at it.
+"""
+
+import json
+import re
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from delivery import manifests
+from delivery.errors import DeliveryError, NotReadyError
+from delivery.records import DeploymentRecord, Records
+from delivery.references import digest_of
+from delivery.service_config import config_sha256
+from delivery.targets import EnvironmentStatus, probe
+from support.clock import utc_now
+from support.process import CommandError, Finished, run, start, stop
+from support.waiting import WaitTimeout, wait_until
+
+FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+)")
+CONTAINER = "api"
+
+
+@dataclass(frozen=True)
+class Workload:
+    namespace: str
+    deployment: str
+    service: str
+    port: int
+
+
+def workload(rendered: str) -> Workload:
+    """The Deployment and Service that serve the API, from rendered manifests."""
+    documents = [d for d in yaml.safe_load_all(rendered) if d]
+    kinds = {d["kind"]: d for d in documents}
+    try:
+        deployment, service = kinds["Deployment"], kinds["Service"]
+        return Workload(
+            namespace=deployment["metadata"]["namespace"],
+            deployment=deployment["metadata"]["name"],
+            service=service["metadata"]["name"],
+            port=int(service["spec"]["ports"][0]["port"]),
+        )
+    except (KeyError, IndexError, TypeError, ValueError) as error:
+        raise DeliveryError(
+            f"the manifests lack a namespaced Deployment and Service: {error}"
+        ) from None
+
+
+class Kubernetes:
+    kind = "kubernetes"
+
+    def __init__(
+        self,
+        kubectl: str,
+        rollout_timeout_seconds: float,
+        environments_dir: Path,
+        config_dir: Path,
+        records: Records,
+    ):
+        self.kubectl = kubectl
+        self.rollout_timeout_seconds = rollout_timeout_seconds
+        self.environments_dir = environments_dir
+        self.config_dir = config_dir
+        self.records = records
+        self._forwards: list[subprocess.Popen] = []
+
+    def describe(self) -> str:
+        done = self._run("config", "current-context")
+        context = done.stdout.strip() if done.ok else "(no current context)"
+        return f"kubernetes, context {context} (kubectl apply -k environments/<env>)"
+
+    def deploy(self, environment: str, reference: str) -> DeploymentRecord:
+        """Applies the pinned overlay, waits for the rollout, forwards a local port to it."""
+        self.close()  # a rollback deploys again: one port-forward at a time
+        started = time.monotonic()
+        overlay_dir = self.environments_dir / environment
+        with manifests.pinned_overlay(overlay_dir, reference) as overlay:
+            found = workload(manifests.kustomize(overlay, overlay_dir))
+            self._check("apply", "-k", str(overlay))
+        done = self._run(
+            "rollout", "status", f"deployment/{found.deployment}", "-n", found.namespace,
+            f"--timeout={self.rollout_timeout_seconds:g}s",
+        )  # fmt: skip
+        if not done.ok:
+            raise NotReadyError(
+                f"{environment}: deployment/{found.deployment} in {found.namespace} did not "
+                f"roll out within {self.rollout_timeout_seconds:g}s: {done.output}"
+            )
+        url = self.forward(found)
+        try:
+            _, model_version = wait_until(
+                lambda: answer if (answer := probe(url))[0] == "ready" else None,
+                timeout=30,
+                what=f"{environment} answers ready through {url}",
+            )
+        except WaitTimeout as error:
+            raise NotReadyError(f"{environment}: {error}") from None
+        record = DeploymentRecord(
+            environment=environment,
+            image=reference,
+            digest=digest_of(reference),
+            target="kubernetes",
+            url=url,
+            config_sha256=config_sha256(self.config_dir, environment),
+            model_version=model_version,
+            deployed_at=utc_now(),
+            seconds_to_ready=round(time.monotonic() - started, 2),
+            replaced_previous=False,
+        )
+        self.records.save_deployment(record)
+        return record
+
+    def forward(self, found: Workload) -> str:
+        """Starts `kubectl port-forward` to the Service on a free local port; its URL."""
+        process = start(
+            [self.kubectl, "port-forward", "-n", found.namespace, f"service/{found.service}",
+             f":{found.port}"],
+        )  # fmt: skip
+        self._forwards.append(process)
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        match = FORWARDING.search(line)
+        if not match:
+            stop(process)
+            rest = process.stdout.read()
+            raise NotReadyError(
+                f"kubectl port-forward to service/{found.service} failed: {(line + rest).strip()}"
+            )
+        # It logs a line per connection: keep its pipe drained or it blocks under load.
+        threading.Thread(target=process.stdout.read, daemon=True).start()
+        return f"http://127.0.0.1:{match[1]}"
+
+    def remove(self, environment: str) -> bool:
+        """Deletes the environment's Deployment (the Service and config stay)."""
+        found = self._workload(environment)
+        output = self._check("delete", "deployment", found.deployment, "-n", found.namespace,
+                             "--ignore-not-found")  # fmt: skip
+        self.records.forget_deployment(environment)
+        return bool(output.strip())
+
+    def status(self, environment: str) -> EnvironmentStatus:
+        found = self._workload(environment)
+        done = self._run("get", "deployment", found.deployment, "-n", found.namespace,
+                         "--ignore-not-found", "-o", "json")  # fmt: skip
+        if not done.ok:
+            return EnvironmentStatus(environment, "unknown", None, f"kubectl: {done.output}")
+        if not done.stdout.strip():
+            return EnvironmentStatus(environment, "not deployed", None, "-")
+        deployment = json.loads(done.stdout)
+        containers = deployment["spec"]["template"]["spec"]["containers"]
+        image = next((c["image"] for c in containers if c["name"] == CONTAINER), None)
+        status = deployment.get("status", {})
+        ready, wanted = status.get("readyReplicas", 0), deployment["spec"].get("replicas", 1)
+        health = "ready" if ready and ready >= wanted else "not ready"
+        record = self.records.deployment(environment)
+        model = record.model_version if record and record.image == image else None
+        return EnvironmentStatus(environment, f"{ready}/{wanted} ready", image, health, model)
+
+    def close(self) -> None:
+        """Stops every port-forward this target started."""
+        for process in self._forwards:
+            stop(process)
+        self._forwards.clear()
+
+    def _workload(self, environment: str) -> Workload:
+        # The names do not depend on the image, so the overlay is rendered unpinned.
+        return workload(manifests.kustomize(self.environments_dir / environment))
+
+    def _check(self, *args: str) -> str:
+        done = self._run(*args)
+        if not done.ok:
+            raise DeliveryError(f"kubectl {args[0]} failed: {done.output}")
+        return done.stdout
+
+    def _run(self, *args: str) -> Finished:
+        try:
+            return run([self.kubectl, *args], check=False,
+                       timeout=self.rollout_timeout_seconds + 60)  # fmt: skip
+        except CommandError as error:
+            raise DeliveryError(f"kubectl {args[0]} could not run: {error}") from None

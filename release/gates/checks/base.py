@@ -1,0 +1,158 @@
+"""What a check is: a named kind with its own options (thresholds, paths), run against a
+gate's context, returning a result that says what it measured and what fell short.
+
+A check never raises for a failed check: a failure is in the result it returns.
+"""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from gates.subject import Subject
+from model import BundleError, LoadedBundle
+from service.settings import ConfigError, Settings, load_settings
+from support.errors import ReleaseError
+from support.project import Project
+
+
+class CheckOptions(BaseModel):
+    """A check's options as config/promotion.yaml gives them: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass
+class CheckResult:
+    name: str
+    passed: bool = True
+    seconds: float = 0.0
+    figures: dict[str, Any] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    # Report files, relative to the evidence directory.
+    reports: list[str] = field(default_factory=list)
+
+    def fail(self, message: str) -> None:
+        self.passed = False
+        self.failures.append(message)
+
+
+class GateContext:
+    """What a check can ask of the gate it runs in. The costly answers (the bundle, the
+    data, the service's settings) are fetched on first use and shared by the checks."""
+
+    def __init__(
+        self,
+        *,
+        environment: str,
+        subject: Subject,
+        url: str | None,
+        reports: Path,
+        evidence_root: Path,
+        project: Project,
+        bundle: Callable[[], LoadedBundle],
+        data_dir: Callable[[], Path],
+    ):
+        self.environment = environment
+        self.subject = subject
+        self.url = url
+        self.reports = reports
+        self.evidence_root = evidence_root
+        self.project = project
+        self._bundle = bundle
+        self._data_dir = data_dir
+        self._shared: dict[str, Any] = {}
+
+    @cached_property
+    def bundle(self) -> LoadedBundle:
+        """The model the subject names, read back and verified against its sha256."""
+        return self._bundle()
+
+    @cached_property
+    def data_dir(self) -> Path:
+        """The training data (the skew and latency checks rebuild the held-out split)."""
+        return self._data_dir()
+
+    @cached_property
+    def service_settings(self) -> Settings:
+        """The service's settings in this environment (its limits, say)."""
+        return load_settings(self.environment, self.project.service_config_dir)
+
+    def shared(self, key: str, make: Callable[[], Any]) -> Any:
+        """A value made once per gate run and shared by the checks that need it."""
+        if key not in self._shared:
+            self._shared[key] = make()
+        return self._shared[key]
+
+    def report(self, path: Path) -> str:
+        """How a report file is recorded: relative to the evidence directory."""
+        return str(path.relative_to(self.evidence_root))
+
+    @property
+    def service_url(self) -> str:
+        if self.url is None:
+            raise ReleaseError("this check needs a deployed service, and the gate has none")
+        return self.url
+
+
+class Check:
+    """A kind of check. Subclasses set `kind`, their `Options`, and implement `check`."""
+
+    kind: ClassVar[str]
+    Options: ClassVar[type[CheckOptions]] = CheckOptions
+    # True: it talks to the deployed service, so it cannot run before an image exists.
+    needs_service: ClassVar[bool] = False
+
+    def __init__(self, name: str, options: CheckOptions):
+        self.name = name
+        self.options = options
+
+    def run(self, context: GateContext) -> CheckResult:
+        result = CheckResult(self.name)
+        started = time.monotonic()
+        try:
+            self.check(context, result)
+        except (ReleaseError, BundleError, ConfigError, OSError) as error:
+            result.fail(f"could not run: {error}")
+        finally:
+            result.seconds = time.monotonic() - started
+        return result
+
+    def check(self, context: GateContext, result: CheckResult) -> None:
+        raise NotImplementedError
+
+    @classmethod
+    def summary(cls, name: str, figures: dict[str, Any]) -> str:
+        """The key figures in a few words, for tables and job summaries."""
+        return name
+
+
+CHECKS: dict[str, type[Check]] = {}
+
+
+def register(cls: type[Check]) -> type[Check]:
+    CHECKS[cls.kind] = cls
+    return cls
+
+
+def configure(name: str, entry: dict[str, Any] | None) -> Check:
+    """The check `name` of a gate, from its policy entry: `check:` names the kind (the
+    name itself by default), the other keys are that kind's options."""
+    entry = dict(entry or {})
+    kind = entry.pop("check", name)
+    cls = CHECKS.get(kind)
+    if cls is None:
+        raise ValueError(f"no check of kind {kind!r} (kinds: {', '.join(sorted(CHECKS))})")
+    try:
+        options = cls.Options.model_validate(entry)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in item['loc']) or kind}: {item['msg']}"
+            for item in error.errors(include_url=False)
+        )
+        raise ValueError(f"{kind} options: {problems}") from None
+    return cls(name, options)

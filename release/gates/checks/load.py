@@ -1,0 +1,121 @@
+"""`load`: locust, headless, against the deployed service, judged by the check's thresholds."""
+
+import csv
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from gates.checks.base import Check, CheckOptions, CheckResult, GateContext, register
+from support.process import run_logged, tail
+
+# Locust's own start-up and shutdown on top of the run time.
+OVERHEAD_SECONDS = 120
+
+
+class LoadOptions(CheckOptions):
+    users: int = Field(ge=1, le=10_000)
+    spawn_rate: float = Field(gt=0, le=10_000)
+    run_time_seconds: int = Field(ge=1, le=3600)
+    max_failure_ratio: float = Field(ge=0, le=1)
+    max_p95_ms: float = Field(gt=0)
+    max_p99_ms: float = Field(gt=0)
+    min_rps: float = Field(ge=0)
+    locustfile: str = "tests/load/locustfile.py"
+
+
+@register
+class Load(Check):
+    kind = "load"
+    Options = LoadOptions
+    needs_service = True
+
+    def check(self, context: GateContext, result: CheckResult) -> None:
+        load: LoadOptions = self.options
+        prefix = context.reports / "locust"
+        html = context.reports / "locust.html"
+        log = context.reports / "locust.log"
+        argv = [
+            sys.executable, "-m", "locust", "--locustfile", load.locustfile, "--headless",
+            "--host", context.service_url, "--users", str(load.users),
+            "--spawn-rate", str(load.spawn_rate), "--run-time", f"{load.run_time_seconds}s",
+            "--stop-timeout", "10", "--csv", str(prefix), "--html", str(html), "--only-summary",
+            "--loglevel", "WARNING",
+        ]  # fmt: skip
+        code = run_logged(argv, log, cwd=context.project.root,
+                          timeout=load.run_time_seconds + OVERHEAD_SECONDS)  # fmt: skip
+        stats = Path(f"{prefix}_stats.csv")
+        for path in (log, html, stats, Path(f"{prefix}_failures.csv")):
+            if path.exists():
+                result.reports.append(context.report(path))
+        if not stats.exists():
+            result.fail(f"locust wrote no statistics (exit {code}):\n{tail(log)}")
+            return
+        result.figures = {
+            **aggregated_figures(stats),
+            "users": load.users,
+            "run_time_seconds": load.run_time_seconds,
+        }
+        for failure in judge(result.figures, load):
+            result.fail(failure)
+
+    @classmethod
+    def summary(cls, name: str, figures: dict[str, Any]) -> str:
+        if "rps" not in figures:
+            return name
+        return (
+            f"{name} {figures['requests']} req, {figures['rps']:.1f} rps, "
+            f"p95 {figures['p95_ms']:.0f} ms, p99 {figures['p99_ms']:.0f} ms, "
+            f"{figures['failures']} failed"
+        )
+
+
+def aggregated_figures(stats_csv: Path) -> dict[str, float]:
+    """The "Aggregated" row of locust's <prefix>_stats.csv."""
+    with stats_csv.open(newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["Name"] == "Aggregated"]
+    if not rows:
+        return {"requests": 0, "failures": 0, "failure_ratio": 0.0, "rps": 0.0,
+                "median_ms": 0.0, "p95_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0}  # fmt: skip
+    row = rows[0]
+    requests = int(row["Request Count"])
+    failures = int(row["Failure Count"])
+
+    def number(column: str) -> float:
+        value = row[column]
+        return 0.0 if value in ("", "N/A") else round(float(value), 2)
+
+    return {
+        "requests": requests,
+        "failures": failures,
+        "failure_ratio": round(failures / requests, 6) if requests else 0.0,
+        "rps": number("Requests/s"),
+        "median_ms": number("Median Response Time"),
+        "p95_ms": number("95%"),
+        "p99_ms": number("99%"),
+        "max_ms": number("Max Response Time"),
+    }
+
+
+def judge(figures: dict[str, float], load: LoadOptions) -> list[str]:
+    """One message per breached threshold, naming the threshold and the measured value."""
+    failures = []
+    if figures["requests"] == 0:
+        return ["the load test made no request"]
+    if figures["failure_ratio"] > load.max_failure_ratio:
+        failures.append(
+            f"failure ratio {figures['failure_ratio']:.4f} ({figures['failures']} of "
+            f"{figures['requests']}) is above max_failure_ratio {load.max_failure_ratio}"
+        )
+    if figures["p95_ms"] > load.max_p95_ms:
+        failures.append(
+            f"p95 {figures['p95_ms']:.0f} ms is above max_p95_ms {load.max_p95_ms:.12g}"
+        )
+    if figures["p99_ms"] > load.max_p99_ms:
+        failures.append(
+            f"p99 {figures['p99_ms']:.0f} ms is above max_p99_ms {load.max_p99_ms:.12g}"
+        )
+    if figures["rps"] < load.min_rps:
+        failures.append(f"{figures['rps']:.1f} requests/s is below min_rps {load.min_rps:.12g}")
+    return failures

@@ -1,0 +1,153 @@
+"""Running a gate: an environment's checks (config/promotion.yaml) on one subject, and
+the evidence record the run leaves. Which checks run where is the policy's business;
+nothing here knows an environment by name.
+
+A gate run never raises for a failed check: the failure is in the record it returns.
+"""
+
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from delivery.engine import Engine
+from delivery.errors import DeliveryError
+from delivery.service_config import config_sha256
+from gates.checks import Check, CheckResult, GateContext
+from gates.evidence import CheckRecord, EvidenceRecord, EvidenceStore
+from gates.subject import Subject, source_subject
+from model import BundleError, LoadedBundle, ModelRegistry
+from support.clock import utc_now
+from support.git import Git
+from support.project import Project
+from support.provenance import actor, ci_run_url
+
+IMAGE_MODELS = "/app/models"
+
+
+@dataclass
+class GateRunner:
+    store: EvidenceStore
+    project: Project
+    # The engine that reads a model out of an image (asked for only when one is needed).
+    engine: Callable[[], Engine] | None
+    # The training data, for checks that rebuild the held-out split.
+    data_dir: Callable[[], Path]
+
+    def run(
+        self,
+        gate: str,
+        environment: str,
+        subject: Subject,
+        checks: Sequence[Check],
+        url: str | None,
+        bundle: Callable[[], LoadedBundle] | None = None,
+    ) -> EvidenceRecord:
+        """Runs `checks` on `subject` (served at `url`, if deployed) and records the result.
+        Without `bundle`, checks that need the model read it out of the subject's image."""
+        started_at, started = utc_now(), time.monotonic()
+        evidence_id = self.store.new_id(gate, subject.key, started_at)
+        reports = self.store.reports_dir(evidence_id)
+        with tempfile.TemporaryDirectory(prefix="gate-") as scratch:
+            context = GateContext(
+                environment=environment,
+                subject=subject,
+                url=url,
+                reports=reports,
+                evidence_root=self.store.root,
+                project=self.project,
+                bundle=bundle or (lambda: self._bundle_in_image(subject, Path(scratch))),
+                data_dir=self.data_dir,
+            )
+            results = [(check, check.run(context)) for check in checks]
+        return self._record(gate, environment, subject, url, evidence_id, started_at, started,
+                            results)  # fmt: skip
+
+    def run_source_gate(
+        self, environment: str, checks: Sequence[Check], registry: ModelRegistry
+    ) -> EvidenceRecord:
+        """The first environment's gate: on the working tree and the current model, before
+        an image exists. Its evidence is bound to the tree's content and the model."""
+        try:
+            bundle = registry.load("current")
+        except BundleError as error:
+            raise DeliveryError(
+                f"the {environment} gate needs a current model ({error}); run `make train`"
+            ) from None
+        subject = source_subject(Git(self.project.root).source(), bundle.metadata)
+        return self.run(environment, environment, subject, checks, None, lambda: bundle)
+
+    def deploy_failed(
+        self, gate: str, environment: str, subject: Subject, error: Exception
+    ) -> EvidenceRecord:
+        """The record of a gate that could not start because the deploy failed."""
+        started_at, started = utc_now(), time.monotonic()
+        evidence_id = self.store.new_id(gate, subject.key, started_at)
+        self.store.reports_dir(evidence_id)
+        check = CheckResult("deploy")
+        check.fail(str(error))
+        return self._record(gate, environment, subject, None, evidence_id, started_at, started,
+                            [(None, check)])  # fmt: skip
+
+    def _record(
+        self,
+        gate: str,
+        environment: str,
+        subject: Subject,
+        url: str | None,
+        evidence_id: str,
+        started_at,
+        started: float,
+        results: list[tuple[Check | None, CheckResult]],
+    ) -> EvidenceRecord:
+        failures = [f"{r.name}: {message}" for _, r in results for message in r.failures]
+        try:
+            config_hash = config_sha256(self.project.service_config_dir, environment)
+        except DeliveryError:
+            config_hash = None
+        record = EvidenceRecord(
+            id=evidence_id,
+            gate=gate,
+            environment=environment,
+            subject=subject,
+            url=url,
+            config_sha256=config_hash,
+            checked_from_commit=Git(self.project.root).revision(),
+            started_at=started_at,
+            finished_at=utc_now(),
+            seconds=round(time.monotonic() - started, 1),
+            result="passed" if results and not failures else "failed",
+            checks=[
+                CheckRecord(
+                    name=result.name,
+                    check=check.kind if check else None,
+                    options=check.options.model_dump(mode="json") if check else {},
+                    result="passed" if result.passed else "failed",
+                    seconds=round(result.seconds, 2),
+                    figures=result.figures,
+                    failures=result.failures,
+                    reports=result.reports,
+                )
+                for check, result in results
+            ],
+            failures=failures,
+            reports_dir=str(self.store.reports_dir(evidence_id).relative_to(self.store.root)),
+            actor=actor(),
+            ci_run=ci_run_url(),
+        )
+        self.store.append(record)
+        return record
+
+    def _bundle_in_image(self, subject: Subject, scratch: Path) -> LoadedBundle:
+        """The bundle baked into the image, read back and verified against its sha256."""
+        if self.engine is None or subject.image is None:
+            raise DeliveryError("reading the model needs an image and a container engine")
+        self.engine().copy_from_image(subject.image, IMAGE_MODELS, scratch / "models")
+        bundle = ModelRegistry(scratch / "models").load("current")
+        if bundle.metadata.sha256 != subject.model_sha256:
+            raise DeliveryError(
+                f"the image holds model {bundle.metadata.sha256[:12]}..., its label says "
+                f"{subject.model_sha256[:12]}..."
+            )
+        return bundle

@@ -1,0 +1,139 @@
+"""The promotion ledger: per environment, every promotion and rollback, in order, append-only.
+
+    <state>/ledger/<env>.jsonl    one typed entry per line, never rewritten
+    <state>/ledger/<env>.lock     held for a whole promotion or rollback of <env>
+
+The releases of an environment follow from its ledger like a stack: a released
+promotion pushes its digest, a rollback pops back to the release it restored. A failed
+promotion pushes nothing, so the previous release is always known.
+"""
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Literal
+
+from filelock import FileLock, Timeout
+from pydantic import Field
+
+from delivery.records import ModelRef
+from support.clock import Timestamp
+from support.errors import ReleaseError
+from support.files import fsync_dir
+from support.records import Record, read_lines
+
+RELEASED = "released"
+FAILED = "failed"
+REMOVED = "removed"
+
+
+class PromotionBusyError(ReleaseError):
+    pass
+
+
+class LedgerEntry(Record):
+    sequence: int = Field(ge=1)
+    event: Literal["promote", "rollback"]
+    environment: str
+    result: Literal["released", "failed", "removed"]
+    digest: str | None
+    image: str | None
+    git_commit: str | None = None
+    model: ModelRef | None
+    # The gate record this event produced.
+    evidence: str | None
+    actor: str
+    at: Timestamp
+    # promote: where the image came from, the evidence it relied on, its release tag.
+    from_environment: str | None = None
+    relied_on: list[str] = Field(default_factory=list)
+    release_tag: str | None = None
+    # The digest running before this event.
+    replaced: str | None = None
+    # rollback: set off by a failed gate (not by hand), and the entry it restored.
+    automatic: bool | None = None
+    restores: int | None = None
+
+    @property
+    def released(self) -> bool:
+        return self.result == RELEASED
+
+
+class Ledger:
+    def __init__(self, root: Path):
+        self.root = root
+
+    def path(self, environment: str) -> Path:
+        return self.root / f"{environment}.jsonl"
+
+    @contextmanager
+    def locked(self, environment: str, timeout: float) -> Iterator[None]:
+        """Holds `environment`'s lock; a second holder waits `timeout` seconds, then fails."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        holder = self.root / f"{environment}.holder"
+        lock = FileLock(self.root / f"{environment}.lock", timeout=timeout)
+        try:
+            lock.acquire()
+        except Timeout:
+            who = holder.read_text(encoding="utf-8").strip() if holder.exists() else "unknown"
+            raise PromotionBusyError(
+                f"another promotion or rollback of {environment} is running ({who}); "
+                f"waited {timeout:g}s. Nothing was changed: try again when it has finished"
+            ) from None
+        try:
+            holder.write_text(f"pid {os.getpid()}\n", encoding="utf-8")
+            yield
+        finally:
+            holder.unlink(missing_ok=True)
+            lock.release()
+
+    def append(self, **fields) -> LedgerEntry:
+        """Adds one entry (call with the environment's lock held), numbered next."""
+        environment = fields["environment"]
+        entry = LedgerEntry(sequence=len(self.entries(environment)) + 1, **fields)
+        path = self.path(environment)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # One write of one line with O_APPEND: a crash leaves the earlier lines intact.
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, (entry.to_json(indent=None) + "\n").encode("utf-8"))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        fsync_dir(path.parent)
+        return entry
+
+    def entries(self, environment: str) -> list[LedgerEntry]:
+        return read_lines(LedgerEntry, self.path(environment))
+
+    def releases(self, environment: str) -> list[LedgerEntry]:
+        """The release stack, oldest first; the last one is the current release."""
+        stack: list[LedgerEntry] = []
+        for entry in self.entries(environment):
+            if not entry.released:
+                continue
+            if entry.event == "promote":
+                if not stack or stack[-1].digest != entry.digest:
+                    stack.append(entry)
+            else:
+                while stack and stack[-1].digest != entry.digest:
+                    stack.pop()
+                if not stack:
+                    stack.append(entry)
+        return stack
+
+    def rollback_target(self, environment: str) -> LedgerEntry | None:
+        """The release a rollback restores: the one before the current release, or the
+        current release itself when a failed promotion left another image running."""
+        stack = self.releases(environment)
+        entries = self.entries(environment)
+        running_failed = bool(entries) and not entries[-1].released
+        if running_failed and stack and entries[-1].digest != stack[-1].digest:
+            return stack[-1]
+        return stack[-2] if len(stack) >= 2 else None
+
+    def running(self, environment: str) -> str | None:
+        """The digest the last entry left running."""
+        entries = self.entries(environment)
+        return entries[-1].digest if entries else None

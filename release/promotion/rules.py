@@ -1,0 +1,124 @@
+"""Which evidence a promotion needs. Pure rules: they read, decide, and never change anything.
+
+    the environment after the first   needs a passing gate of the first for the image's
+                                      source tree and model (no image existed then)
+    every later environment           needs a passing gate of the one before, for the digest
+    one that requires a release tag   also needs a release tag on the image's commit
+
+"Passing" means the newest record of that gate for that subject passed: a later failure
+of the same gate withdraws an earlier pass.
+"""
+
+from fnmatch import fnmatchcase
+from typing import Protocol
+
+from gates.evidence import EvidenceRecord, EvidenceStore
+from gates.subject import Subject
+from promotion.policy import Policy
+from support.errors import ReleaseError
+
+
+class PromotionRefusedError(ReleaseError):
+    """The promotion may not happen; nothing was changed."""
+
+
+class ReleaseTags(Protocol):
+    def release_tags(self, commit: str, pattern: str) -> list[str]: ...
+
+    def tag_commit(self, tag: str) -> str | None: ...
+
+
+def required_evidence(
+    policy: Policy, target: str, subject: Subject, store: EvidenceStore
+) -> EvidenceRecord:
+    """The evidence record `target` relies on, or PromotionRefusedError saying what is missing."""
+    below = policy.previous(target)
+    if below is None:
+        raise PromotionRefusedError(
+            f"{target} is not promoted to: its gate runs before an image exists "
+            f"(`sentiment gate {target}`), and `sentiment deploy {target}` runs any build there"
+        )
+    if below is policy.first:
+        record = store.latest(
+            below.name, source_tree=subject.source_tree, model_sha256=subject.model_sha256
+        )
+        what = f"source tree {subject.source_tree[:12]} with model {subject.model_sha256[:12]}"
+        how = f"run `sentiment gate {below.name}` on that tree, then build again"
+    else:
+        record = store.latest(below.name, digest=subject.digest)
+        what = f"image {subject.digest}"
+        how = (
+            f"promote it to {below.name} first (sentiment promote --to {below.name} --image DIGEST)"
+        )
+    if record is None:
+        raise PromotionRefusedError(
+            f"refusing to promote to {target}: no {below.name} gate evidence for {what}; {how}"
+        )
+    if not record.passed:
+        reasons = "; ".join(record.failures[:3]) or "see the record"
+        raise PromotionRefusedError(
+            f"refusing to promote to {target}: the latest {below.name} gate for {what} failed "
+            f"(evidence {record.id}): {reasons}"
+        )
+    return record
+
+
+def release_tag(
+    target: str, subject: Subject, given: str | None, pattern: str, tags: ReleaseTags
+) -> str:
+    """The release tag `target` requires: `given` (checked) or the highest one on the commit."""
+    refused = f"refusing to promote to {target}"
+    if not subject.committed:
+        raise PromotionRefusedError(
+            f"{refused}: image {subject.digest} was built from uncommitted changes; "
+            "commit, tag, build and promote again"
+        )
+    commit = subject.git_commit
+    if given is not None:
+        if not fnmatchcase(given, pattern) or given.startswith("-"):
+            raise PromotionRefusedError(
+                f"{refused}: {given!r} is not a release tag "
+                f"(release tags match {pattern!r}, config/promotion.yaml)"
+            )
+        tagged = tags.tag_commit(given)
+        if tagged is None:
+            raise PromotionRefusedError(f"{refused}: there is no tag {given!r}")
+        if tagged != commit:
+            raise PromotionRefusedError(
+                f"{refused}: tag {given} points at {tagged[:12]}, "
+                f"but the image was built from {commit[:12]}"
+            )
+        return given
+    found = tags.release_tags(commit, pattern)
+    if not found:
+        raise PromotionRefusedError(
+            f"{refused}: commit {commit[:12]} has no release tag matching "
+            f"{pattern!r}; tag it (git tag vX.Y.Z {commit[:12]}) or pass --release-tag"
+        )
+    return found[0]
+
+
+def release_candidate(
+    policy: Policy, commit: str, tag: str, store: EvidenceStore
+) -> EvidenceRecord:
+    """The newest record of the gate before the release environment that passed for an
+    image of `commit`, whose pass no later record withdrew: the image `tag` ships."""
+    gate = policy.previous(policy.release_environment().name)
+    assert gate is not None  # the first environment never requires a release tag
+    latest_per_image: dict[str, EvidenceRecord] = {}
+    for record in store.records():
+        if (
+            record.gate == gate.name
+            and record.subject.git_commit == commit
+            and record.subject.digest
+        ):
+            latest_per_image[record.subject.digest] = record
+    passed = [record for record in latest_per_image.values() if record.passed]
+    if not passed:
+        failed = f" ({len(latest_per_image)} image(s) failed it)" if latest_per_image else ""
+        raise PromotionRefusedError(
+            f"refusing to release {tag}: no image of commit {commit[:12]} has passed the "
+            f"{gate.name} gate{failed}; merge it to main so the pipeline builds and promotes "
+            "it, then tag again"
+        )
+    return max(passed, key=lambda record: record.id)

@@ -1,0 +1,247 @@
+"""Evidence and ledgers kept on a git branch, so they outlive the machine or CI run that made them.
+
+The branch (config/promotion.yaml state_branch) holds
+    evidence/<id>.json    gate records (their reports stay with the run, as artifacts)
+    ledger/<env>.jsonl    promotion ledgers
+copied from the state directory. Both kinds are append-only, so merging is a union: an
+evidence record is never rewritten, and of two copies of a ledger one must extend the
+other. Anything else is a conflict and is refused; nothing is ever overwritten.
+
+save: commit the state directory onto the local branch. It goes through a throwaway
+      index, so the checked-out branch, its index and working tree are never touched.
+pull: fetch the remote branch, merge it into the state directory and the local branch.
+push: pull, then push; when another run pushed in between, do it again.
+"""
+
+import re
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from gates.evidence import ID_PATTERN
+from service.settings.schema import ENVIRONMENT_NAME
+from support.errors import ReleaseError
+from support.files import atomic_write, create_new
+from support.git import Git
+from support.process import Finished
+
+PUSH_ATTEMPTS = 5
+# Used only when git has no identity configured (as on a fresh CI runner).
+FALLBACK_IDENTITY = {
+    "GIT_AUTHOR_NAME": "sentiment-delivery",
+    "GIT_AUTHOR_EMAIL": "sentiment-delivery@users.noreply.github.com",
+    "GIT_COMMITTER_NAME": "sentiment-delivery",
+    "GIT_COMMITTER_EMAIL": "sentiment-delivery@users.noreply.github.com",
+}
+
+Files = dict[str, bytes]
+
+
+class StateConflictError(ReleaseError):
+    pass
+
+
+def is_state_file(path: str) -> bool:
+    folder, _, name = path.partition("/")
+    if folder == "evidence":
+        return name.endswith(".json") and bool(ID_PATTERN.match(name.removesuffix(".json")))
+    if folder == "ledger":
+        return name.endswith(".jsonl") and bool(
+            re.match(ENVIRONMENT_NAME, name.removesuffix(".jsonl"))
+        )
+    return False
+
+
+def merge(*versions: Files) -> Files:
+    """The union of several copies of the state; raises on anything but appending."""
+    merged: Files = {}
+    for files in versions:
+        for path, content in files.items():
+            known = merged.get(path)
+            ledger = path.startswith("ledger/")
+            if known is None or (ledger and content.startswith(known)):
+                merged[path] = content
+            elif known == content or (ledger and known.startswith(content)):
+                continue
+            elif ledger:
+                raise StateConflictError(
+                    f"{path} has diverged: two runs appended different entries to it. "
+                    "Nothing was changed; compare the copies with `sentiment history` "
+                    "and keep one by hand"
+                )
+            else:
+                raise StateConflictError(
+                    f"{path} differs between two copies; evidence is never rewritten, "
+                    "so one of them was tampered with. Nothing was changed"
+                )
+    return merged
+
+
+@dataclass
+class StateBranch:
+    repository: Path
+    state_dir: Path
+    branch: str
+    remote: str
+
+    @property
+    def _local_ref(self) -> str:
+        return f"refs/heads/{self.branch}"
+
+    @property
+    def _remote_ref(self) -> str:
+        return f"refs/remotes/{self.remote}/{self.branch}"
+
+    def save(self, message: str) -> str | None:
+        """Commits the state directory onto the local branch; the new commit, or None."""
+        local = self._tip(self._local_ref)
+        return self._commit([local] if local else [], message)[0]
+
+    def pull(self) -> str:
+        """Merges the remote branch into the state directory; says what happened."""
+        if not self._fetch():
+            return f"{self.remote} has no branch {self.branch} yet: nothing to pull"
+        remote = self._tip(self._remote_ref)
+        self._commit(self._tips(remote), f"Merge {self.remote}/{self.branch}")
+        return f"pulled {self.remote}/{self.branch} ({remote[:12]}) into {self.state_dir}"
+
+    def push(self, message: str) -> str:
+        """Saves, merges what others pushed, pushes; retries when overtaken."""
+        for _ in range(PUSH_ATTEMPTS):
+            remote = self._tip(self._remote_ref) if self._fetch() else None
+            commit, files = self._commit(self._tips(remote), message)
+            head = commit or self._tip(self._local_ref)
+            if head is None:
+                return "no evidence or ledger to push"
+            if head == remote:
+                return f"{self.remote}/{self.branch} is up to date ({head[:12]})"
+            done = self._run(["push", "--quiet", self.remote, f"{head}:{self._local_ref}"])
+            if done.ok:
+                return f"pushed {len(files)} files to {self.remote}/{self.branch} ({head[:12]})"
+            if b"rejected" not in done.stderr and b"fetch first" not in done.stderr:
+                raise ReleaseError(f"git push failed: {done.output}")
+        raise ReleaseError(
+            f"{self.remote}/{self.branch} kept moving: gave up after {PUSH_ATTEMPTS} attempts"
+        )
+
+    def _tips(self, remote: str | None) -> list[str]:
+        """The commits to build on: the local branch and the remote one, unless one
+        already contains the other."""
+        local = self._tip(self._local_ref)
+        if remote is None or remote == local:
+            return [local] if local else []
+        if local is None or self._is_ancestor(local, remote):
+            return [remote]
+        if self._is_ancestor(remote, local):
+            return [local]
+        return [local, remote]
+
+    def _commit(self, parents: list[str], message: str) -> tuple[str | None, Files]:
+        """Merges the parents' files with the state directory; commits when that adds
+        anything, moves the local branch, writes the result back to the state directory."""
+        versions = [self._branch_files(parent) for parent in parents]
+        files = merge(*versions, self._local_files())
+        self._write_local(files)
+        if len(parents) == 1 and files == versions[0]:
+            self._move_branch(parents[0])
+            return None, files
+        if not files:
+            return None, files
+        tree = self._write_tree(files)
+        args = ["commit-tree", tree, *[arg for p in parents for arg in ("-p", p)], "-m", message]
+        commit = self._git(args, env=self._identity()).decode().strip()
+        self._move_branch(commit)
+        return commit, files
+
+    def _move_branch(self, commit: str) -> None:
+        old = self._tip(self._local_ref) or "0" * 40
+        if old != commit:
+            # With the old value given, a concurrent move of the branch makes this fail.
+            self._git(["update-ref", self._local_ref, commit, old])
+
+    def _local_files(self) -> Files:
+        files: Files = {}
+        for folder, pattern in (("evidence", "*.json"), ("ledger", "*.jsonl")):
+            for path in sorted((self.state_dir / folder).glob(pattern)):
+                relative = f"{folder}/{path.name}"
+                if is_state_file(relative):
+                    files[relative] = path.read_bytes()
+        return files
+
+    def _write_local(self, files: Files) -> None:
+        for relative, content in files.items():
+            path = self.state_dir / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                if path.read_bytes() == content:
+                    continue
+            except FileNotFoundError:
+                create_new(path, content)
+                continue
+            atomic_write(path, content)  # a ledger that merge() showed only grew
+
+    def _branch_files(self, commit: str) -> Files:
+        listing = self._git(["ls-tree", "-r", "-z", commit]).split(b"\0")
+        entries = []
+        for line in filter(None, listing):
+            info, _, path = line.partition(b"\t")
+            name = path.decode()
+            if info.split()[1] == b"blob" and is_state_file(name):
+                entries.append((name, info.split()[2].decode()))
+        contents = self._read_blobs(blob for _, blob in entries)
+        return {name: contents[blob] for name, blob in entries}
+
+    def _read_blobs(self, blobs: Iterable[str]) -> dict[str, bytes]:
+        wanted = list(dict.fromkeys(blobs))
+        output = self._git(["cat-file", "--batch"], stdin="\n".join(wanted).encode() + b"\n")
+        contents, position = {}, 0
+        for blob in wanted:
+            header_end = output.index(b"\n", position)
+            size = int(output[position:header_end].split()[2])
+            start = header_end + 1
+            contents[blob] = output[start : start + size]
+            position = start + size + 1
+        return contents
+
+    def _write_tree(self, files: Files) -> str:
+        with tempfile.TemporaryDirectory() as scratch:
+            env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
+            lines = []
+            for relative, content in sorted(files.items()):
+                blob = self._git(["hash-object", "-w", "--stdin"], stdin=content)
+                lines.append(f"100644 {blob.decode().strip()} 0\t{relative}")
+            self._git(["update-index", "--index-info"], stdin="\n".join(lines).encode(), env=env)
+            return self._git(["write-tree"], env=env).decode().strip()
+
+    def _fetch(self) -> bool:
+        """Fetches the remote branch; False when the remote has no such branch."""
+        refspec = f"+{self._local_ref}:{self._remote_ref}"
+        done = self._run(["fetch", "--quiet", self.remote, refspec])
+        if done.ok:
+            return True
+        if b"couldn't find remote ref" in done.stderr:
+            return False
+        raise ReleaseError(f"git fetch {self.remote} failed: {done.output}")
+
+    def _tip(self, ref: str) -> str | None:
+        done = self._run(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"])
+        return done.stdout.decode().strip() if done.ok else None
+
+    def _is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        return self._run(["merge-base", "--is-ancestor", ancestor, descendant]).ok
+
+    def _identity(self) -> dict[str, str]:
+        configured = self._run(["config", "user.email"]).ok
+        return {} if configured else FALLBACK_IDENTITY
+
+    def _git(self, args: list[str], stdin: bytes = b"", env: dict[str, str] | None = None) -> bytes:
+        done = self._run(args, stdin, env)
+        if not done.ok:
+            raise ReleaseError(f"git {args[0]} failed: {done.output}")
+        return done.stdout
+
+    def _run(
+        self, args: list[str], stdin: bytes = b"", env: dict[str, str] | None = None
+    ) -> Finished:
+        return Git(self.repository).run(*args, input=stdin, env=env, check=False)

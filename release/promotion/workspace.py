@@ -1,0 +1,215 @@
+"""The release tooling wired together for one checkout: its configuration (delivery,
+training, the promotion policy), the container engine and registry, the deploy target,
+evidence and ledgers, the gate runner, the promoter and the pipeline. The CLI asks it
+for what a command needs; each piece is made on first use, once."""
+
+from collections.abc import Callable
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from delivery.config import DeliverySettings, load_delivery_settings
+from delivery.engine import Engine, detect_engine
+from delivery.errors import DeliveryError
+from delivery.image import build_image
+from delivery.kubernetes import Kubernetes
+from delivery.local import LocalContainers
+from delivery.manifests import tool
+from delivery.records import BuildRecord, Records
+from delivery.references import pinned_reference
+from delivery.registry_server import LocalRegistry
+from delivery.targets import DeployTarget
+from gates.evidence import EvidenceRecord, EvidenceStore
+from gates.runner import GateRunner
+from gates.subject import image_subject
+from model import ModelRegistry
+from promotion.ledger import Ledger
+from promotion.pipeline import Pipeline
+from promotion.policy import Policy, load_policy
+from promotion.promote import Promoter
+from promotion.state_branch import StateBranch
+from service.settings import ConfigError, Settings, load_settings
+from support.errors import ReleaseError
+from support.git import Git
+from support.project import Project
+from training.config import TrainingConfig, load_training_config
+from training.data_source import data_dir_for
+
+if TYPE_CHECKING:
+    from training.train import TrainingResult
+
+
+class Workspace:
+    def __init__(
+        self,
+        project: Project,
+        log: Callable[[str], None] = lambda message: None,
+        data_dir: Path | None = None,
+    ):
+        self.project = project
+        self.log = log
+        # The training data, when not the configured one (--data-dir).
+        self.data_dir_override = data_dir
+
+    def __enter__(self) -> "Workspace":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if "target" in self.__dict__:
+            self.target.close()
+
+    # Configuration.
+
+    @cached_property
+    def delivery(self) -> DeliverySettings:
+        return load_delivery_settings(self.project.config_dir)
+
+    @cached_property
+    def policy(self) -> Policy:
+        return load_policy(self.project.policy_file)
+
+    @cached_property
+    def training(self) -> TrainingConfig:
+        return load_training_config(self.project.config_dir)
+
+    def service_settings(self, environment: str | None = None) -> Settings:
+        try:
+            return load_settings(environment, self.project.service_config_dir)
+        except ConfigError as error:
+            raise ReleaseError(str(error)) from None
+
+    # State on this machine.
+
+    @cached_property
+    def git(self) -> Git:
+        return Git(self.project.root)
+
+    def model_registry(self, environment: str | None = None) -> ModelRegistry:
+        return ModelRegistry(self.service_settings(environment).model.registry_dir)
+
+    @cached_property
+    def records(self) -> Records:
+        return Records(self.delivery.state_dir)
+
+    @cached_property
+    def store(self) -> EvidenceStore:
+        return EvidenceStore(self.delivery.state_dir / "evidence")
+
+    @cached_property
+    def ledger(self) -> Ledger:
+        return Ledger(self.delivery.state_dir / "ledger")
+
+    @cached_property
+    def state_branch(self) -> StateBranch:
+        return StateBranch(
+            self.project.root, self.delivery.state_dir, self.policy.state_branch,
+            self.policy.state_remote,
+        )  # fmt: skip
+
+    # Images and where they run.
+
+    @cached_property
+    def engine(self) -> Engine:
+        return detect_engine(self.delivery.engine, self.delivery.registry.tls_verify)
+
+    def ensure_registry(self) -> None:
+        if self.delivery.registry.local_server:
+            registry = LocalRegistry(self.delivery.registry.host, self.delivery.state_dir)
+            self.log(registry.ensure_running())
+
+    @cached_property
+    def target(self) -> DeployTarget:
+        """config/delivery.yaml's deploy target, named in the log once."""
+        deploy = self.delivery.deploy
+        target: DeployTarget
+        if deploy.target == "kubernetes":
+            target = Kubernetes(
+                tool(deploy.kubernetes.kubectl), deploy.kubernetes.rollout_timeout_seconds,
+                self.project.environments_dir, self.project.service_config_dir, self.records,
+            )  # fmt: skip
+        else:
+            target = LocalContainers(
+                self.engine, deploy.local, self.records, self.policy.ports,
+                self.project.service_config_dir,
+            )  # fmt: skip
+        self.log(f"deploy target: {target.describe()}")
+        return target
+
+    def image_reference(self, image: str | None) -> str:
+        """REGISTRY/NAME@sha256:... from --image (a digest or a pinned reference), else the
+        latest build here."""
+        if image:
+            return pinned_reference(image, self.delivery.registry)
+        latest = self.records.latest_build()
+        if latest is None:
+            raise DeliveryError("no image has been built here: run `make build` or pass --image")
+        return latest.image
+
+    # The steps.
+
+    def train(
+        self,
+        environment: str | None = None,
+        if_missing: bool = False,
+        skip_bad_lines: bool | None = None,
+    ) -> "TrainingResult | None":
+        """Trains (None when `if_missing` and a model is current already)."""
+        # scikit-learn takes about a second to import: only training pays for it.
+        from training.train import train
+
+        registry = self.model_registry(environment)
+        if if_missing and registry.current_version():
+            return None
+        data_dir = data_dir_for(self.training, self.data_dir_override)
+        return train(self.training, data_dir, registry, self.git.revision(), skip_bad_lines)
+
+    def build(self) -> BuildRecord:
+        self.ensure_registry()
+        return build_image(
+            self.engine, self.delivery, self.project, self.model_registry(), self.records,
+            self.policy.names,
+        )  # fmt: skip
+
+    @cached_property
+    def gates(self) -> GateRunner:
+        return GateRunner(
+            self.store, self.project, lambda: self.engine,
+            lambda: data_dir_for(self.training, self.data_dir_override),
+        )  # fmt: skip
+
+    def source_gate(self) -> EvidenceRecord:
+        first = self.policy.first
+        return self.gates.run_source_gate(first.name, first.gate, self.model_registry())
+
+    @cached_property
+    def promoter(self) -> Promoter:
+        self.ensure_registry()
+        return Promoter(
+            policy=self.policy,
+            target=self.target,
+            gates=self.gates,
+            subject_of=lambda reference: image_subject(self.engine, reference),
+            store=self.store,
+            ledger=self.ledger,
+            tags=self.git,
+            log=self.log,
+        )
+
+    def pipeline(self) -> Pipeline:
+        return Pipeline(
+            policy=self.policy,
+            train=self._train_step,
+            source_gate=self.source_gate,
+            build=self.build,
+            promoter=self.promoter,
+            tags=self.git,
+            log=self.log,
+        )
+
+    def _train_step(self) -> str:
+        result = self.train(if_missing=True)
+        if result is not None and result.published is None:
+            failures = "; ".join(str(failure) for failure in result.gate_failures)
+            raise ReleaseError(f"the model failed its quality gate: {failures}")
+        metadata = self.model_registry().metadata()
+        return f"model {metadata.version}, accuracy {metadata.metrics['accuracy']:.3f}"

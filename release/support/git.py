@@ -1,0 +1,98 @@
+"""The checkout as git sees it: commit, a working tree's content, release tags.
+
+One definition of a dirty tree for everything that records where code came from (a
+model bundle, an image label, gate evidence): any change `git status` shows, untracked
+files included, ignored files not. Evidence from the dev gate is bound to the tree's
+content (a git tree id) rather than only to a commit, so a build from the same
+uncommitted tree still matches it and a build after any edit does not.
+"""
+
+import fnmatch
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from support.errors import ReleaseError
+from support.process import Finished, run
+
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
+
+
+@dataclass(frozen=True)
+class Source:
+    commit: str
+    dirty: bool
+    # The tree id of the working tree as `git add --all` would stage it (ignored files
+    # left out). Equal to HEAD^{tree} when the tree is clean.
+    tree: str
+
+    @property
+    def revision(self) -> str:
+        return f"{self.commit}-dirty" if self.dirty else self.commit
+
+
+class Git:
+    def __init__(self, root: Path):
+        self.root = root
+
+    def run(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        input: bytes | None = None,
+        check: bool = True,
+        timeout: float = 120,
+    ) -> Finished:
+        """`git -C ROOT ARGS`, bytes in and out."""
+        return run(
+            ["git", "-C", str(self.root), *args],
+            env=env, input=input, check=check, text=False, timeout=timeout,
+        )  # fmt: skip
+
+    def __call__(self, *args: str, env: dict[str, str] | None = None) -> str:
+        """`git ARGS`' output as stripped text; a failure is a ReleaseError."""
+        return self.run(*args, env=env).stdout.decode().strip()
+
+    def head(self) -> str:
+        return self("rev-parse", "HEAD")
+
+    def is_dirty(self) -> bool:
+        return bool(self("status", "--porcelain", "--untracked-files=all"))
+
+    def source(self) -> Source:
+        """The checkout's commit, whether it has changes, and its working tree's id."""
+        commit, dirty = self.head(), self.is_dirty()
+        # A throwaway index, so the user's staging area is never touched.
+        with tempfile.TemporaryDirectory() as scratch:
+            index = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
+            self("read-tree", "HEAD", env=index)
+            self("add", "--all", env=index)
+            tree = self("write-tree", env=index)
+        return Source(commit, dirty, tree)
+
+    def revision(self) -> str:
+        """The commit, with "-dirty" for changes; "unknown" outside a git checkout."""
+        try:
+            commit = self.head()
+            return f"{commit}-dirty" if self.is_dirty() else commit
+        except ReleaseError:
+            return "unknown"
+
+    def release_tags(self, commit: str, pattern: str) -> list[str]:
+        """Tags matching `pattern` that point at `commit`, highest version first."""
+        if not COMMIT.match(commit):  # an image label, say: never an option to git
+            return []
+        tags = self("tag", "--points-at", commit, "--sort=-v:refname").splitlines()
+        return [tag for tag in tags if fnmatch.fnmatchcase(tag, pattern)]
+
+    def tag_commit(self, tag: str) -> str | None:
+        """The commit `tag` points at; None when there is no such tag."""
+        ref = f"refs/tags/{tag}^{{commit}}"
+        done = self.run("rev-parse", "--verify", "--quiet", ref, check=False)
+        return done.stdout.decode().strip() if done.ok else None
+
+    def create_tag(self, tag: str, commit: str) -> None:
+        if tag.startswith("-") or not COMMIT.match(commit):
+            raise ReleaseError(f"refusing to tag {commit!r} as {tag!r}")
+        self("tag", tag, commit)

@@ -1,0 +1,156 @@
+"""Every external command the release tooling runs goes through here: an argument list,
+never a shell; a timeout; and a failure that names the command and says why."""
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from support.errors import ReleaseError
+
+DEFAULT_TIMEOUT_SECONDS = 600
+# How much of a failed command's output an error message quotes.
+ERROR_TAIL_CHARS = 2000
+
+
+class CommandError(ReleaseError):
+    """A command could not run, ran too long, or exited non-zero (when that is an error)."""
+
+
+@dataclass(frozen=True)
+class Finished:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: Any  # str, or bytes when run with text=False
+    stderr: Any
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+    @property
+    def output(self) -> str:
+        """stderr, else stdout, as text: what explains a failure."""
+        for stream in (self.stderr, self.stdout):
+            text = stream.decode(errors="replace") if isinstance(stream, bytes) else stream
+            if text and text.strip():
+                return text.strip()
+        return f"exit {self.returncode}"
+
+
+def find_tool(name: str) -> str | None:
+    """A tool installed beside the Python running this (its virtualenv), else on PATH."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.exists() else shutil.which(name)
+
+
+def tool(name: str) -> str:
+    """find_tool, or the bare name: running it then says it is not installed."""
+    return find_tool(name) or name
+
+
+def describe(argv: Sequence[str], words: int = 4) -> str:
+    """`cmd arg ...`, short enough for a message; arguments are quoted as a shell would."""
+    shown = " ".join(shlex.quote(str(part)) for part in argv[:words])
+    return f"`{shown}{' ...' if len(argv) > words else ''}`"
+
+
+def _environment(env: Mapping[str, str] | None) -> dict[str, str] | None:
+    return None if env is None else {**os.environ, **env}
+
+
+def run(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    input: str | bytes | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT_SECONDS,
+    check: bool = True,
+    text: bool = True,
+) -> Finished:
+    """Runs `argv` to completion and captures its output. `env` adds to this process's
+    environment. With check, a non-zero exit is a CommandError quoting its output."""
+    command = tuple(str(part) for part in argv)
+    try:
+        done = subprocess.run(  # noqa: S603  (an argument list, no shell)
+            command, cwd=cwd, env=_environment(env), input=input, capture_output=True,
+            text=text, timeout=timeout, check=False,
+        )  # fmt: skip
+    except FileNotFoundError:
+        raise CommandError(
+            f"{describe(command)} cannot run: {command[0]} is not installed"
+        ) from None
+    except OSError as error:
+        raise CommandError(f"{describe(command)} cannot run: {error}") from None
+    except subprocess.TimeoutExpired:
+        raise CommandError(f"{describe(command)} took over {timeout:g}s and was stopped") from None
+    finished = Finished(command, done.returncode, done.stdout, done.stderr)
+    if check and not finished.ok:
+        raise CommandError(f"{describe(command)} failed: {finished.output[-ERROR_TAIL_CHARS:]}")
+    return finished
+
+
+def run_logged(
+    argv: Sequence[str | os.PathLike[str]],
+    log: Path,
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float | None = DEFAULT_TIMEOUT_SECONDS,
+) -> int | None:
+    """Runs `argv` with its output appended to `log`; its exit code, None if it timed out
+    (it is then stopped), 127 if it could not start (the reason is in the log)."""
+    command = [str(part) for part in argv]
+    with log.open("ab") as output:
+        output.write(f"$ {shlex.join(command)}\n".encode())
+        output.flush()
+        try:
+            return subprocess.run(  # noqa: S603  (an argument list, no shell)
+                command, cwd=cwd, env=_environment(env), stdout=output,
+                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=timeout, check=False,
+            ).returncode  # fmt: skip
+        except subprocess.TimeoutExpired:
+            output.write(f"\nstopped after {timeout:g}s\n".encode())
+            return None
+        except OSError as error:
+            output.write(f"cannot run: {error}\n".encode())
+            return 127
+
+
+def tail(log: Path, lines: int = 15) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def start(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    stdout: IO[Any] | int | None = subprocess.PIPE,
+    detached: bool = False,
+) -> subprocess.Popen:
+    """Starts a background process (a server, a port-forward). detached: it gets its own
+    session, so it outlives this command as a daemon would."""
+    command = [str(part) for part in argv]
+    try:
+        return subprocess.Popen(  # noqa: S603  (an argument list, no shell)
+            command, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.STDOUT,
+            text=stdout is subprocess.PIPE, start_new_session=detached,
+        )  # fmt: skip
+    except OSError as error:
+        raise CommandError(f"{describe(command)} cannot start: {error}") from None
+
+
+def stop(process: subprocess.Popen, grace_seconds: float = 10) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within the grace period."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace_seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

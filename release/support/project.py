@@ -1,0 +1,48 @@
+"""Where the release tooling finds the project's files: one checkout of this repository.
+
+The tooling works on a checkout (config/, environments/, tests/, the Dockerfile), so it
+runs from the repository root, as `make` does; SENTIMENT_CONFIG_DIR moves the service's
+config (as it does for the service) and SENTIMENT_POLICY_FILE the promotion policy.
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Project:
+    root: Path
+
+    @classmethod
+    def here(cls) -> "Project":
+        return cls(Path.cwd())
+
+    @property
+    def config_dir(self) -> Path:
+        """The release tooling's configuration: delivery, training, promotion policy."""
+        return self.root / "config"
+
+    @property
+    def service_config_dir(self) -> Path:
+        """The service's own configuration (base.yaml + one file per environment)."""
+        override = os.environ.get("SENTIMENT_CONFIG_DIR")
+        return Path(override) if override else self.config_dir / "service"
+
+    @property
+    def policy_file(self) -> Path:
+        override = os.environ.get("SENTIMENT_POLICY_FILE")
+        return Path(override) if override else self.config_dir / "promotion.yaml"
+
+    @property
+    def environments_dir(self) -> Path:
+        """The Kubernetes base and one overlay per environment."""
+        return self.root / "environments"
+
+    @property
+    def dockerfile(self) -> Path:
+        return self.root / "Dockerfile"
+
+    @property
+    def runtime_lock(self) -> Path:
+        return self.root / "requirements" / "runtime.lock"

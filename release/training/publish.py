@@ -1,0 +1,85 @@
+"""Writing bundles into a registry (model/registry.py reads them): publishing a newly
+trained model, and exporting one verified bundle into a registry of its own (what an
+image carries). A bundle is written into a hidden staging directory and renamed into
+place, so an interrupted write leaves nothing that looks like a version."""
+
+import io
+import json
+import shutil
+import stat
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+
+from model.bundle import (
+    METADATA_FILE,
+    MODEL_FILE,
+    BundleError,
+    BundleMetadata,
+    read_verified_bytes,
+    sha256_hex,
+)
+from model.registry import ModelRegistry
+from support.files import atomic_write, fsync_dir, write_durably
+
+READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
+
+
+def serialize_model(model: Any) -> bytes:
+    buffer = io.BytesIO()
+    joblib.dump(model, buffer)
+    return buffer.getvalue()
+
+
+def publish(registry: ModelRegistry, model_bytes: bytes, fields: dict[str, Any]) -> BundleMetadata:
+    """Writes a new immutable bundle and makes it current."""
+    created_at = datetime.now(UTC)
+    digest = sha256_hex(model_bytes)
+    version = f"{created_at:%Y%m%dT%H%M%SZ}-{digest[:8]}"
+    metadata = BundleMetadata(version=version, created_at=created_at, sha256=digest, **fields)
+    document = json.dumps(metadata.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+    _write_bundle(registry, metadata, model_bytes, document.encode())
+    set_current(registry, version)
+    return metadata
+
+
+def export(source: ModelRegistry, version: str, target: Path) -> BundleMetadata:
+    """Writes a new registry at `target` holding only `version`, verified, as current.
+
+    This is how a model goes into an image: one bundle, readable by any user.
+    """
+    bundle_dir = source.path_of(source.resolve(version))
+    metadata, model_bytes = read_verified_bytes(bundle_dir)
+    exported = ModelRegistry(target)
+    _write_bundle(exported, metadata, model_bytes, (bundle_dir / METADATA_FILE).read_bytes())
+    set_current(exported, metadata.version)
+    return metadata
+
+
+def set_current(registry: ModelRegistry, version: str) -> None:
+    registry.metadata(version)  # only a real version can become current
+    atomic_write(registry.current_file, f"{version}\n".encode())
+
+
+def _write_bundle(
+    registry: ModelRegistry, metadata: BundleMetadata, model_bytes: bytes, document: bytes
+) -> None:
+    target = registry.versions_dir / metadata.version
+    if target.exists():
+        raise BundleError(f"version {metadata.version} is already in {registry.versions_dir}")
+    registry.versions_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=registry.versions_dir))
+    try:
+        staging.chmod(0o755)  # mkdtemp's 0700 would hide the bundle from a service user
+        write_durably(staging / MODEL_FILE, model_bytes)
+        write_durably(staging / METADATA_FILE, document)
+        for name in (MODEL_FILE, METADATA_FILE):
+            (staging / name).chmod(READ_ONLY)
+        staging.rename(target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    fsync_dir(registry.versions_dir)

@@ -1,0 +1,79 @@
+"""Training run: load the data, fit, evaluate, apply the gate, publish the bundle."""
+
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import joblib
+import numpy
+import scipy
+import sklearn
+
+from model import BundleMetadata, ModelRegistry
+from model.scoring import LABELS
+from training.config import TrainingConfig
+from training.dataset import load_dataset
+from training.evaluate import evaluate
+from training.pipeline import build_pipeline, drop_process_state, hyperparameters, split_dataset
+from training.publish import publish, serialize_model
+from training.quality import GateFailure, quality_gate
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    metrics: dict
+    dataset: dict
+    gate_failures: list[GateFailure]
+    published: BundleMetadata | None
+
+
+def train(
+    config: TrainingConfig,
+    data_dir: Path,
+    registry: ModelRegistry,
+    git_commit: str,
+    skip_bad_lines: bool | None = None,
+) -> TrainingResult:
+    """Fits and evaluates a model; publishes it to the registry only if it passes the gate.
+    `git_commit` is the revision the code was trained from (recorded in the bundle)."""
+    settings = config.training
+    if skip_bad_lines is None:
+        skip_bad_lines = config.dataset.skip_bad_lines
+    dataset = load_dataset(data_dir, config.dataset.sources, skip_bad_lines)
+    split = split_dataset(dataset, settings.test_size, settings.seed)
+
+    model = build_pipeline(settings).fit(split.train_texts, split.train_labels)
+    metrics = evaluate(model, split.test_texts, split.test_labels, settings.threshold)
+
+    fingerprint = dataset.fingerprint()
+    failures = quality_gate(metrics, settings.quality_gate.minimums())
+    if failures:
+        return TrainingResult(metrics, fingerprint, failures, None)
+
+    published = publish(
+        registry,
+        serialize_model(drop_process_state(model)),
+        {
+            "git_commit": git_commit,
+            "labels": LABELS,
+            "threshold": settings.threshold,
+            "dataset": fingerprint,
+            "split": {
+                "method": "stratified",
+                "test_size": settings.test_size,
+                "seed": settings.seed,
+                "train_rows": len(split.train_texts),
+                "test_rows": len(split.test_texts),
+            },
+            "hyperparameters": hyperparameters(settings),
+            "metrics": metrics,
+            "libraries": {
+                "python": platform.python_version(),
+                "scikit-learn": sklearn.__version__,
+                "joblib": joblib.__version__,
+                "numpy": numpy.__version__,
+                "scipy": scipy.__version__,
+            },
+        },
+    )
+    return TrainingResult(metrics, fingerprint, [], published)

@@ -1,0 +1,28 @@
+"""The app factory. `create_app` is the only way in; nothing happens at import time."""
+
+from flask import Flask
+
+from service.api import api
+from service.errors import register_error_handlers
+from service.logs import configure_logging
+from service.request_log import register_request_logging
+from service.settings import Settings, load_settings
+from service.state import init_state, load_scorer
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or load_settings()
+    configure_logging(settings.service.log_level)
+
+    app = Flask(__name__)
+    app.config.update(
+        DEBUG=settings.service.debug,
+        MAX_CONTENT_LENGTH=settings.service.max_body_bytes,
+    )
+    scorer, load_error = load_scorer(settings)
+    state = init_state(app, settings, scorer, load_error)
+
+    register_error_handlers(app)
+    register_request_logging(app, state.metrics)
+    app.register_blueprint(api)
+    return app

@@ -1,0 +1,55 @@
+"""gunicorn settings, all read from the environment's config (APP_ENV picks it).
+
+gunicorn loads this module (`--config python:service.gunicorn_conf`) before it imports
+the app, which makes it the place to prepare the prometheus-client multiprocess
+directory. Only gunicorn imports it: importing it is what applies it.
+"""
+
+import os
+import shutil
+from pathlib import Path
+
+from service.settings import load_settings
+
+_settings = load_settings()
+_gunicorn = _settings.gunicorn
+
+# prometheus-client picks its multiprocess mode when it is first imported, so the
+# variable is set before anything imports the app. Samples left by an earlier run
+# would be summed into this one's, so the directory starts empty.
+_metrics_dir = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_gunicorn.metrics_dir)))
+shutil.rmtree(_metrics_dir, ignore_errors=True)
+_metrics_dir.mkdir(parents=True, exist_ok=True)
+
+from service.logs import logging_config  # noqa: E402  (imports the app: must follow the above)
+
+bind = f"{_settings.service.host}:{_settings.service.port}"
+
+# Sync workers: scoring is CPU-bound, so threads would only add contention.
+workers = _gunicorn.workers
+threads = _gunicorn.threads
+# A worker silent for this long is killed and replaced.
+timeout = _gunicorn.timeout_seconds
+# On SIGTERM, in-flight requests get this long to finish before workers are killed.
+graceful_timeout = _gunicorn.graceful_timeout_seconds
+keepalive = _gunicorn.keepalive_seconds
+# Load the model in the master before forking: workers share its pages copy-on-write
+# and a bad bundle is reported once, at start.
+preload_app = _gunicorn.preload
+max_requests = _gunicorn.max_requests
+max_requests_jitter = _gunicorn.max_requests_jitter
+
+# The app writes its own JSON access line with the request id; gunicorn's would repeat it.
+accesslog = None
+logconfig_dict = logging_config(_settings.service.log_level)
+# gunicorn's control socket lives under $HOME, which is read-only in the container.
+control_socket_disable = True
+# Worker heartbeat files: /dev/shm is memory, so a slow disk never looks like a hung worker.
+worker_tmp_dir = "/dev/shm" if Path("/dev/shm").is_dir() else None  # noqa: S108
+
+
+def child_exit(server, worker) -> None:
+    """A dead worker's live gauges must not be reported any more."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,94 @@
+"""The validated shape of the service's configuration: types, ranges and allowed values."""
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENVIRONMENT_NAME = r"^[a-z][a-z0-9-]{0,30}$"
+
+
+class Section(BaseModel):
+    """A config section: unknown keys are errors, so a typo never passes silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSettings(Section):
+    registry_dir: Path
+    version: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+
+
+class ServiceSettings(Section):
+    host: str = Field(min_length=1)
+    port: int = Field(ge=1, le=65535)
+    debug: bool
+    max_body_bytes: int = Field(ge=1024, le=16 * 1024 * 1024)
+    max_batch_size: int = Field(ge=1, le=10_000)
+    max_review_chars: int = Field(ge=1, le=1_000_000)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+    log_review_text: bool
+    # Customers' traffic reaches it: debug mode and review-text logging are refused.
+    customer_facing: bool
+
+
+class GunicornSettings(Section):
+    workers: int = Field(ge=1, le=64)
+    threads: int = Field(ge=1, le=64)
+    timeout_seconds: int = Field(ge=1, le=3600)
+    graceful_timeout_seconds: int = Field(ge=1, le=3600)
+    keepalive_seconds: int = Field(ge=0, le=300)
+    preload: bool
+    max_requests: int = Field(ge=0)
+    max_requests_jitter: int = Field(ge=0)
+    metrics_dir: Path
+
+
+class BuildSettings(Section):
+    git_commit: str = Field(min_length=1)
+    build_id: str = Field(min_length=1)
+
+
+class YamlSettings(BaseSettings):
+    """Settings read from YAML (passed as init values) that environment variables override."""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (env_settings, init_settings)
+
+
+class Settings(YamlSettings):
+    """Every setting the service reads. Built only by service.settings.load_settings()."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="SENTIMENT_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    environment: str = Field(pattern=ENVIRONMENT_NAME)
+    model: ModelSettings
+    service: ServiceSettings
+    gunicorn: GunicornSettings
+    build: BuildSettings
+
+    @model_validator(mode="after")
+    def _customer_data_is_protected(self) -> "Settings":
+        if self.service.customer_facing:
+            where = f"{self.environment} is customer-facing"
+            if self.service.debug:
+                raise ValueError(f"service.debug: debug mode is refused ({where})")
+            if self.service.log_review_text:
+                raise ValueError(
+                    f"service.log_review_text: review texts are never logged ({where})"
+                )
+        return self

@@ -1,0 +1,91 @@
+"""`make act`: the pull-request workflow's jobs, run for real on this machine by act.
+
+The workflow YAML is exercised, not only linted: its jobs check out this tree, set up the
+virtualenv, lint, test, run the dev gate, build and push the image, and deploy it to dev
+through the reusable deploy workflow (its plan job reading the policy). GitHub-only steps
+are skipped under env.ACT. This takes minutes: `make workflows` runs it (and .ci/run),
+not `make test`.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from delivery.config import load_delivery_settings
+from delivery.engine import detect_engine
+from delivery.errors import NoEngineError
+from tests.conftest import CONFIG_DIR, FIXTURE_DATA, ROOT
+from tests.container.conftest import FITTED_CHECKS, free_ports, write_policy
+
+PR_JOBS = (
+    "lint (ruff, import contracts, policy, actionlint)",
+    "unit tests",
+    "integration tests",
+    "dev gate, build and push",
+)
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+PREFIX = "sentiment-pytest-act-"
+
+
+@pytest.fixture
+def act_env(tmp_path):
+    """The jobs' settings: a private registry, their own container names and ports, the
+    fixture data, and gates the fixture model can pass."""
+    try:
+        engine = detect_engine(load_delivery_settings(CONFIG_DIR).engine, tls_verify=False)
+    except NoEngineError as error:
+        pytest.skip(f"no container engine: {error}")
+    if shutil.which("git") is None:
+        pytest.skip("act checks out the repository with git")
+    registry_port, *env_ports = free_ports(5)
+    ports = dict(zip(("dev", "test", "stage", "prod"), env_ports, strict=True))
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("DELIVERY_", "SENTIMENT_", "GITHUB_"))}  # fmt: skip
+    env.pop("APP_ENV", None)
+    lenient = '{"min_accuracy": 0, "min_f1": 0, "min_roc_auc": 0}'
+    env.update(
+        DELIVERY_ENGINE=engine.name,
+        DELIVERY_STATE_DIR=str(tmp_path / "registry-state"),
+        DELIVERY_REGISTRY__ADDRESS=f"127.0.0.1:{registry_port}",
+        DELIVERY_DEPLOY__LOCAL__CONTAINER_PREFIX=PREFIX,
+        SENTIMENT_DATA_DIR=str(FIXTURE_DATA),
+        SENTIMENT_TRAINING__QUALITY_GATE=lenient,
+        SENTIMENT_POLICY_FILE=str(write_policy(tmp_path / "policy.yaml", ports, FITTED_CHECKS)),
+    )
+    if os.environ.get("DELIVERY_BUILD__BASE_IMAGE"):
+        env["DELIVERY_BUILD__BASE_IMAGE"] = os.environ["DELIVERY_BUILD__BASE_IMAGE"]
+    yield env
+    subprocess.run([engine.binary, "rm", "--force", f"{PREFIX}dev"], capture_output=True)
+    subprocess.run([str(ROOT / ".venv" / "bin" / "sentiment"), "registry", "stop"], env=env,
+                   cwd=ROOT, capture_output=True)  # fmt: skip
+
+
+def test_the_pull_request_workflow_runs_with_act(act_env: dict[str, str], tmp_path: Path):
+    done = subprocess.run(
+        ["make", "--no-print-directory", "act"], cwd=ROOT, env=act_env,
+        capture_output=True, text=True, timeout=3000, check=False,
+    )  # fmt: skip
+    log = ANSI.sub("", done.stdout + done.stderr)
+    (tmp_path / "act.log").write_text(log)
+    assert done.returncode == 0, f"{log[-6000:]}\n(whole log: {tmp_path / 'act.log'})"
+
+    for job in PR_JOBS:
+        assert re.search(rf"\[CI/{re.escape(job)}\s*\] 🏁  Job succeeded", log), job
+    assert re.search(r"\[dev/Deploy and gate/plan deploy dev\s*\] 🏁  Job succeeded", log)
+    assert re.search(r"\[dev/Deploy and gate/deploy dev\s*\] 🏁  Job succeeded", log)
+    # The promotions run on main only: a pull request never reaches test or stage.
+    assert "Job succeeded" not in "".join(
+        line for line in log.splitlines() if re.match(r"\[CI/(test|stage)\s*\]", line)
+    )
+    # The steps that only make sense on GitHub were skipped, the rest ran for real.
+    assert "dev gate PASSED" in log
+    pushed = re.search(r"image\s+(127\.0\.0\.1:\d+/sentiment-api@sha256:[0-9a-f]{64})", log)
+    assert pushed, "the dev job pushed no image"
+    # deploy.yml ran the very digest the dev job pushed (its output `image`).
+    assert re.search(rf"dev: http://127\.0\.0\.1:\d+ ready in .*image {re.escape(pushed[1])}", log)
+    assert "deploy target: local" in log
+    assert "Run Main GHCR settings and login" not in log  # GitHub-only: skipped under act
