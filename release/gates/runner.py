@@ -8,7 +8,8 @@ A gate run never raises for a failed check: the failure is in the record it retu
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from delivery.engine import Engine
@@ -24,6 +25,19 @@ from support.project import Project
 from support.provenance import actor, ci_run_url
 
 IMAGE_MODELS = "/app/models"
+
+
+@dataclass
+class _Run:
+    """One gate run under way: what it is about, its id, when it started, its results."""
+
+    gate: str
+    environment: str
+    subject: Subject
+    id: str
+    started_at: datetime
+    started: float = field(default_factory=time.monotonic)
+    results: list[tuple[Check | None, CheckResult]] = field(default_factory=list)
 
 
 @dataclass
@@ -46,23 +60,20 @@ class GateRunner:
     ) -> EvidenceRecord:
         """Runs `checks` on `subject` (served at `url`, if deployed) and records the result.
         Without `bundle`, checks that need the model read it out of the subject's image."""
-        started_at, started = utc_now(), time.monotonic()
-        evidence_id = self.store.new_id(gate, subject.key, started_at)
-        reports = self.store.reports_dir(evidence_id)
+        run = self._start(gate, environment, subject)
         with tempfile.TemporaryDirectory(prefix="gate-") as scratch:
             context = GateContext(
                 environment=environment,
                 subject=subject,
                 url=url,
-                reports=reports,
+                reports=self.store.reports_dir(run.id),
                 evidence_root=self.store.root,
                 project=self.project,
                 bundle=bundle or (lambda: self._bundle_in_image(subject, Path(scratch))),
                 data_dir=self.data_dir,
             )
-            results = [(check, check.run(context)) for check in checks]
-        return self._record(gate, environment, subject, url, evidence_id, started_at, started,
-                            results)  # fmt: skip
+            run.results = [(check, check.run(context)) for check in checks]
+        return self._record(run, url)
 
     def run_source_gate(
         self, environment: str, checks: Sequence[Check], registry: ModelRegistry
@@ -82,41 +93,35 @@ class GateRunner:
         self, gate: str, environment: str, subject: Subject, error: Exception
     ) -> EvidenceRecord:
         """The record of a gate that could not start because the deploy failed."""
-        started_at, started = utc_now(), time.monotonic()
-        evidence_id = self.store.new_id(gate, subject.key, started_at)
-        self.store.reports_dir(evidence_id)
+        run = self._start(gate, environment, subject)
         check = CheckResult("deploy")
         check.fail(str(error))
-        return self._record(gate, environment, subject, None, evidence_id, started_at, started,
-                            [(None, check)])  # fmt: skip
+        run.results = [(None, check)]
+        return self._record(run, None)
 
-    def _record(
-        self,
-        gate: str,
-        environment: str,
-        subject: Subject,
-        url: str | None,
-        evidence_id: str,
-        started_at,
-        started: float,
-        results: list[tuple[Check | None, CheckResult]],
-    ) -> EvidenceRecord:
+    def _start(self, gate: str, environment: str, subject: Subject) -> _Run:
+        started_at = utc_now()
+        return _Run(gate, environment, subject, self.store.new_id(gate, subject.key, started_at),
+                    started_at)  # fmt: skip
+
+    def _record(self, run: _Run, url: str | None) -> EvidenceRecord:
+        results = run.results
         failures = [f"{r.name}: {message}" for _, r in results for message in r.failures]
         try:
-            config_hash = config_sha256(self.project.service_config_dir, environment)
+            config_hash = config_sha256(self.project.service_config_dir, run.environment)
         except DeliveryError:
             config_hash = None
         record = EvidenceRecord(
-            id=evidence_id,
-            gate=gate,
-            environment=environment,
-            subject=subject,
+            id=run.id,
+            gate=run.gate,
+            environment=run.environment,
+            subject=run.subject,
             url=url,
             config_sha256=config_hash,
             checked_from_commit=Git(self.project.root).revision(),
-            started_at=started_at,
+            started_at=run.started_at,
             finished_at=utc_now(),
-            seconds=round(time.monotonic() - started, 1),
+            seconds=round(time.monotonic() - run.started, 1),
             result="passed" if results and not failures else "failed",
             checks=[
                 CheckRecord(
@@ -132,7 +137,7 @@ class GateRunner:
                 for check, result in results
             ],
             failures=failures,
-            reports_dir=str(self.store.reports_dir(evidence_id).relative_to(self.store.root)),
+            reports_dir=str(self.store.reports_dir(run.id).relative_to(self.store.root)),
             actor=actor(),
             ci_run=ci_run_url(),
         )

@@ -1,0 +1,62 @@
+"""The layers are a contract `make lint` checks: a forbidden import fails it."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+PACKAGES = ["service", "model", *(f"release/{name}" for name in (
+    "cli", "delivery", "gates", "promotion", "support", "training"))]  # fmt: skip
+
+
+@pytest.fixture
+def checkout(tmp_path) -> Path:
+    """The packages and the contracts, copied where an import can be added."""
+    for package in PACKAGES:
+        shutil.copytree(ROOT / package, tmp_path / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    return tmp_path
+
+
+def lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
+    path = os.pathsep.join([str(root), str(root / "release")])
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "lint-imports"), "--no-cache"], cwd=root,
+        env={**os.environ, "PYTHONPATH": path}, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+def add_import(module: Path, line: str) -> None:
+    module.write_text(module.read_text() + f"\n{line}  # noqa\n")
+
+
+def test_the_contracts_hold_on_the_code_as_it_is(checkout):
+    done = lint_imports(checkout)
+    assert done.returncode == 0, done.stdout
+    assert "Contracts: 3 kept, 0 broken." in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "line", "contract"),
+    [
+        ("service/api.py", "import training.train", "The serving runtime never imports release"),
+        ("service/state.py", "import requests", "The serving runtime never imports release"),
+        ("model/scoring.py", "import service.errors", "The model layer never imports serving"),
+        ("model/bundle.py", "import flask", "The model layer never imports serving"),
+        ("release/training/train.py", "import promotion.policy", "Release tooling follows"),
+        ("release/delivery/image.py", "import gates.runner", "Release tooling follows"),
+        ("release/promotion/rules.py", "import cli.main", "Release tooling follows"),
+    ],
+)
+def test_a_forbidden_import_fails_lint(checkout, module, line, contract):
+    add_import(checkout / module, line)
+    done = lint_imports(checkout)
+    assert done.returncode == 1
+    assert f"{contract}" in done.stdout
+    assert "BROKEN" in done.stdout
