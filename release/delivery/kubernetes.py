@@ -18,10 +18,8 @@ import yaml
 from delivery import manifests
 from delivery.errors import DeliveryError, NotReadyError
 from delivery.records import DeploymentRecord, Records
-from delivery.references import digest_of
 from delivery.service_config import config_sha256
 from delivery.targets import EnvironmentStatus, probe
-from support.clock import utc_now
 from support.process import CommandError, Finished, run, start, stop
 from support.waiting import WaitTimeout, wait_until
 
@@ -104,18 +102,10 @@ class Kubernetes:
             )
         except WaitTimeout as error:
             raise NotReadyError(f"{environment}: {error}") from None
-        record = DeploymentRecord(
-            environment=environment,
-            image=reference,
-            digest=digest_of(reference),
-            target="kubernetes",
-            url=url,
-            config_sha256=config_sha256(self.config_dir, environment),
-            model_version=model_version,
-            deployed_at=utc_now(),
-            seconds_to_ready=round(time.monotonic() - started, 2),
-            replaced_previous=False,
-        )
+        record = DeploymentRecord.ready_now(
+            environment, reference, "kubernetes", url, config_sha256(self.config_dir, environment),
+            model_version, started, replaced=False,
+        )  # fmt: skip
         self.records.save_deployment(record)
         return record
 

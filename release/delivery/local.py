@@ -15,10 +15,8 @@ from delivery.config import LocalSettings
 from delivery.engine import Engine
 from delivery.errors import DeliveryError, NotReadyError, PortInUseError
 from delivery.records import DeploymentRecord, Records
-from delivery.references import digest_of
 from delivery.service_config import config_sha256
 from delivery.targets import EnvironmentStatus, probe
-from support.clock import utc_now
 from support.waiting import WaitTimeout, wait_until
 
 CONTAINER_PORT = 8000
@@ -84,18 +82,10 @@ class LocalContainers:
         started = time.monotonic()
         self.engine.start_container(name, reference, options)
         model_version = self._wait_until_ready(name, port)
-        record = DeploymentRecord(
-            environment=environment,
-            image=reference,
-            digest=digest_of(reference),
-            target="local",
-            url=self.url(environment),
-            config_sha256=config_hash,
-            model_version=model_version,
-            deployed_at=utc_now(),
-            seconds_to_ready=round(time.monotonic() - started, 2),
-            replaced_previous=replaced,
-        )
+        record = DeploymentRecord.ready_now(
+            environment, reference, "local", self.url(environment), config_hash, model_version,
+            started, replaced,
+        )  # fmt: skip
         self.records.save_deployment(record)
         return record
 

@@ -6,14 +6,15 @@ Layout:
     <state>/deployments/<env>.json      what was last deployed to each environment
 """
 
+import time
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from delivery.errors import DeliveryError
-from delivery.references import DIGEST
-from support.clock import Timestamp
+from delivery.references import DIGEST, digest_of
+from support.clock import Timestamp, utc_now
 from support.files import atomic_write
 from support.records import Record, read_record
 
@@ -66,6 +67,25 @@ class DeploymentRecord(Record):
     deployed_at: Timestamp
     seconds_to_ready: float
     replaced_previous: bool
+
+    @classmethod
+    def ready_now(
+        cls, environment: str, reference: str, target: Literal["local", "kubernetes"], url: str,
+        config_sha256: str, model_version: str | None, started: float, replaced: bool,
+    ) -> "DeploymentRecord":  # fmt: skip
+        """The record of a deployment that has just become ready (`started`: monotonic)."""
+        return cls(
+            environment=environment,
+            image=reference,
+            digest=digest_of(reference),
+            target=target,
+            url=url,
+            config_sha256=config_sha256,
+            model_version=model_version,
+            deployed_at=utc_now(),
+            seconds_to_ready=round(time.monotonic() - started, 2),
+            replaced_previous=replaced,
+        )
 
 
 class Records:

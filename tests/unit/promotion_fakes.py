@@ -2,6 +2,7 @@
 script, tags, and policies written as YAML. The rules, the gate runner, evidence and
 ledgers they drive are the real ones."""
 
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -10,7 +11,6 @@ import yaml
 
 from delivery.errors import NotReadyError
 from delivery.records import DeploymentRecord
-from delivery.references import digest_of
 from delivery.targets import EnvironmentStatus
 from gates.checks import CheckResult, GateContext
 from gates.checks.base import Check, register
@@ -122,12 +122,16 @@ class FakeTarget:
             self.running.pop(environment, None)
             raise NotReadyError(f"container for {reference} never became ready")
         self.running[environment] = reference
-        return DeploymentRecord(
-            environment=environment, image=reference, digest=digest_of(reference),
-            target="local", url=f"http://stand-in/{environment}", config_sha256="0" * 64,
-            model_version=None, deployed_at=utc_now(), seconds_to_ready=0.0,
-            replaced_previous=False,
-        )  # fmt: skip
+        return DeploymentRecord.ready_now(
+            environment,
+            reference,
+            "local",
+            f"http://stand-in/{environment}",
+            "0" * 64,
+            None,
+            started=time.monotonic(),
+            replaced=False,
+        )
 
     def remove(self, environment: str) -> bool:
         self.calls.append(("remove", environment))
