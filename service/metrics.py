@@ -1,6 +1,6 @@
 """Prometheus metrics, correct across gunicorn workers.
 
-With PROMETHEUS_MULTIPROC_DIR set (gunicorn.conf.py sets it before the app is
+With PROMETHEUS_MULTIPROC_DIR set (gunicorn_conf.py sets it before the app is
 imported) every worker writes its samples to files there and a scrape sums them;
 without it (tests, `flask run`) the metrics live in a registry of this app's own.
 """

@@ -98,12 +98,13 @@ def _nothing_lands_in_the_checkout() -> Iterator[None]:
         assert not added, f"the test wrote {sorted(added)} into {directory.relative_to(ROOT)}/"
 
 
-# Where a stray default would write: the model registry, the delivery state, the data cache.
+# Where a stray default would write: the checkout's top level (build/, caches), the model
+# registry, the delivery state, the data cache.
 WATCHED = [
     ROOT / folder
     for folder in (
-        "models", "models/versions", ".delivery", ".delivery/builds", ".delivery/deployments",
-        ".delivery/evidence", ".delivery/ledger", ".cache/datasets",
+        ".", "models", "models/versions", ".delivery", ".delivery/builds",
+        ".delivery/deployments", ".delivery/evidence", ".delivery/ledger", ".cache/datasets",
     )
 ]  # fmt: skip
 

@@ -1,6 +1,5 @@
 """`sentiment build|image|deploy|undeploy|status|render|registry`: images and where they run."""
 
-import dataclasses
 import json
 
 import click
@@ -10,6 +9,7 @@ from cli.output import reports_errors, workspace
 from delivery import manifests
 from delivery.errors import DeliveryError
 from delivery.registry_server import LocalRegistry
+from promotion.status import environments_status
 
 
 @click.command()
@@ -73,39 +73,20 @@ def undeploy(environment: str) -> None:
 def status(as_json: bool) -> None:
     """What runs in each environment, and the ledger entry and evidence that put it there."""
     with workspace() as space:
-        rows = []
-        for environment in space.policy.names:
-            found = space.target.status(environment)
-            entries = space.ledger.entries(environment)
-            entry = entries[-1] if entries else None
-            rows.append({
-                **dataclasses.asdict(found),
-                "port": space.policy.ports[environment],
-                "ledger": entry.model_dump(mode="json") if entry else None,
-                "release": _release_state(found.image, entry),
-            })  # fmt: skip
+        reports = environments_status(space.policy, space.target, space.ledger)
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps([report.as_dict() for report in reports], indent=2))
         return
     click.echo(f"{'ENV':6} {'PORT':5} {'STATE':13} {'HEALTH':12} {'MODEL':26} {'RELEASE':30} IMAGE")
-    for row in rows:
+    for report in reports:
+        found = report.found
         click.echo(
-            f"{row['environment']:6} {row['port']:<5} {row['state']:13} {row['health']:12} "
-            f"{row['model_version'] or '-':26} {row['release']:30} {row['image'] or '-'}"
+            f"{found.environment:6} {report.port:<5} {found.state:13} {found.health:12} "
+            f"{found.model_version or '-':26} {report.release:30} {found.image or '-'}"
         )
-    for row in rows:
-        if row["ledger"] and row["ledger"]["evidence"]:
-            click.echo(f"{row['environment']} evidence: {row['ledger']['evidence']}")
-
-
-def _release_state(image, entry) -> str:
-    """How what runs relates to the ledger: its last entry, or not promoted at all."""
-    if image is None:
-        return f"{entry.event} {entry.result}" if entry else "-"
-    if entry is None or entry.image != image:
-        return "deployed without promotion"
-    gate = "gate passed" if entry.released else "GATE FAILED"
-    return f"#{entry.sequence} {entry.event}, {gate}"
+    for report in reports:
+        if report.entry and report.entry.evidence:
+            click.echo(f"{report.found.environment} evidence: {report.entry.evidence}")
 
 
 @click.command()

@@ -2,7 +2,6 @@
 evidence-driven promotion, as config/promotion.yaml says."""
 
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from gates.summary import describe, markdown_table
 from promotion.policy_check import policy_problems
 from promotion.rules import release_candidate as find_candidate
 from support.errors import ReleaseError
-from support.provenance import actor
+from support.provenance import run_description
 
 
 @click.command()
@@ -28,13 +27,7 @@ def gate(environment: str, data_dir: Path | None) -> None:
     The other environments' gates run inside `promote`, against the image they promote.
     """
     space = workspace(data_dir)
-    first = space.policy.first.name
-    if environment != first:
-        raise ReleaseError(
-            f"{environment}'s gate runs inside `sentiment promote --to {environment}`, against "
-            f"the image it deploys; only {first}'s runs on its own"
-        )
-    record = space.source_gate()
+    record = space.source_gate(environment)
     echo_record(record, space.store)
     if not record.passed:
         sys.exit(1)
@@ -136,18 +129,9 @@ def pipeline(until, release_tag, data_dir, summary_file) -> None:
     with workspace(data_dir) as space:
         report = space.pipeline().run(until, release_tag)
         click.echo(report.table())
-        document = report.markdown("Pipeline")
-        targets = [space.delivery.state_dir / "pipeline-summary.md"]
-        if summary_file:
-            targets.append(summary_file)
-        for target in targets:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(document, encoding="utf-8")
-        if os.environ.get("GITHUB_STEP_SUMMARY"):
-            with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as handle:
-                handle.write(document)
-        click.echo(f"summary: {targets[-1]}")
-        saved = space.state_branch.save(_state_message())
+        written = space.publish_report(report, summary_file)
+        click.echo(f"summary: {written[-1]}")
+        saved = space.save_state()
         branch = space.policy.state_branch
         click.echo(f"evidence and ledgers committed to branch {branch} ({saved[:12]}); "
                    "`sentiment state push` publishes them" if saved else
@@ -187,7 +171,7 @@ def state_pull() -> None:
 @reports_errors
 def state_save() -> None:
     """Commit the local evidence and ledgers onto the local branch."""
-    commit = workspace().state_branch.save(_state_message())
+    commit = workspace().save_state()
     click.echo(f"saved as {commit[:12]}" if commit else "nothing new to save")
 
 
@@ -195,13 +179,7 @@ def state_save() -> None:
 @reports_errors
 def state_push() -> None:
     """Save, merge what others pushed meanwhile, and push the branch."""
-    click.echo(workspace().state_branch.push(_state_message()))
-
-
-def _state_message() -> str:
-    run = os.environ.get("GITHUB_RUN_ID")
-    where = f", {os.environ.get('GITHUB_WORKFLOW', 'workflow')} run {run}" if run else ""
-    return f"Delivery state from {actor()}{where}"
+    click.echo(workspace().state_branch.push(run_description()))
 
 
 @click.group()

@@ -10,6 +10,7 @@ import shutil
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Iterable
 from importlib.metadata import version as package_version
 from pathlib import Path
@@ -22,12 +23,15 @@ from delivery.records import BuildRecord, BuildSeconds, ModelRef, Records
 from delivery.service_config import image_files
 from model import ModelRegistry
 from support.clock import timestamp, utc_now
-from support.git import Git
+from support.git import Git, revision
 from support.process import CommandError, run
 from support.project import Project
 from training.publish import export
 
 RUNTIME_DISTRIBUTION = "sentiment-service"
+# What the runtime's wheel is built from, and the only top-level names it may hold.
+RUNTIME_SOURCES = ("pyproject.toml", "README.md", "service", "model")
+RUNTIME_PACKAGES = {"service", "model"}
 
 
 def fill_wheelhouse(delivery: DeliverySettings, lock: Path) -> Path:
@@ -72,14 +76,36 @@ def assemble_context(
     for wheel in wheelhouse.iterdir():
         _link_or_copy(wheel, wheels / wheel.name)
     shutil.copy2(project.runtime_lock, wheels / "runtime.lock")
-    # The serving runtime's own wheel: the root distribution, nothing of release/.
-    _pip("wheel", "--quiet", "--no-deps", "--wheel-dir", str(wheels), str(project.root))
+    runtime_wheel(project.root, wheels)
 
     (context / "config").mkdir()
     for path in image_files(project.service_config_dir, environments):
         shutil.copy2(path, context / "config" / path.name)
     metadata = export(registry, "current", context / "models")
     return context, ModelRef(version=metadata.version, sha256=metadata.sha256)
+
+
+def runtime_wheel(root: Path, wheels: Path) -> Path:
+    """The serving runtime's own wheel, built from a clean copy of its sources (a build
+    in the checkout would reuse whatever an earlier build left in build/), and checked to
+    hold the runtime's packages and nothing else."""
+    with tempfile.TemporaryDirectory(prefix="runtime-") as scratch:
+        for name in RUNTIME_SOURCES:
+            source = root / name
+            if source.is_dir():
+                shutil.copytree(source, Path(scratch) / name,
+                                ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+            else:
+                shutil.copy2(source, Path(scratch) / name)
+        built = Path(scratch) / "dist"
+        _pip("wheel", "--quiet", "--no-deps", "--wheel-dir", str(built), scratch)
+        [wheel] = built.glob("*.whl")
+        with zipfile.ZipFile(wheel) as archive:
+            tops = {name.split("/", 1)[0] for name in archive.namelist()}
+        strays = sorted(top for top in tops - RUNTIME_PACKAGES if not top.endswith(".dist-info"))
+        if strays:
+            raise DeliveryError(f"the runtime's wheel holds {strays}: only the runtime goes in")
+        return Path(shutil.copy2(wheel, wheels / wheel.name))
 
 
 def build_image(
@@ -99,7 +125,7 @@ def build_image(
     source = Git(project.root).source()
     built_at = timestamp(utc_now())
     version = package_version(RUNTIME_DISTRIBUTION)
-    tag = f"{delivery.registry.image_name}:{source.commit[:12]}{'-dirty' if source.dirty else ''}"
+    tag = f"{delivery.registry.image_name}:{revision(source.commit[:12], source.dirty)}"
     image_labels = labels.image_labels(
         source.revision, source.tree, version, built_at, model.version, model.sha256
     )

@@ -6,6 +6,7 @@ environment's kubeconfig secret to a file and points $KUBECONFIG at it.
 """
 
 import json
+import queue
 import re
 import subprocess
 import threading
@@ -25,6 +26,8 @@ from support.waiting import WaitTimeout, wait_until
 
 FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+)")
 CONTAINER = "api"
+# How long a port-forward may take to say where it listens, and then to answer ready.
+FORWARD_TIMEOUT_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -116,17 +119,18 @@ class Kubernetes:
              f":{found.port}"],
         )  # fmt: skip
         self._forwards.append(process)
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        match = FORWARDING.search(line)
+        lines = _drained(process)
+        try:
+            first = lines.get(timeout=FORWARD_TIMEOUT_SECONDS)
+        except queue.Empty:
+            first = f"(nothing in {FORWARD_TIMEOUT_SECONDS}s)"
+        match = FORWARDING.search(first)
         if not match:
             stop(process)
-            rest = process.stdout.read()
+            rest = "".join(_rest(lines))
             raise NotReadyError(
-                f"kubectl port-forward to service/{found.service} failed: {(line + rest).strip()}"
+                f"kubectl port-forward to service/{found.service} failed: {(first + rest).strip()}"
             )
-        # It logs a line per connection: keep its pipe drained or it blocks under load.
-        threading.Thread(target=process.stdout.read, daemon=True).start()
         return f"http://127.0.0.1:{match[1]}"
 
     def remove(self, environment: str) -> bool:
@@ -177,3 +181,31 @@ class Kubernetes:
                        timeout=self.rollout_timeout_seconds + 60)  # fmt: skip
         except CommandError as error:
             raise DeliveryError(f"kubectl {args[0]} could not run: {error}") from None
+
+
+def _drained(process: subprocess.Popen) -> "queue.Queue[str]":
+    """The process's first output lines ("" once it ends), read by a thread for as long as
+    it runs: kubectl logs a line per connection, and a pipe nobody reads would block it
+    under load. Lines past the first hundred are read and dropped."""
+    lines: queue.Queue[str] = queue.Queue(maxsize=100)
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if not lines.full():
+                lines.put(line)
+        lines.put("")
+
+    threading.Thread(target=pump, daemon=True).start()
+    return lines
+
+
+def _rest(lines: "queue.Queue[str]") -> list[str]:
+    """What a stopped process still said, until it ended or went quiet."""
+    found = []
+    try:
+        while line := lines.get(timeout=5):
+            found.append(line)
+    except queue.Empty:
+        pass
+    return found

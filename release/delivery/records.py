@@ -13,7 +13,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from delivery.errors import DeliveryError
-from delivery.references import DIGEST, digest_of
+from delivery.references import DIGEST, Digest, PinnedImage, digest_of
+from service.settings.schema import EnvironmentName
 from support.clock import Timestamp, utc_now
 from support.files import atomic_write
 from support.records import Record, read_record
@@ -33,8 +34,8 @@ class BuildSeconds(BaseModel):
 
 
 class BuildRecord(Record):
-    digest: str
-    image: str
+    digest: Digest
+    image: PinnedImage
     tag: str
     size_bytes: int
     size_mb: float
@@ -56,9 +57,9 @@ class BuildRecord(Record):
 
 
 class DeploymentRecord(Record):
-    environment: str
-    image: str
-    digest: str
+    environment: EnvironmentName
+    image: PinnedImage
+    digest: Digest
     target: Literal["local", "kubernetes"]
     # Where this machine reaches it (a local port, or a port-forward for Kubernetes).
     url: str
@@ -107,7 +108,7 @@ class Records:
         return self.build(digest)
 
     def build(self, digest: str) -> BuildRecord | None:
-        if not DIGEST.match(digest):
+        if not DIGEST.fullmatch(digest):
             raise DeliveryError(f"{digest!r} is not a digest (in {self.builds})")
         return read_record(BuildRecord, self.builds / f"{digest.removeprefix('sha256:')}.json")
 

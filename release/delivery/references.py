@@ -1,6 +1,9 @@
 """Image references. Deployments take a registry digest, never a tag: a tag can move."""
 
 import re
+from typing import Annotated
+
+from pydantic import Field
 
 from delivery.config import RegistrySettings
 from delivery.errors import DeliveryError
@@ -9,14 +12,17 @@ DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 PINNED = re.compile(
     r"^(?P<name>[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+)@(?P<digest>sha256:[0-9a-f]{64})$"
 )
+# In typed records: a digest, and an image pinned by one (never a tag, never an option).
+Digest = Annotated[str, Field(pattern=DIGEST.pattern)]
+PinnedImage = Annotated[str, Field(pattern=PINNED.pattern)]
 
 
 def pinned_reference(image: str, registry: RegistrySettings) -> str:
     """REGISTRY/NAME@sha256:... from such a reference or from a bare digest."""
     image = image.strip()
-    if DIGEST.match(image):
+    if DIGEST.fullmatch(image):
         return f"{registry.image_name}@{image}"
-    if PINNED.match(image):
+    if PINNED.fullmatch(image):
         return image
     raise DeliveryError(
         f"{image!r} is not an image digest: pass sha256:<64 hex digits> or "

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from gates.subject import Subject
+from service.settings.schema import EnvironmentName
 from support.clock import Timestamp, compact
 from support.errors import ReleaseError
 from support.files import create_new
@@ -45,8 +46,8 @@ class CheckRecord(BaseModel):
 
 class EvidenceRecord(Record):
     id: str = Field(pattern=ID_PATTERN.pattern)
-    gate: str
-    environment: str
+    gate: EnvironmentName
+    environment: EnvironmentName
     subject: Subject
     url: str | None
     config_sha256: str | None
@@ -91,7 +92,7 @@ class EvidenceStore:
         return path
 
     def get(self, evidence_id: str) -> EvidenceRecord:
-        if not ID_PATTERN.match(evidence_id):
+        if not ID_PATTERN.fullmatch(evidence_id):
             raise EvidenceError(f"{evidence_id!r} is not an evidence id")
         path = self.root / f"{evidence_id}.json"
         record = read_record(EvidenceRecord, path)
@@ -105,7 +106,7 @@ class EvidenceStore:
         """Every record, oldest first."""
         if not self.root.is_dir():
             return []
-        names = sorted(p.stem for p in self.root.glob("*.json") if ID_PATTERN.match(p.stem))
+        names = sorted(p.stem for p in self.root.glob("*.json") if ID_PATTERN.fullmatch(p.stem))
         return [self.get(name) for name in names]
 
     def latest(self, gate: str, **subject: str | None) -> EvidenceRecord | None:

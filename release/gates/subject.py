@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict
 from delivery import labels
 from delivery.engine import Engine
 from delivery.errors import DeliveryError
-from delivery.references import digest_of
+from delivery.references import Digest, PinnedImage, digest_of
 from model import BundleMetadata
 from support.git import Source
 
@@ -21,8 +21,8 @@ class Subject(BaseModel):
     source_tree: str
     model_version: str
     model_sha256: str
-    digest: str | None = None
-    image: str | None = None
+    digest: Digest | None = None
+    image: PinnedImage | None = None
 
     @property
     def key(self) -> str:

@@ -18,10 +18,12 @@ from filelock import FileLock, Timeout
 from pydantic import Field
 
 from delivery.records import ModelRef
+from delivery.references import Digest, PinnedImage
+from service.settings.schema import EnvironmentName
 from support.clock import Timestamp
 from support.errors import ReleaseError
 from support.files import fsync_dir
-from support.records import Record, read_lines
+from support.records import Record, RecordError, read_lines
 
 RELEASED = "released"
 FAILED = "failed"
@@ -35,10 +37,10 @@ class PromotionBusyError(ReleaseError):
 class LedgerEntry(Record):
     sequence: int = Field(ge=1)
     event: Literal["promote", "rollback"]
-    environment: str
+    environment: EnvironmentName
     result: Literal["released", "failed", "removed"]
-    digest: str | None
-    image: str | None
+    digest: Digest | None
+    image: PinnedImage | None
     git_commit: str | None = None
     model: ModelRef | None
     # The gate record this event produced.
@@ -46,7 +48,7 @@ class LedgerEntry(Record):
     actor: str
     at: Timestamp
     # promote: where the image came from, the evidence it relied on, its release tag.
-    from_environment: str | None = None
+    from_environment: EnvironmentName | None = None
     relied_on: list[str] = Field(default_factory=list)
     release_tag: str | None = None
     # The digest running before this event.
@@ -105,7 +107,14 @@ class Ledger:
         return entry
 
     def entries(self, environment: str) -> list[LedgerEntry]:
-        return read_lines(LedgerEntry, self.path(environment))
+        entries = read_lines(LedgerEntry, self.path(environment))
+        for entry in entries:
+            if entry.environment != environment:
+                raise RecordError(
+                    f"{self.path(environment)} holds entry #{entry.sequence} of "
+                    f"{entry.environment!r}: a ledger holds one environment's entries"
+                )
+        return entries
 
     def releases(self, environment: str) -> list[LedgerEntry]:
         """The release stack, oldest first; the last one is the current release."""

@@ -12,6 +12,7 @@ from typing import Literal, Protocol
 from delivery.records import BuildRecord
 from gates.evidence import EvidenceRecord
 from gates.summary import describe
+from model import BundleError
 from promotion.policy import Policy
 from promotion.promote import Promoter
 from promotion.rules import PromotionRefusedError, ReleaseTags
@@ -84,11 +85,6 @@ class Pipeline:
     tags: Tags
     log: Callable[[str], None] = field(default=lambda message: None)
 
-    def step_names(self, until: str | None = None) -> list[str]:
-        return ["train", f"{self.policy.first.name} gate", "build"] + [
-            environment.name for environment in self._promoted_until(until)
-        ]
-
     def run(self, until: str | None = None, release_tag: str | None = None) -> PipelineReport:
         built: list[BuildRecord] = []
 
@@ -132,7 +128,7 @@ class Pipeline:
                 status = "passed" if passed else "failed"
             except PromotionRefusedError as error:
                 status, summary, detail = "refused", "", str(error)
-            except ReleaseError as error:
+            except (ReleaseError, BundleError) as error:
                 status, summary, detail = "failed", "", str(error)
             results.append(StepResult(name, status, time.monotonic() - started, summary, detail))
         return results

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gates.checks import Check, configure
-from service.settings.schema import ENVIRONMENT_NAME
+from service.settings.schema import EnvironmentName
 from support.config import load_yaml_settings
 from support.errors import ReleaseError
 
@@ -41,7 +41,7 @@ def _checks(where: str, entries: dict[str, dict[str, Any] | None]) -> list[Check
 class EnvironmentPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: str = Field(pattern=ENVIRONMENT_NAME)
+    name: EnvironmentName
     # The local container's port on 127.0.0.1 (deploy.target local).
     port: int = Field(ge=1024, le=65535)
     # The GitHub environment whose secrets and reviewers guard this one's jobs.
@@ -102,7 +102,15 @@ class Policy(BaseModel):
         if first.requires_release_tag or first.on_gate_failure != "keep":
             raise ValueError(f"{first.name} is deployed, never promoted to: it takes no "
                              "release tag and has nothing to roll back")  # fmt: skip
-        self.rollback_gate  # noqa: B018
+        # A gate after a deploy that never asks the deployed service proves nothing about it.
+        blind = [e.name for e in self.promoted if not any(c.needs_service for c in e.gate)]
+        if not any(check.needs_service for check in self.rollback_gate):
+            blind.append("rollback_checks")
+        if blind:
+            raise ValueError(
+                f"{', '.join(blind)}: a gate after a deploy needs a check of the deployed "
+                "service (smoke, load, skew, latency, or a pytest suite with needs_service)"
+            )
         return self
 
     @property

@@ -1,12 +1,14 @@
 """Does the checkout have what the policy names? For each environment: its service config
-(loadable), its Kubernetes overlay (rendered and checked with the image pinned), its file
-in the ConfigMap; and where a release tag is required, a customer-facing service.
-`sentiment policy check` (run by `make lint`) prints what is missing."""
+(loadable), its Kubernetes overlay (rendered and checked with the image pinned, in a
+namespace of its own), its file in the ConfigMap; and where a release tag is required, a
+customer-facing service. `sentiment policy check` (run by `make lint`) prints what is
+missing."""
 
 import yaml
 
 from delivery import manifests
 from delivery.errors import DeliveryError
+from delivery.kubernetes import workload
 from promotion.policy import Policy
 from service.settings import ConfigError, environments, load_settings
 from support.project import Project
@@ -18,6 +20,7 @@ PLACEHOLDER_IMAGE = "registry.invalid/sentiment-api@sha256:" + "0" * 64
 def policy_problems(policy: Policy, project: Project) -> list[str]:
     problems = []
     config_dir = project.service_config_dir
+    namespaces: dict[str, list[str]] = {}
     for environment in policy.environments:
         name = environment.name
         try:
@@ -30,7 +33,16 @@ def policy_problems(policy: Policy, project: Project) -> list[str]:
                     f"{name} takes release-tagged images only, so it is customer-facing: set "
                     f"service.customer_facing: true in {config_dir / name}.yaml"
                 )
-        problems += [f"{name}: {problem}" for problem in _overlay_problems(name, project)]
+        found, namespace = _overlay(name, project)
+        problems += [f"{name}: {problem}" for problem in found]
+        if namespace:
+            namespaces.setdefault(namespace, []).append(name)
+    for namespace, sharing in namespaces.items():
+        if len(sharing) > 1:
+            problems.append(
+                f"{' and '.join(sharing)} deploy into one namespace, {namespace}: a promotion "
+                "of one would replace the other"
+            )
     extra = sorted(set(environments(config_dir)) - set(policy.names))
     if extra:
         problems.append(f"{config_dir} configures environments the policy lacks: {extra}")
@@ -38,14 +50,17 @@ def policy_problems(policy: Policy, project: Project) -> list[str]:
     return problems
 
 
-def _overlay_problems(environment: str, project: Project) -> list[str]:
+def _overlay(environment: str, project: Project) -> tuple[list[str], str | None]:
+    """The overlay's problems, and the namespace its Deployment goes into."""
     if not (project.environments_dir / environment / "kustomization.yaml").is_file():
-        return [f"no Kubernetes overlay {project.environments_dir / environment}/"]
+        return [f"no Kubernetes overlay {project.environments_dir / environment}/"], None
     try:
         rendered = manifests.render(project.environments_dir, environment, PLACEHOLDER_IMAGE)
+        namespace = workload(rendered).namespace
     except DeliveryError as error:
-        return [str(error)]
-    return manifests.check(environment, rendered, PLACEHOLDER_IMAGE, project.service_config_dir)
+        return [str(error)], None
+    problems = manifests.check(environment, rendered, PLACEHOLDER_IMAGE, project.service_config_dir)
+    return problems, namespace
 
 
 def _config_map_problems(policy: Policy, project: Project) -> list[str]:

@@ -55,7 +55,7 @@ class Promoter:
             if environment.requires_release_tag:
                 pattern = self.policy.release_tag_pattern
                 tag = release_tag(target, subject, given_tag, pattern, self.tags)
-            current = self._current(target)
+            running = self.ledger.running(target)
             self.log(f"{target}: deploying {subject.digest} (relying on {relied_on.id})")
             evidence = self._deploy_and_check(target, subject, target, environment.gate)
             entry = self.ledger.append(
@@ -63,7 +63,7 @@ class Promoter:
                 from_environment=relied_on.environment,
                 relied_on=[relied_on.id],
                 release_tag=tag,
-                replaced=current,
+                replaced=running,
             )
             outcome = Outcome(entry, evidence)
             if not outcome.released and environment.on_gate_failure == "rollback":
@@ -135,7 +135,3 @@ class Promoter:
             "actor": actor(),
             "at": utc_now(),
         }
-
-    def _current(self, environment: str) -> str | None:
-        releases = self.ledger.releases(environment)
-        return releases[-1].digest if releases else None

@@ -13,7 +13,6 @@ pull: fetch the remote branch, merge it into the state directory and the local b
 push: pull, then push; when another run pushed in between, do it again.
 """
 
-import re
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -45,10 +44,10 @@ class StateConflictError(ReleaseError):
 def is_state_file(path: str) -> bool:
     folder, _, name = path.partition("/")
     if folder == "evidence":
-        return name.endswith(".json") and bool(ID_PATTERN.match(name.removesuffix(".json")))
+        return name.endswith(".json") and bool(ID_PATTERN.fullmatch(name.removesuffix(".json")))
     if folder == "ledger":
         return name.endswith(".jsonl") and bool(
-            re.match(ENVIRONMENT_NAME, name.removesuffix(".jsonl"))
+            ENVIRONMENT_NAME.fullmatch(name.removesuffix(".jsonl"))
         )
     return False
 
@@ -95,11 +94,13 @@ class StateBranch:
 
     def save(self, message: str) -> str | None:
         """Commits the state directory onto the local branch; the new commit, or None."""
+        self._refuse_a_code_branch()
         local = self._tip(self._local_ref)
         return self._commit([local] if local else [], message)[0]
 
     def pull(self) -> str:
         """Merges the remote branch into the state directory; says what happened."""
+        self._refuse_a_code_branch()
         if not self._fetch():
             return f"{self.remote} has no branch {self.branch} yet: nothing to pull"
         remote = self._tip(self._remote_ref)
@@ -108,6 +109,7 @@ class StateBranch:
 
     def push(self, message: str) -> str:
         """Saves, merges what others pushed, pushes; retries when overtaken."""
+        self._refuse_a_code_branch()
         for _ in range(PUSH_ATTEMPTS):
             remote = self._tip(self._remote_ref) if self._fetch() else None
             commit, files = self._commit(self._tips(remote), message)
@@ -124,6 +126,23 @@ class StateBranch:
         raise ReleaseError(
             f"{self.remote}/{self.branch} kept moving: gave up after {PUSH_ATTEMPTS} attempts"
         )
+
+    def _refuse_a_code_branch(self) -> None:
+        """The state branch holds evidence and ledgers only: the branch checked out here, or
+        the remote's default one, would lose its code to the next save."""
+        checked_out = self._run(["symbolic-ref", "--quiet", "--short", "HEAD"])
+        remote_default = self._run(
+            ["symbolic-ref", "--quiet", "--short", f"refs/remotes/{self.remote}/HEAD"]
+        )
+        code_branches = {
+            checked_out.stdout.decode().strip(),
+            remote_default.stdout.decode().strip().removeprefix(f"{self.remote}/"),
+        }
+        if self.branch in code_branches:
+            raise ReleaseError(
+                f"state_branch {self.branch!r} holds this repository's code: evidence and "
+                "ledgers need a branch of their own (config/promotion.yaml state_branch)"
+            )
 
     def _tips(self, remote: str | None) -> list[str]:
         """The commits to build on: the local branch and the remote one, unless one

@@ -3,6 +3,7 @@ training, the promotion policy), the container engine and registry, the deploy t
 evidence and ledgers, the gate runner, the promoter and the pipeline. The CLI asks it
 for what a command needs; each piece is made on first use, once."""
 
+import os
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
@@ -14,7 +15,7 @@ from delivery.errors import DeliveryError
 from delivery.image import build_image
 from delivery.kubernetes import Kubernetes
 from delivery.local import LocalContainers
-from delivery.manifests import tool
+from delivery.manifests import required_tool
 from delivery.records import BuildRecord, Records
 from delivery.references import pinned_reference
 from delivery.registry_server import LocalRegistry
@@ -24,7 +25,7 @@ from gates.runner import GateRunner
 from gates.subject import image_subject
 from model import ModelRegistry
 from promotion.ledger import Ledger
-from promotion.pipeline import Pipeline
+from promotion.pipeline import Pipeline, PipelineReport
 from promotion.policy import Policy, load_policy
 from promotion.promote import Promoter
 from promotion.state_branch import StateBranch
@@ -32,6 +33,7 @@ from service.settings import ConfigError, Settings, load_settings
 from support.errors import ReleaseError
 from support.git import Git
 from support.project import Project
+from support.provenance import run_description
 from training.config import TrainingConfig, load_training_config
 from training.data_source import data_dir_for
 
@@ -124,7 +126,7 @@ class Workspace:
         target: DeployTarget
         if deploy.target == "kubernetes":
             target = Kubernetes(
-                tool(deploy.kubernetes.kubectl), deploy.kubernetes.rollout_timeout_seconds,
+                required_tool(deploy.kubernetes.kubectl), deploy.kubernetes.rollout_timeout_seconds,
                 self.project.environments_dir, self.project.service_config_dir, self.records,
             )  # fmt: skip
         else:
@@ -177,8 +179,14 @@ class Workspace:
             lambda: data_dir_for(self.training, self.data_dir_override),
         )  # fmt: skip
 
-    def source_gate(self) -> EvidenceRecord:
+    def source_gate(self, environment: str | None = None) -> EvidenceRecord:
+        """The first environment's gate, on the working tree and the current model."""
         first = self.policy.first
+        if environment not in (None, first.name):
+            raise ReleaseError(
+                f"{environment}'s gate runs inside `sentiment promote --to {environment}`, "
+                f"against the image it deploys; only {first.name}'s runs on its own"
+            )
         return self.gates.run_source_gate(first.name, first.gate, self.model_registry())
 
     @cached_property
@@ -205,6 +213,24 @@ class Workspace:
             tags=self.git,
             log=self.log,
         )
+
+    def publish_report(self, report: PipelineReport, also: Path | None = None) -> list[Path]:
+        """The pipeline's report as Markdown: in the state directory, in `also` if given, and
+        appended to $GITHUB_STEP_SUMMARY in CI. The files written."""
+        document = report.markdown("Pipeline")
+        targets = [self.delivery.state_dir / "pipeline-summary.md", *([also] if also else [])]
+        for target in targets:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(document, encoding="utf-8")
+        if os.environ.get("GITHUB_STEP_SUMMARY"):
+            with open(os.environ["GITHUB_STEP_SUMMARY"], "a", encoding="utf-8") as handle:
+                handle.write(document)
+        return targets
+
+    def save_state(self) -> str | None:
+        """Commits the evidence and ledgers onto the local state branch; the commit, or
+        None when it holds them already."""
+        return self.state_branch.save(run_description())
 
     def _train_step(self) -> str:
         result = self.train(if_missing=True)

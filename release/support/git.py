@@ -29,7 +29,12 @@ class Source:
 
     @property
     def revision(self) -> str:
-        return f"{self.commit}-dirty" if self.dirty else self.commit
+        """The commit, "-dirty" added when the tree has changes: what records carry."""
+        return revision(self.commit, self.dirty)
+
+
+def revision(commit: str, dirty: bool) -> str:
+    return f"{commit}-dirty" if dirty else commit
 
 
 class Git:
@@ -74,25 +79,33 @@ class Git:
     def revision(self) -> str:
         """The commit, with "-dirty" for changes; "unknown" outside a git checkout."""
         try:
-            commit = self.head()
-            return f"{commit}-dirty" if self.is_dirty() else commit
+            return revision(self.head(), self.is_dirty())
         except ReleaseError:
             return "unknown"
 
     def release_tags(self, commit: str, pattern: str) -> list[str]:
         """Tags matching `pattern` that point at `commit`, highest version first."""
-        if not COMMIT.match(commit):  # an image label, say: never an option to git
+        if not COMMIT.fullmatch(commit):  # an image label, say: never an option to git
             return []
         tags = self("tag", "--points-at", commit, "--sort=-v:refname").splitlines()
         return [tag for tag in tags if fnmatch.fnmatchcase(tag, pattern)]
 
+    def is_tag_name(self, tag: str) -> bool:
+        """A name git accepts for a tag: not an option, and no revision syntax (~ ^ : @{)."""
+        if tag.startswith("-"):
+            return False
+        return self.run("check-ref-format", f"refs/tags/{tag}", check=False).ok
+
     def tag_commit(self, tag: str) -> str | None:
-        """The commit `tag` points at; None when there is no such tag."""
+        """The commit the tag named `tag` points at; None when there is no such tag (or
+        `tag` is not a tag's name: `v1.0~1` names a revision, not a tag)."""
+        if not self.is_tag_name(tag):
+            return None
         ref = f"refs/tags/{tag}^{{commit}}"
         done = self.run("rev-parse", "--verify", "--quiet", ref, check=False)
         return done.stdout.decode().strip() if done.ok else None
 
     def create_tag(self, tag: str, commit: str) -> None:
-        if tag.startswith("-") or not COMMIT.match(commit):
+        if not self.is_tag_name(tag) or not COMMIT.fullmatch(commit):
             raise ReleaseError(f"refusing to tag {commit!r} as {tag!r}")
         self("tag", tag, commit)

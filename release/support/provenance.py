@@ -23,3 +23,10 @@ def ci_run_url() -> str | None:
     if not (all(parts) and run):
         return None
     return f"{parts[0]}/{parts[1]}/actions/runs/{run}"
+
+
+def run_description() -> str:
+    """Who made a change to the evidence branch, and in which CI run."""
+    run = os.environ.get("GITHUB_RUN_ID")
+    where = f", {os.environ.get('GITHUB_WORKFLOW', 'workflow')} run {run}" if run else ""
+    return f"Delivery state from {actor()}{where}"

@@ -44,7 +44,7 @@ def parse_record(model: type[R], text: str, where: str) -> R:
     if not isinstance(document, dict):
         raise RecordError(f"{where} is damaged: not a JSON object")
     version = document.get("schema_version", SCHEMA_VERSION)
-    if version != SCHEMA_VERSION:
+    if version != SCHEMA_VERSION or type(version) is not int:
         raise RecordError(
             f"{where} has schema version {version!r}; this tooling reads version "
             f"{SCHEMA_VERSION} (a newer release of it wrote the record?)"
@@ -63,6 +63,8 @@ def read_record(model: type[R], path: Path) -> R | None:
         return None
     except UnicodeDecodeError:
         raise RecordError(f"{path} is damaged: not UTF-8 text") from None
+    except OSError as error:
+        raise RecordError(f"{path} cannot be read: {error}") from None
     return parse_record(model, text, str(path))
 
 
@@ -74,6 +76,8 @@ def read_lines(model: type[R], path: Path) -> list[R]:
         return []
     except UnicodeDecodeError:
         raise RecordError(f"{path} is damaged: not UTF-8 text") from None
+    except OSError as error:
+        raise RecordError(f"{path} cannot be read: {error}") from None
     return [
         parse_record(model, line, f"{path} line {number}")
         for number, line in enumerate(text.split("\n"), start=1)

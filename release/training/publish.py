@@ -8,7 +8,6 @@ import json
 import shutil
 import stat
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from model.bundle import (
     sha256_hex,
 )
 from model.registry import ModelRegistry
+from support.clock import utc_now
 from support.files import atomic_write, fsync_dir, write_durably
 
 READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
@@ -36,7 +36,7 @@ def serialize_model(model: Any) -> bytes:
 
 def publish(registry: ModelRegistry, model_bytes: bytes, fields: dict[str, Any]) -> BundleMetadata:
     """Writes a new immutable bundle and makes it current."""
-    created_at = datetime.now(UTC)
+    created_at = utc_now()
     digest = sha256_hex(model_bytes)
     version = f"{created_at:%Y%m%dT%H%M%SZ}-{digest[:8]}"
     metadata = BundleMetadata(version=version, created_at=created_at, sha256=digest, **fields)

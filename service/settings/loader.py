@@ -6,7 +6,6 @@ between them is the release tooling's policy (config/promotion.yaml).
 """
 
 import os
-import re
 from pathlib import Path
 from typing import Any
 
@@ -37,13 +36,13 @@ def environments(config_dir: Path) -> list[str]:
     return sorted(
         path.stem
         for path in config_dir.glob("*.yaml")
-        if path.stem not in NOT_ENVIRONMENTS and re.match(ENVIRONMENT_NAME, path.stem)
+        if path.stem not in NOT_ENVIRONMENTS and ENVIRONMENT_NAME.fullmatch(path.stem)
     )
 
 
 def config_files(config_dir: Path, environment: str) -> list[Path]:
     """The files that make `environment`'s settings, in the order they apply."""
-    if not re.match(ENVIRONMENT_NAME, environment) or environment in NOT_ENVIRONMENTS:
+    if not ENVIRONMENT_NAME.fullmatch(environment) or environment in NOT_ENVIRONMENTS:
         raise ConfigError(f"{environment!r} is not an environment name")
     path = config_dir / f"{environment}.yaml"
     if not path.is_file():
@@ -79,6 +78,10 @@ def read_yaml(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
+    except OSError as error:
+        raise ConfigError(f"config file {path} cannot be read: {error}") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:

@@ -1,12 +1,15 @@
 """The validated shape of the service's configuration: types, ranges and allowed values."""
 
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-ENVIRONMENT_NAME = r"^[a-z][a-z0-9-]{0,30}$"
+# An environment's name becomes a file name, a container name, part of a namespace.
+ENVIRONMENT_NAME = re.compile(r"[a-z][a-z0-9-]{0,30}")
+EnvironmentName = Annotated[str, Field(pattern=rf"^{ENVIRONMENT_NAME.pattern}$")]
 
 
 class Section(BaseModel):
@@ -75,7 +78,7 @@ class Settings(YamlSettings):
         frozen=True,
     )
 
-    environment: str = Field(pattern=ENVIRONMENT_NAME)
+    environment: EnvironmentName
     model: ModelSettings
     service: ServiceSettings
     gunicorn: GunicornSettings

@@ -26,6 +26,7 @@ from delivery.errors import NoEngineError
 from delivery.records import BuildRecord, DeploymentRecord, Records
 from gates.evidence import EvidenceRecord, EvidenceStore
 from promotion.ledger import Ledger, LedgerEntry
+from promotion.policy import load_policy
 from tests.conftest import CONFIG_DIR, FIXTURE_DATA, FIXTURE_UAT, LENIENT_GATE, ROOT, env_name
 
 SENTIMENT = str(Path(sys.executable).parent / "sentiment")
@@ -38,7 +39,11 @@ FITTED_CHECKS = {
         "unit": {"check": "pytest", "args": ["tests/unit/test_settings.py"]},
     },
     "test": {
-        "integration": {"check": "pytest", "args": ["tests/integration/test_http_api.py"]},
+        "integration": {
+            "check": "pytest",
+            "args": ["tests/integration/test_http_api.py"],
+            "needs_service": True,
+        },
         "load": {
             "users": 2,
             "spawn_rate": 2,
@@ -51,7 +56,11 @@ FITTED_CHECKS = {
     },
     "stage": {
         "smoke": {},
-        "uat": {"check": "pytest", "args": ["tests/uat", "--uat-expectations", str(FIXTURE_UAT)]},
+        "uat": {
+            "check": "pytest",
+            "args": ["tests/uat", "--uat-expectations", str(FIXTURE_UAT)],
+            "needs_service": True,
+        },
         "skew": {"max_score_difference": 1e-9},
         "latency": {"requests": 20, "max_p95_ms": 1000, "max_ms": 5000},
     },
@@ -142,8 +151,9 @@ def delivery(
 ) -> Iterator[Delivery]:
     tmp = tmp_path_factory.mktemp("delivery")
     state_dir = tmp / "state"
-    registry_port, *env_ports = free_ports(5)
-    ports = dict(zip(("dev", "test", "stage", "prod"), env_ports, strict=True))
+    names = load_policy(REPOSITORY_POLICY).names
+    registry_port, *env_ports = free_ports(1 + len(names))
+    ports = dict(zip(names, env_ports, strict=True))
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("SENTIMENT_", "DELIVERY_"))},
         "SENTIMENT_MODEL__REGISTRY_DIR": str(trained_registry),

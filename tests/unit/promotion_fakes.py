@@ -13,7 +13,7 @@ from delivery.errors import NotReadyError
 from delivery.records import DeploymentRecord
 from delivery.targets import EnvironmentStatus
 from gates.checks import CheckResult, GateContext
-from gates.checks.base import Check, register
+from gates.checks.base import Check, CheckOptions, register
 from gates.evidence import CheckRecord, EvidenceRecord, EvidenceStore
 from gates.runner import GateRunner
 from gates.subject import Subject
@@ -79,14 +79,24 @@ def evidence(
     return record
 
 
+class ScriptedOptions(CheckOptions):
+    # Whether it stands for a check of the deployed service (true) or of the source.
+    needs_service: bool = True
+
+
 @register
 class Scripted(Check):
     """A check kind only the tests have: it passes unless its environment and the subject's
     digest are listed in FAILING, and it logs every run."""
 
     kind = "scripted"
+    Options = ScriptedOptions
     FAILING: ClassVar[set[tuple[str, str | None]]] = set()
     RUNS: ClassVar[list[tuple[str, str, str | None, str | None]]] = []
+
+    @property
+    def needs_service(self) -> bool:  # type: ignore[override]
+        return self.options.needs_service
 
     def check(self, context: GateContext, result: CheckResult) -> None:
         key = (context.environment, context.subject.digest)
@@ -173,7 +183,10 @@ state_branch: delivery-state
 state_remote: origin
 rollback_checks: {smoke: {check: scripted}}
 environments:
-  - {name: dev, port: 8001, github_environment: dev, checks: {unit: {check: scripted}}}
+  - name: dev
+    port: 8001
+    github_environment: dev
+    checks: {unit: {check: scripted, needs_service: false}}
   - {name: test, port: 8002, github_environment: test, checks: {load: {check: scripted}}}
   - {name: stage, port: 8003, github_environment: stage, checks: {uat: {check: scripted}}}
   - name: prod

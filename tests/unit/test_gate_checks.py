@@ -3,7 +3,8 @@ quality and load checks, and how records are summarised."""
 
 import pytest
 
-from gates.checks import CHECKS, configure
+from gates.checks import CHECKS, Check, configure
+from gates.checks.base import CheckOptions
 from gates.checks.load import LoadOptions, aggregated_figures, judge
 from gates.checks.pytest_suite import junit_counts
 from gates.evidence import EvidenceError, EvidenceStore
@@ -27,9 +28,34 @@ STATS_HEADER = (
 
 def test_every_documented_kind_is_registered():
     assert {"quality", "commands", "pytest", "smoke", "load", "skew", "latency"} <= set(CHECKS)
-    assert {kind for kind, cls in CHECKS.items() if cls.needs_service} >= {
-        "smoke", "load", "skew", "latency",
-    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "entry", "needs_service"),
+    [
+        ("smoke", None, True),
+        (
+            "load",
+            {
+                "users": 1,
+                "spawn_rate": 1,
+                "run_time_seconds": 1,
+                "max_failure_ratio": 0,
+                "max_p95_ms": 1,
+                "max_p99_ms": 1,
+                "min_rps": 0,
+            },
+            True,
+        ),
+        ("skew", {"max_score_difference": 0}, True),
+        ("latency", {"requests": 1, "max_p95_ms": 1, "max_ms": 1}, True),
+        ("quality", {"min_accuracy": 0, "min_f1": 0, "min_roc_auc": 0}, False),
+        ("unit", {"check": "pytest", "args": ["tests/unit"]}, False),
+        ("uat", {"check": "pytest", "args": ["tests/uat"], "needs_service": True}, True),
+    ],
+)
+def test_which_checks_talk_to_the_deployed_service(name, entry, needs_service):
+    assert configure(name, entry).needs_service is needs_service
 
 
 @pytest.mark.parametrize(
@@ -39,6 +65,10 @@ def test_every_documented_kind_is_registered():
         ("load", {"users": 0}, r"load options: users: Input should be greater than or equal to 1"),
         ("unit", {"check": "pytest"}, r"pytest options: args: Field required"),
         ("skew", {"max_score_difference": 1e-9, "tolerance": 1}, r"tolerance: Extra inputs"),
+        ("../../escaped", {"check": "smoke"}, r"'../../escaped' is not a check name"),
+        ("deploy", {"check": "smoke"}, r"'deploy' is not a check name"),
+        ("skew", {"check": ["skew"]}, r"check: must name a kind, not \['skew'\]"),
+        ("smoke", ["args"], r"the options of 'smoke' must be a mapping"),
     ],
 )
 def test_a_bad_check_entry_says_what_is_wrong(name, entry, message):
@@ -72,6 +102,20 @@ def test_a_check_that_needs_a_service_fails_without_one_and_says_why(tmp_path):
     record, _ = gate(tmp_path, [configure("smoke", None)])
     assert not record.passed
     assert "needs a deployed service" in record.failures[0]
+
+
+class Exploding(Check):
+    kind = "exploding"
+
+    def check(self, context, result):
+        raise ValueError("a metric recorded as text")
+
+
+def test_a_check_that_crashes_is_a_failed_check_and_the_gate_still_records(tmp_path):
+    record, store = gate(tmp_path, [Exploding("boom", CheckOptions())])
+    assert not record.passed
+    assert "boom: crashed: ValueError: a metric recorded as text" in record.failures[0]
+    assert store.get(record.id) == record
 
 
 def test_a_gate_without_checks_never_passes(tmp_path):

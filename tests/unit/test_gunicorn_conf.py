@@ -1,4 +1,4 @@
-"""gunicorn.conf.py takes every setting from the environment's config.
+"""gunicorn_conf.py takes every setting from the environment's config.
 
 It is read in a subprocess, as gunicorn would: it sets PROMETHEUS_MULTIPROC_DIR and
 imports the app, which must not leak into the test process.

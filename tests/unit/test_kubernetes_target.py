@@ -12,7 +12,7 @@ import yaml
 
 from delivery.errors import DeliveryError, NotReadyError
 from delivery.kubernetes import Kubernetes
-from delivery.manifests import tool
+from delivery.manifests import required_tool
 from delivery.records import Records
 from tests.conftest import ROOT, SERVICE_CONFIG_DIR
 
@@ -47,6 +47,8 @@ FAKE_KUBECTL = textwrap.dedent(
             deployment["status"] = {{"readyReplicas": deployment["spec"]["replicas"]}}
             print(json.dumps(deployment))
     elif args[0] == "port-forward":
+        if os.environ.get("FAKE_FORWARD_SILENT"):
+            time.sleep(600)
         if os.environ.get("FAKE_FORWARD_FAILS"):
             print("error: services \\"sentiment-api\\" not found", file=sys.stderr)
             sys.exit(1)
@@ -81,7 +83,7 @@ def kubectl(tmp_path, monkeypatch) -> Path:
     path.chmod(0o755)
     monkeypatch.setenv("FAKE_LOG", str(tmp_path / "calls.jsonl"))
     monkeypatch.setenv("FAKE_APPLIED", str(tmp_path / "applied.yaml"))
-    monkeypatch.setenv("REAL_KUBECTL", tool("kubectl"))
+    monkeypatch.setenv("REAL_KUBECTL", required_tool("kubectl"))
     return path
 
 
@@ -153,6 +155,20 @@ def test_a_failed_port_forward_says_why(kubectl, tmp_path, monkeypatch):
         target.deploy("prod", IMAGE)
     target.close()
     assert target.records.deployment("prod") is None
+
+
+def test_a_port_forward_that_says_nothing_is_given_up_on(kubectl, tmp_path, monkeypatch):
+    from delivery import kubernetes
+
+    monkeypatch.setenv("FAKE_FORWARD_SILENT", "1")
+    monkeypatch.setattr(kubernetes, "FORWARD_TIMEOUT_SECONDS", 1)
+    target = cluster(kubectl, tmp_path, timeout=5)
+    started = time.monotonic()
+    with pytest.raises(NotReadyError, match=r"port-forward .* failed: \(nothing in 1s\)"):
+        target.deploy("prod", IMAGE)
+    assert time.monotonic() - started < 20
+    assert all(process.poll() is not None for process in target._forwards)
+    target.close()
 
 
 def test_remove_deletes_only_the_deployment_of_that_namespace(kubectl, tmp_path):

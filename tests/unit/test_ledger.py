@@ -16,25 +16,29 @@ def ledger(tmp_path) -> Ledger:
     return Ledger(tmp_path / "ledger")
 
 
-def add(ledger, event, digest, result="released", environment="prod"):
+def digest(name: str) -> str:
+    return "sha256:" + name * 64
+
+
+def add(ledger, event, name, result="released", environment="prod"):
     return ledger.append(
-        event=event, environment=environment, digest=digest, result=result,
-        image=f"r/n@{digest}", model=None, evidence=None, actor="tester", at=utc_now(),
+        event=event, environment=environment, digest=digest(name), result=result,
+        image=f"r.io/n@{digest(name)}", model=None, evidence=None, actor="tester", at=utc_now(),
     )  # fmt: skip
 
 
 def digests(ledger, environment="prod"):
-    return [entry.digest for entry in ledger.releases(environment)]
+    return [entry.digest[-1] for entry in ledger.releases(environment)]
 
 
 def test_entries_are_numbered_typed_and_kept_per_environment(ledger):
     assert add(ledger, "promote", "a").sequence == 1
     assert add(ledger, "promote", "b").sequence == 2
-    assert add(ledger, "promote", "x", environment="test").sequence == 1
-    assert [e.digest for e in ledger.entries("prod")] == ["a", "b"]
+    assert add(ledger, "promote", "f", environment="test").sequence == 1
+    assert [e.digest for e in ledger.entries("prod")] == [digest("a"), digest("b")]
     first = ledger.entries("prod")[0]
     assert (first.event, first.image, first.actor, first.released) == (
-        "promote", "r/n@a", "tester", True,
+        "promote", f"r.io/n@{digest('a')}", "tester", True,
     )  # fmt: skip
     assert '"schema_version": 1' in ledger.path("prod").read_text().splitlines()[0]
 
@@ -43,11 +47,11 @@ def test_releases_stack_and_rollbacks_walk_back(ledger):
     for digest in "abc":
         add(ledger, "promote", digest)
     assert digests(ledger) == ["a", "b", "c"]
-    assert ledger.rollback_target("prod").digest == "b"
+    assert ledger.rollback_target("prod").digest[-1] == "b"
     add(ledger, "rollback", "b")
     assert digests(ledger) == ["a", "b"]
     # A second rollback goes further back, never forward to the release rolled back from.
-    assert ledger.rollback_target("prod").digest == "a"
+    assert ledger.rollback_target("prod").digest[-1] == "a"
     add(ledger, "rollback", "a")
     assert ledger.rollback_target("prod") is None
 
@@ -57,7 +61,7 @@ def test_a_failed_promotion_is_not_a_release(ledger):
     add(ledger, "promote", "b", result="failed")
     assert digests(ledger) == ["a"]
     # The failed image still runs (test, stage): rolling back restores the last release.
-    assert ledger.rollback_target("prod").digest == "a"
+    assert ledger.rollback_target("prod").digest[-1] == "a"
 
 
 def test_promoting_the_running_release_again_is_not_a_new_release(ledger):
@@ -65,13 +69,30 @@ def test_promoting_the_running_release_again_is_not_a_new_release(ledger):
     add(ledger, "promote", "b")
     add(ledger, "promote", "b")
     assert digests(ledger) == ["a", "b"]
-    assert ledger.rollback_target("prod").digest == "a"
+    assert ledger.rollback_target("prod").digest[-1] == "a"
+
+
+ENTRY = (
+    '{"sequence": 2, "event": "rollback", "environment": "prod", "result": "released", '
+    '"digest": null, "image": IMAGE, "model": null, "evidence": null, "actor": "a", '
+    '"at": "2026-11-27T00:00:00Z"}'
+)
 
 
 @pytest.mark.parametrize(
     ("line", "message"),
     [
         ("{not json", "prod.jsonl line 2 is damaged: not JSON"),
+        (
+            ENTRY.replace("IMAGE", '"--privileged"'),
+            "prod.jsonl line 2 is not a valid LedgerEntry: image",
+        ),
+        (ENTRY.replace("IMAGE", '"r/n:latest"'), "line 2 is not a valid LedgerEntry: image"),
+        ('{"schema_version": true, "sequence": 2}', "prod.jsonl line 2 has schema version True"),
+        (
+            ENTRY.replace("IMAGE", "null").replace('"prod"', '"stage"'),
+            "prod.jsonl holds entry #2 of 'stage'",
+        ),
         ('{"event": "promote"}', "prod.jsonl line 2 is not a valid LedgerEntry: sequence"),
         ('{"schema_version": 2}', "prod.jsonl line 2 has schema version 2"),
     ],
@@ -81,6 +102,12 @@ def test_a_damaged_line_is_reported_with_its_file_and_line(ledger, line, message
     with ledger.path("prod").open("a") as handle:
         handle.write(line + "\n")
     with pytest.raises(RecordError, match=message):
+        ledger.entries("prod")
+
+
+def test_a_ledger_that_is_not_a_file_is_an_error_not_a_traceback(ledger):
+    ledger.path("prod").mkdir(parents=True)
+    with pytest.raises(RecordError, match=r"prod\.jsonl cannot be read"):
         ledger.entries("prod")
 
 

@@ -148,3 +148,19 @@ def test_until_must_be_an_environment_that_is_promoted_to(tmp_path, trained_regi
     run = stand(tmp_path, trained_registry, policy_from(FOUR_ENVIRONMENTS))
     with pytest.raises(Exception, match="'dev' is not promoted to"):
         run.pipeline.run(until="dev")
+
+
+def test_a_failing_step_of_any_kind_is_reported_not_raised(tmp_path, trained_registry):
+    from model import BundleNotFoundError
+
+    run = stand(tmp_path, trained_registry, policy_from(FOUR_ENVIRONMENTS))
+
+    def no_model() -> str:
+        raise BundleNotFoundError("model registry models has no current model")
+
+    run.pipeline.train = no_model
+    report = run.pipeline.run()
+    assert [(step.name, step.result) for step in report.steps][:2] == [
+        ("train", "failed"), ("dev gate", "not run"),
+    ]  # fmt: skip
+    assert "no current model" in report.steps[0].detail

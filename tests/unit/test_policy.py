@@ -41,39 +41,37 @@ def broken(change: str, old: str, new: str) -> str:
     return FOUR_ENVIRONMENTS.replace(old, new, 1)
 
 
+BROKEN = [
+    ("two names", "name: test", "name: dev", "share the name dev"),
+    ("two ports", "port: 8002", "port: 8001", "share the port 8001"),
+    ("two GitHub environments", "github_environment: test", "github_environment: dev",
+     "share the github_environment dev"),
+    ("a service check before an image", "unit: {check: scripted, needs_service: false}",
+     "unit: {check: smoke}", "cannot run unit"),
+    ("an unknown kind", "load: {check: scripted}", "load: {check: wrk}",
+     "environment test check 'load': no check of kind 'wrk'"),
+    ("bad options", "load: {check: scripted}", "load: {users: 0}",
+     "environment test check 'load': load options"),
+    ("no checks", "checks: {uat: {check: scripted}}", "checks: {}", "checks"),
+    ("a reserved name", "name: stage", "name: rollback", "names the gate after"),
+    ("a bad name", "name: stage", "name: Stage!", "environments.2.name"),
+    ("a tag for dev", "port: 8001\n", "port: 8001\n    requires_release_tag: true\n",
+     "dev is deployed, never promoted to"),
+    ("a gate blind to the service", "load: {check: scripted}",
+     "load: {check: scripted, needs_service: false}",
+     "test: a gate after a deploy needs a check of the deployed service"),
+    ("a blind rollback", "rollback_checks: {smoke: {check: scripted}}",
+     "rollback_checks: {smoke: {check: scripted, needs_service: false}}",
+     "rollback_checks: a gate after a deploy needs a check"),
+    ("a bad check name", "load: {check: scripted}", "'../x': {check: scripted}",
+     "'../x' is not a check name"),
+]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
-    [
-        (broken("two names", "name: test", "name: dev"), "share the name dev"),
-        (broken("two ports", "port: 8002", "port: 8001"), "share the port 8001"),
-        (
-            broken(
-                "two GitHub environments", "github_environment: test", "github_environment: dev"
-            ),
-            "share the github_environment dev",
-        ),
-        (
-            broken(
-                "a service check before an image", "unit: {check: scripted}", "unit: {check: smoke}"
-            ),
-            "cannot run unit",
-        ),
-        (
-            broken("an unknown kind", "load: {check: scripted}", "load: {check: wrk}"),
-            "environment test check 'load': no check of kind 'wrk'",
-        ),
-        (
-            broken("bad options", "load: {check: scripted}", "load: {users: 0}"),
-            "environment test check 'load': load options",
-        ),
-        (broken("no checks", "checks: {uat: {check: scripted}}", "checks: {}"), "checks"),
-        (broken("a reserved name", "name: stage", "name: rollback"), "names the gate after"),
-        (broken("a bad name", "name: stage", "name: Stage!"), "environments.2.name"),
-        (
-            broken("a tag for dev", "port: 8001,", "port: 8001, requires_release_tag: true,"),
-            "dev is deployed, never promoted to",
-        ),
-    ],
+    [(broken(change, old, new), message) for change, old, new, message in BROKEN],
+    ids=[change for change, *_ in BROKEN],
 )
 def test_a_broken_policy_is_refused_saying_why(text, message, tmp_path):
     path = tmp_path / "promotion.yaml"

@@ -78,6 +78,9 @@ def test_a_failed_gate_is_recorded_left_running_and_blocks_the_next(promoter):
     assert results(promoter, "test") == [("promote", "failed", A.digest)]
     with pytest.raises(PromotionRefusedError, match=r"latest test gate .* failed"):
         promoter.promote("stage", A.image)
+    # What runs is what failed: the next promotion records it as what it replaced.
+    evidence(promoter.store, "dev", B.model_copy(update={"digest": None, "image": None}))
+    assert promoter.promote("test", B.image).entry.replaced == A.digest
 
 
 def test_a_deploy_failure_is_a_failed_gate_with_its_own_evidence(promoter):

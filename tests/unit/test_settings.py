@@ -101,6 +101,18 @@ def test_training_settings_are_not_the_service_settings(tmp_path):
         load_settings("dev", config_dir=tmp_path)
 
 
+def test_unreadable_files_are_named_not_a_traceback(tmp_path):
+    (tmp_path / "base.yaml").write_text((SERVICE_CONFIG_DIR / "base.yaml").read_text())
+    (tmp_path / "dev.yaml").write_bytes(b"service:\n  log_level: \xff\n")
+    with pytest.raises(ConfigError, match=r"dev\.yaml is not UTF-8 text"):
+        load_settings("dev", config_dir=tmp_path)
+    (tmp_path / "dev.yaml").write_text("{}")
+    (tmp_path / "base.yaml").unlink()
+    (tmp_path / "base.yaml").mkdir()
+    with pytest.raises(ConfigError, match=r"base\.yaml cannot be read"):
+        load_settings("dev", config_dir=tmp_path)
+
+
 def test_broken_or_missing_files_are_named(tmp_path):
     (tmp_path / "dev.yaml").write_text("{}")
     with pytest.raises(ConfigError, match=r"base.yaml does not exist"):

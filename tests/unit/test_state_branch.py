@@ -170,3 +170,16 @@ def test_an_unreachable_remote_is_a_clear_error(tmp_path, origin):
     add_evidence(clone, RECORD_A)
     with pytest.raises(ReleaseError, match="git fetch origin failed"):
         state_of(clone).push("x")
+
+
+@pytest.mark.parametrize("branch", ["main", "feature"])
+def test_a_branch_that_holds_code_is_never_the_state_branch(tmp_path, origin, branch):
+    clone = make_clone(origin, tmp_path / "clone")
+    git(clone, "checkout", "-q", "-b", "feature")
+    add_evidence(clone, RECORD_A)
+    before = {ref: git(clone, "rev-parse", ref) for ref in ("main", "feature")}
+    state = StateBranch(clone, clone / ".delivery", branch, "origin")
+    for operation in (lambda: state.save("x"), state.pull, lambda: state.push("x")):
+        with pytest.raises(ReleaseError, match=f"state_branch '{branch}' holds this repository"):
+            operation()
+    assert {ref: git(clone, "rev-parse", ref) for ref in ("main", "feature")} == before

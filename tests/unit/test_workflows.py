@@ -161,7 +161,7 @@ def test_the_plan_step_refuses_an_environment_the_policy_lacks(tmp_path):
     step = step_named(load("deploy.yml"), "The GitHub environment the policy gives this one")
     done = run_script(step, {"ENV": "qa; echo pwned"}, tmp_path)
     assert done.returncode != 0
-    assert "is not one of dev, test, stage, prod" in done.stderr
+    assert f"is not one of {', '.join(POLICY.names)}" in done.stderr
     assert (tmp_path / "GITHUB_OUTPUT").read_text() == ""
 
 

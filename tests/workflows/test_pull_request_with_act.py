@@ -18,6 +18,7 @@ import pytest
 from delivery.config import load_delivery_settings
 from delivery.engine import detect_engine
 from delivery.errors import NoEngineError
+from promotion.policy import load_policy
 from tests.conftest import CONFIG_DIR, FIXTURE_DATA, ROOT
 from tests.container.conftest import FITTED_CHECKS, free_ports, write_policy
 
@@ -41,8 +42,9 @@ def act_env(tmp_path):
         pytest.skip(f"no container engine: {error}")
     if shutil.which("git") is None:
         pytest.skip("act checks out the repository with git")
-    registry_port, *env_ports = free_ports(5)
-    ports = dict(zip(("dev", "test", "stage", "prod"), env_ports, strict=True))
+    names = load_policy(CONFIG_DIR / "promotion.yaml").names
+    registry_port, *env_ports = free_ports(1 + len(names))
+    ports = dict(zip(names, env_ports, strict=True))
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("DELIVERY_", "SENTIMENT_", "GITHUB_"))}  # fmt: skip
     env.pop("APP_ENV", None)

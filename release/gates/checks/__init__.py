@@ -1,7 +1,14 @@
 """The checks gates are made of, by kind. config/promotion.yaml names them per environment
 with their options; a new kind is one class here, registered with @register."""
 
-from gates.checks import commands, load, pytest_suite, quality, skew  # noqa: F401  (they register)
+from gates.checks import (  # noqa: F401  (importing a kind registers it)
+    commands,
+    latency,
+    load,
+    pytest_suite,
+    quality,
+    skew,
+)
 from gates.checks.base import CHECKS, Check, CheckResult, GateContext, configure
 
 __all__ = ["CHECKS", "Check", "CheckResult", "GateContext", "configure"]

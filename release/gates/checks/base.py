@@ -4,7 +4,9 @@ gate's context, returning a result that says what it measured and what fell shor
 A check never raises for a failed check: a failure is in the result it returns.
 """
 
+import re
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -18,6 +20,11 @@ from model import BundleError, LoadedBundle
 from service.settings import ConfigError, Settings, load_settings
 from support.errors import ReleaseError
 from support.project import Project
+
+# A check's name becomes part of its report files' names.
+CHECK_NAME = re.compile(r"[a-z][a-z0-9_-]{0,40}")
+# The gate runner's own name for a deploy that failed before any check could run.
+RESERVED_NAMES = frozenset({"deploy"})
 
 
 class CheckOptions(BaseModel):
@@ -104,20 +111,26 @@ class Check:
 
     kind: ClassVar[str]
     Options: ClassVar[type[CheckOptions]] = CheckOptions
-    # True: it talks to the deployed service, so it cannot run before an image exists.
-    needs_service: ClassVar[bool] = False
+    # True: it talks to the deployed service, so it cannot run before an image exists
+    # (a kind may decide by its options: a property in its class).
+    needs_service = False
 
     def __init__(self, name: str, options: CheckOptions):
         self.name = name
         self.options = options
 
     def run(self, context: GateContext) -> CheckResult:
+        """Never raises: whatever goes wrong is a failed check, so the gate still records
+        its evidence and the promoter still acts on it (a rollback, say)."""
         result = CheckResult(self.name)
         started = time.monotonic()
         try:
             self.check(context, result)
         except (ReleaseError, BundleError, ConfigError, OSError) as error:
             result.fail(f"could not run: {error}")
+        except Exception as error:  # a defect of the check or of what it read
+            where = "".join(traceback.format_exception(error)[-3:]).strip()
+            result.fail(f"crashed: {type(error).__name__}: {error}\n{where}")
         finally:
             result.seconds = time.monotonic() - started
         return result
@@ -142,8 +155,15 @@ def register(cls: type[Check]) -> type[Check]:
 def configure(name: str, entry: dict[str, Any] | None) -> Check:
     """The check `name` of a gate, from its policy entry: `check:` names the kind (the
     name itself by default), the other keys are that kind's options."""
+    if not CHECK_NAME.fullmatch(name) or name in RESERVED_NAMES:
+        raise ValueError(f"{name!r} is not a check name (lower-case letters, digits, - and _; "
+                         f"not {', '.join(sorted(RESERVED_NAMES))})")  # fmt: skip
+    if entry is not None and not isinstance(entry, dict):
+        raise ValueError(f"the options of {name!r} must be a mapping")
     entry = dict(entry or {})
     kind = entry.pop("check", name)
+    if not isinstance(kind, str):
+        raise ValueError(f"check: must name a kind, not {kind!r}")
     cls = CHECKS.get(kind)
     if cls is None:
         raise ValueError(f"no check of kind {kind!r} (kinds: {', '.join(sorted(CHECKS))})")

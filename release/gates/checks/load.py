@@ -33,9 +33,10 @@ class Load(Check):
 
     def check(self, context: GateContext, result: CheckResult) -> None:
         load: LoadOptions = self.options
-        prefix = context.reports / "locust"
-        html = context.reports / "locust.html"
-        log = context.reports / "locust.log"
+        # Named after the check, so two load checks in one gate keep their own reports.
+        prefix = context.reports / self.name
+        html = context.reports / f"{self.name}.html"
+        log = context.reports / f"{self.name}.log"
         argv = [
             sys.executable, "-m", "locust", "--locustfile", load.locustfile, "--headless",
             "--host", context.service_url, "--users", str(load.users),

@@ -17,6 +17,9 @@ class PytestOptions(CheckOptions):
     # pytest arguments: test paths, -k expressions, options of the suite.
     args: list[str] = Field(min_length=1)
     timeout_seconds: int = Field(default=1800, ge=1, le=7200)
+    # True for a suite that tests the deployed service (it gets --base-url): it cannot
+    # run before an image exists, and it counts as checking the service.
+    needs_service: bool = False
 
 
 class SmokeOptions(CheckOptions):
@@ -45,6 +48,10 @@ def junit_counts(path: Path) -> dict[str, int]:
 class Pytest(Check):
     kind = "pytest"
     Options = PytestOptions
+
+    @property
+    def needs_service(self) -> bool:  # type: ignore[override]
+        return self.options.needs_service
 
     def pytest_args(self, context: GateContext) -> list[str]:
         args = list(self.options.args)
@@ -82,7 +89,10 @@ class Pytest(Check):
 class Smoke(Pytest):
     kind = "smoke"
     Options = SmokeOptions
-    needs_service = True
+
+    @property
+    def needs_service(self) -> bool:  # type: ignore[override]
+        return True
 
     def pytest_args(self, context: GateContext) -> list[str]:
         return [

@@ -1,5 +1,4 @@
-"""`skew` and `latency`, checked against the deployed service with the model's own
-held-out reviews.
+"""`skew`: the deployed service scores the model's own held-out reviews as the model does.
 
 The bundle's metadata records the data it was evaluated on (file hashes), the split
 (seed, size) and the metrics. Rebuilding that held-out split, scoring it with the
@@ -8,8 +7,6 @@ both proves the deployed model is the one that was evaluated, served the same wa
 """
 
 import math
-import statistics
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -60,7 +57,7 @@ def held_out_split(bundle: LoadedBundle, data_dir: Path) -> "Split":
     return split_dataset(dataset, test_size, seed)
 
 
-def _held_out(context: GateContext) -> "Split":
+def held_out(context: GateContext) -> "Split":
     return context.shared("held-out", lambda: held_out_split(context.bundle, context.data_dir))
 
 
@@ -109,7 +106,7 @@ class Skew(Check):
         tolerance = self.options.max_score_difference
         bundle = context.bundle
         metadata = bundle.metadata
-        split = _held_out(context)
+        split = held_out(context)
         offline = Scorer(bundle).scores(split.test_texts)
         offline_metrics = metrics_from_scores(offline, split.test_labels, metadata.threshold)
         for problem in metric_differences(metadata.metrics, offline_metrics, tolerance):
@@ -151,65 +148,4 @@ class Skew(Check):
             return name
         return (
             f"{name} max {figures['max_score_difference']:.1e} over {figures['reviews']} held-out"
-        )
-
-
-class LatencyOptions(CheckOptions):
-    requests: int = Field(ge=1, le=100_000)
-    max_p95_ms: float = Field(gt=0)
-    max_ms: float = Field(gt=0)
-
-
-@register
-class Latency(Check):
-    """Single-review /predict/ calls, one after another, each timed: a budget per request,
-    not a throughput."""
-
-    kind = "latency"
-    Options = LatencyOptions
-    needs_service = True
-
-    def check(self, context: GateContext, result: CheckResult) -> None:
-        budget: LatencyOptions = self.options
-        texts = _held_out(context).test_texts
-        check_latency(context.service_url, texts, budget, result)
-
-    @classmethod
-    def summary(cls, name: str, figures: dict[str, Any]) -> str:
-        return f"{name} p95 {figures['p95_ms']:.0f} ms" if "p95_ms" in figures else name
-
-
-def check_latency(
-    base_url: str, texts: list[str], budget: LatencyOptions, result: CheckResult
-) -> None:
-    chosen = [texts[i % len(texts)] for i in range(budget.requests)]
-    timings_ms: list[float] = []
-    with requests.Session() as session:
-        for text in chosen:
-            started = time.perf_counter()
-            try:
-                response = session.post(
-                    f"{base_url}/predict/", json={"review": text}, timeout=REQUEST_TIMEOUT_SECONDS
-                )
-            except requests.RequestException as error:
-                result.fail(f"a /predict/ call failed: {error}")
-                return
-            timings_ms.append((time.perf_counter() - started) * 1000)
-            if response.status_code != 200:
-                result.fail(f"/predict/ answered {response.status_code}: {response.text[:200]}")
-                return
-    p95 = statistics.quantiles(timings_ms, n=100)[94] if len(timings_ms) > 1 else timings_ms[0]
-    result.figures = {
-        "requests": len(timings_ms),
-        "median_ms": round(statistics.median(timings_ms), 2),
-        "p95_ms": round(p95, 2),
-        "max_ms": round(max(timings_ms), 2),
-    }
-    if p95 > budget.max_p95_ms:
-        result.fail(
-            f"p95 {p95:.1f} ms is above the latency budget max_p95_ms {budget.max_p95_ms:.12g}"
-        )
-    if max(timings_ms) > budget.max_ms:
-        result.fail(
-            f"the slowest request took {max(timings_ms):.1f} ms, above max_ms {budget.max_ms:.12g}"
         )
