@@ -70,8 +70,8 @@ def test_an_impossible_load_threshold_fails_the_test_gate_and_stage_refuses(deli
     record = delivery.evidence("test")[-1]
     assert record.checks[0].options["min_rps"] == 100000  # the threshold it was held to
     reports = delivery.state_dir / "evidence" / record.reports_dir
-    assert (reports / "locust.html").exists()
-    assert (reports / "locust_stats.csv").exists()
+    assert (reports / "load.html").exists()
+    assert (reports / "load_stats.csv").exists()
     assert "GATE FAILED" in status(delivery)["test"]["release"]
     refused = delivery.run("promote", "--to", "stage", "--image", built[0].digest, check=False)
     assert refused.returncode == 1

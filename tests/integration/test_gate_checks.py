@@ -102,7 +102,7 @@ def test_the_load_test_measures_and_judges_against_its_thresholds(served, bundle
     assert result.result == "failed"
     assert result.failures == [f"{result.figures['rps']:.1f} requests/s is below min_rps 1000000"]
     assert {report.rsplit("/", 1)[-1] for report in result.reports} >= {
-        "locust.html", "locust_stats.csv",
+        "load.html", "load_stats.csv",
     }  # fmt: skip
 
 
