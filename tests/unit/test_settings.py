@@ -1,6 +1,9 @@
 """The service's settings: layering, validation, and what no file or variable may change."""
 
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -162,3 +165,18 @@ def test_config_command_reports_bad_config_without_a_traceback(monkeypatch):
     assert result.exit_code == 1
     assert "service.debug: debug mode is refused" in result.output
     assert "Traceback" not in result.output
+
+
+def test_serving_with_a_bad_environment_stops_with_a_message(monkeypatch):
+    """`sentiment serve` (make serve) and `sentiment-serve` (the image) check first."""
+    monkeypatch.chdir(ROOT)
+    result = CliRunner().invoke(cli, ["serve", "--env", "production"])
+    assert result.exit_code == 1
+    assert "'production' is not an environment" in result.output
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "sentiment-serve"), "--env", "production"],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "Error: 'production' is not an environment" in done.stderr
+    assert "Traceback" not in done.stderr
