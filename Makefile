@@ -5,7 +5,7 @@
 #                            else the UCI zip is downloaded)
 #   make build               build the image once, push it, record its digest
 #   make deploy ENV=test     run that digest as ENV's container (IMAGE=sha256:... for another)
-#   make pipeline            dev gate -> build -> test -> stage -> prod, gated, with a summary
+#   make pipeline            dev gate -> build -> each environment of config/promotion.yaml
 #   make promote TO=stage    move an image up one environment, if the one below passed it
 #   make workflows           run the pull-request workflow's jobs here with act, checked (slow)
 
@@ -58,7 +58,7 @@ run: model serve ## Train if needed, then serve the API
 serve: setup ## Serve the current model under gunicorn with ENV's config
 	$(BIN)/sentiment serve --env $(ENV)
 
-test: lint unit integration container ## Lint, then every test
+test: lint unit integration container ## Lint, then unit, integration and container tests
 
 unit: setup ## Unit tests (Flask test client, tiny fixture model)
 	$(BIN)/pytest tests/unit
@@ -89,10 +89,10 @@ models: setup ## List the published model versions
 build: model ## Train if needed, build the image, push it, record its digest
 	$(BIN)/sentiment build
 
-deploy: setup ## Deploy the latest build (or IMAGE=sha256:...) as ENV's local container
+deploy: setup ## Deploy the latest build (or IMAGE=sha256:...) to ENV (no gate: that is promote)
 	$(BIN)/sentiment deploy $(ENV) $(IMAGE_FLAG)
 
-undeploy: setup ## Remove ENV's local container
+undeploy: setup ## Remove what runs as ENV
 	$(BIN)/sentiment undeploy $(ENV)
 
 status: setup ## What runs in each environment
@@ -107,7 +107,7 @@ gate: setup ## The first environment's gate (dev: quality, lint, unit tests); ev
 promote: setup ## Deploy IMAGE (default: latest build) to TO=<env> and run its gate
 	$(BIN)/sentiment promote $(if $(TO),--to $(TO)) $(IMAGE_FLAG) $(RELEASE_FLAG) $(DATA_FLAG)
 
-rollback: setup ## Put ENV's previous release back, smoke-checked
+rollback: setup ## Put ENV's previous release back, with the rollback checks
 	$(BIN)/sentiment rollback $(ENV)
 
 history: setup ## ENV's promotion ledger
