@@ -15,20 +15,28 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-ENV ?= dev
-DATA_DIR ?=
-DATA_FLAG := $(if $(DATA_DIR),--data-dir $(DATA_DIR))
 PIP_COMPILE := $(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url \
 	--no-emit-find-links --no-emit-trusted-host
 
+# What the verbs take from the command line. CI passes values that came from tags and
+# records, so a value is data, never code: `quoted` reads it unexpanded ($(value)) and
+# hands it to the shell as one single-quoted word, and the CLI then checks it.
+ENV ?= dev
 IMAGE ?=
-IMAGE_FLAG := $(if $(IMAGE),--image $(IMAGE))
 TO ?=
 UNTIL ?=
-UNTIL_FLAG := $(if $(UNTIL),--until $(UNTIL))
 RELEASE ?=
-RELEASE_FLAG := $(if $(RELEASE),--release-tag $(RELEASE))
+DATA_DIR ?=
 BASE_IMAGE ?= localhost/debian-python:bookworm
+define newline
+
+
+endef
+quoted = $(if $(findstring $(newline),$(value $(1))),$(error $(1) holds a line break),\
+	'$(subst ','\'',$(value $(1)))')
+flag = $(if $(value $(2)),$(1) $(call quoted,$(2)))
+# make would expand them to export them to every recipe's environment: it never does.
+unexport ENV IMAGE TO UNTIL RELEASE DATA_DIR BASE_IMAGE
 
 .PHONY: help setup train model run serve test unit integration container lint format config \
 	models lock clean build deploy undeploy status render base-image install-podman \
@@ -48,15 +56,15 @@ $(VENV)/.installed: pyproject.toml release/pyproject.toml requirements/dev.lock
 	touch $@
 
 train: setup ## Train, evaluate and gate a model; publish it if it passes
-	$(BIN)/sentiment train --env $(ENV) $(DATA_FLAG)
+	$(BIN)/sentiment train --env $(call quoted,ENV) $(call flag,--data-dir,DATA_DIR)
 
 model: setup ## Train only when the registry has no current model
-	$(BIN)/sentiment train --env $(ENV) --if-missing $(DATA_FLAG)
+	$(BIN)/sentiment train --env $(call quoted,ENV) --if-missing $(call flag,--data-dir,DATA_DIR)
 
 run: model serve ## Train if needed, then serve the API
 
 serve: setup ## Serve the current model under gunicorn with ENV's config
-	$(BIN)/sentiment serve --env $(ENV)
+	$(BIN)/sentiment serve --env $(call quoted,ENV)
 
 test: lint unit integration container ## Lint, then unit, integration and container tests
 
@@ -81,43 +89,45 @@ format: setup ## Apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix .
 
 config: setup ## Print the effective config of ENV
-	$(BIN)/sentiment config --env $(ENV)
+	$(BIN)/sentiment config --env $(call quoted,ENV)
 
 models: setup ## List the published model versions
-	$(BIN)/sentiment models --env $(ENV)
+	$(BIN)/sentiment models --env $(call quoted,ENV)
 
 build: model ## Train if needed, build the image, push it, record its digest
 	$(BIN)/sentiment build
 
 deploy: setup ## Deploy the latest build (or IMAGE=sha256:...) to ENV (no gate: that is promote)
-	$(BIN)/sentiment deploy $(ENV) $(IMAGE_FLAG)
+	$(BIN)/sentiment deploy $(call quoted,ENV) $(call flag,--image,IMAGE)
 
 undeploy: setup ## Remove what runs as ENV
-	$(BIN)/sentiment undeploy $(ENV)
+	$(BIN)/sentiment undeploy $(call quoted,ENV)
 
 status: setup ## What runs in each environment
 	$(BIN)/sentiment status
 
 render: setup ## Print ENV's Kubernetes manifests, image pinned by digest, checked
-	$(BIN)/sentiment render $(ENV) $(IMAGE_FLAG)
+	$(BIN)/sentiment render $(call quoted,ENV) $(call flag,--image,IMAGE)
 
 gate: setup ## The first environment's gate (dev: quality, lint, unit tests); evidence
-	$(BIN)/sentiment gate $(ENV) $(DATA_FLAG)
+	$(BIN)/sentiment gate $(call quoted,ENV) $(call flag,--data-dir,DATA_DIR)
 
 promote: setup ## Deploy IMAGE (default: latest build) to TO=<env> and run its gate
-	$(BIN)/sentiment promote $(if $(TO),--to $(TO)) $(IMAGE_FLAG) $(RELEASE_FLAG) $(DATA_FLAG)
+	$(BIN)/sentiment promote $(call flag,--to,TO) $(call flag,--image,IMAGE) \
+		$(call flag,--release-tag,RELEASE) $(call flag,--data-dir,DATA_DIR)
 
 rollback: setup ## Put ENV's previous release back, with the rollback checks
-	$(BIN)/sentiment rollback $(ENV)
+	$(BIN)/sentiment rollback $(call quoted,ENV)
 
 history: setup ## ENV's promotion ledger
-	$(BIN)/sentiment history $(ENV)
+	$(BIN)/sentiment history $(call quoted,ENV)
 
 evidence: setup ## Gate evidence records (IMAGE=sha256:... for one image)
-	$(BIN)/sentiment evidence $(IMAGE_FLAG)
+	$(BIN)/sentiment evidence $(call flag,--image,IMAGE)
 
 pipeline: setup ## Train if needed, dev gate, build, promote up to UNTIL (default: all)
-	$(BIN)/sentiment pipeline $(UNTIL_FLAG) $(RELEASE_FLAG) $(DATA_FLAG)
+	$(BIN)/sentiment pipeline $(call flag,--until,UNTIL) $(call flag,--release-tag,RELEASE) \
+		$(call flag,--data-dir,DATA_DIR)
 
 state-pull: setup ## Merge the delivery-state branch's evidence and ledgers into .delivery/
 	$(BIN)/sentiment state pull
@@ -129,7 +139,7 @@ state-push: setup ## Commit .delivery/'s evidence and ledgers to delivery-state 
 # reusable workflows work offline; GitHub-only steps are skipped under env.ACT.
 # The jobs see this shell's SENTIMENT_* and DELIVERY_* settings (data dir, base image ...).
 ACT_ENV = $(foreach var,$(sort $(filter SENTIMENT_% DELIVERY_%,$(.VARIABLES))),\
-	--env '$(var)=$($(var))')
+	--env '$(var)=$(subst ','\'',$(value $(var)))')
 # act clones every remote action a job names, even in skipped steps: point the pinned
 # ones (not actions/checkout, which act does itself) at a stand-in that never runs.
 ACT_STAND_INS = $(shell grep -rhoE 'uses: [A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+@[0-9a-f]{40}' \
@@ -150,7 +160,7 @@ install-podman: ## Install Podman and the local registry (Debian, root)
 	bash scripts/install-podman.sh
 
 base-image: ## Make BASE_IMAGE from Debian packages (hosts that cannot pull images)
-	bash scripts/debian-base-image.sh $${DELIVERY_ENGINE:-podman} $(BASE_IMAGE)
+	bash scripts/debian-base-image.sh "$${DELIVERY_ENGINE:-podman}" $(call quoted,BASE_IMAGE)
 
 policy: setup ## The environments in promotion order, with their gates
 	$(BIN)/sentiment policy show

@@ -147,6 +147,8 @@ def release_candidate(tag: str) -> None:
     """Print the image a release of TAG ships: one of its commit that passed the gate
     before the release environment."""
     space = workspace()
+    if not space.git.is_tag_name(tag):
+        raise ReleaseError(f"{tag!r} is not a tag name")
     commit = space.git.tag_commit(tag)
     if commit is None:
         raise ReleaseError(f"there is no tag {tag!r} (git fetch --tags?)")

@@ -70,6 +70,8 @@ class Policy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     release_tag_pattern: str = Field(min_length=1)
+    # Release tags count only on commits of this branch (the remote's or the local one).
+    release_branch: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
     lock_timeout_seconds: float = Field(ge=0, le=24 * 3600)
     # Evidence and ledgers outlive the run that made them on this git branch.
     state_branch: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._/-]*$")
@@ -92,6 +94,9 @@ class Policy(BaseModel):
             repeated = sorted({str(v) for v in values if values.count(v) > 1})
             if repeated:
                 raise ValueError(f"two environments share the {field} {', '.join(repeated)}")
+        if self.state_branch == self.release_branch:
+            raise ValueError(f"state_branch {self.state_branch!r} is the release branch: "
+                             "evidence needs a branch of its own")  # fmt: skip
         first = self.environments[0]
         before_an_image = [check.name for check in first.gate if check.needs_service]
         if before_an_image:

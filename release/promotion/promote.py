@@ -53,8 +53,7 @@ class Promoter:
             relied_on = required_evidence(self.policy, target, subject, self.store)
             tag = None
             if environment.requires_release_tag:
-                pattern = self.policy.release_tag_pattern
-                tag = release_tag(target, subject, given_tag, pattern, self.tags)
+                tag = release_tag(self.policy, target, subject, given_tag, self.tags)
             running = self.ledger.running(target)
             self.log(f"{target}: deploying {subject.digest} (relying on {relied_on.id})")
             evidence = self._deploy_and_check(target, subject, target, environment.gate)

@@ -16,6 +16,7 @@ from gates.evidence import EvidenceRecord, EvidenceStore
 from gates.subject import Subject
 from promotion.policy import Policy
 from support.errors import ReleaseError
+from support.git import TAG_NAME
 
 
 class PromotionRefusedError(ReleaseError):
@@ -26,6 +27,8 @@ class ReleaseTags(Protocol):
     def release_tags(self, commit: str, pattern: str) -> list[str]: ...
 
     def tag_commit(self, tag: str) -> str | None: ...
+
+    def is_on_branch(self, commit: str, branch: str, remote: str) -> bool: ...
 
 
 def required_evidence(
@@ -64,18 +67,25 @@ def required_evidence(
 
 
 def release_tag(
-    target: str, subject: Subject, given: str | None, pattern: str, tags: ReleaseTags
+    policy: Policy, target: str, subject: Subject, given: str | None, tags: ReleaseTags
 ) -> str:
-    """The release tag `target` requires: `given` (checked) or the highest one on the commit."""
+    """The release tag `target` requires: `given` (checked) or the highest one on the
+    commit, which must be on the release branch."""
     refused = f"refusing to promote to {target}"
+    pattern, branch = policy.release_tag_pattern, policy.release_branch
     if not subject.committed:
         raise PromotionRefusedError(
             f"{refused}: image {subject.digest} was built from uncommitted changes; "
             "commit, tag, build and promote again"
         )
     commit = subject.git_commit
+    if not tags.is_on_branch(commit, branch, policy.state_remote):
+        raise PromotionRefusedError(
+            f"{refused}: commit {commit[:12]} is not on {branch}; releases come from {branch} "
+            f"(config/promotion.yaml release_branch): merge it, then tag"
+        )
     if given is not None:
-        if not fnmatchcase(given, pattern) or given.startswith("-"):
+        if not fnmatchcase(given, pattern) or not TAG_NAME.fullmatch(given):
             raise PromotionRefusedError(
                 f"{refused}: {given!r} is not a release tag "
                 f"(release tags match {pattern!r}, config/promotion.yaml)"

@@ -17,6 +17,8 @@ from support.errors import ReleaseError
 from support.process import Finished, run
 
 COMMIT = re.compile(r"^[0-9a-f]{40}$")
+# What a release tag may be called: plain characters only, whatever git would allow.
+TAG_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,9 @@ class Git:
         return [tag for tag in tags if fnmatch.fnmatchcase(tag, pattern)]
 
     def is_tag_name(self, tag: str) -> bool:
-        """A name git accepts for a tag: not an option, and no revision syntax (~ ^ : @{)."""
-        if tag.startswith("-"):
+        """A plain tag name git accepts: not an option, no revision syntax (~ ^ : @{), no
+        character a shell would read (; $ ` quotes, spaces, newlines)."""
+        if not TAG_NAME.fullmatch(tag):
             return False
         return self.run("check-ref-format", f"refs/tags/{tag}", check=False).ok
 
@@ -104,6 +107,15 @@ class Git:
         ref = f"refs/tags/{tag}^{{commit}}"
         done = self.run("rev-parse", "--verify", "--quiet", ref, check=False)
         return done.stdout.decode().strip() if done.ok else None
+
+    def is_on_branch(self, commit: str, branch: str, remote: str) -> bool:
+        """Whether `commit` is `branch` or before it, on the remote's copy or the local one."""
+        if not COMMIT.fullmatch(commit):
+            return False
+        for ref in (f"refs/remotes/{remote}/{branch}", f"refs/heads/{branch}"):
+            if self.run("merge-base", "--is-ancestor", commit, ref, check=False).ok:
+                return True
+        return False
 
     def create_tag(self, tag: str, commit: str) -> None:
         if not self.is_tag_name(tag) or not COMMIT.fullmatch(commit):

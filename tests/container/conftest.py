@@ -79,11 +79,15 @@ def free_ports(count: int) -> list[int]:
 
 
 def write_policy(
-    path: Path, ports: dict[str, int], checks: dict[str, dict], only: list[str] | None = None
+    path: Path,
+    ports: dict[str, int],
+    checks: dict[str, dict],
+    only: list[str] | None = None,
+    **settings: str,
 ) -> Path:
     """The repository's policy with these ports and these environments' checks (and only
-    these environments, when `only` names them)."""
-    policy = yaml.safe_load(REPOSITORY_POLICY.read_text())
+    these environments, when `only` names them), top-level `settings` changed."""
+    policy = {**yaml.safe_load(REPOSITORY_POLICY.read_text()), **settings}
     if only:
         policy["environments"] = [e for e in policy["environments"] if e["name"] in only]
     for environment in policy["environments"]:
@@ -120,11 +124,15 @@ class Delivery:
             pytest.fail(f"sentiment {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}")
         return done
 
-    def policy(self, name: str, only: list[str] | None = None, **checks: dict) -> str:
+    def policy(
+        self, name: str, only: list[str] | None = None, settings: dict | None = None,
+        **checks: dict,
+    ) -> str:  # fmt: skip
         """A policy file like the session's, with some environments' checks replaced."""
         fitted = copy.deepcopy(FITTED_CHECKS)
         fitted.update(checks)
-        return str(write_policy(self.tmp / f"{name}.yaml", self.ports, fitted, only))
+        path = self.tmp / f"{name}.yaml"
+        return str(write_policy(path, self.ports, fitted, only, **(settings or {})))
 
     def url(self, environment: str) -> str:
         return f"http://127.0.0.1:{self.ports[environment]}"

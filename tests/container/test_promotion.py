@@ -5,9 +5,13 @@ wrong: a model file tampered with after the build, a bug that shows only in prod
 policy is the repository's, its gates fitted to the fixture model (conftest.py).
 """
 
+import subprocess
+import uuid
+
 import pytest
 
 from delivery import labels
+from tests.conftest import ROOT
 from tests.container.conftest import head_commit, status, variant
 
 pytestmark = pytest.mark.container
@@ -111,21 +115,21 @@ def test_a_model_tampered_after_the_build_fails_the_test_gate(engine, delivery, 
 
 
 @pytest.fixture
-def release_tag():
-    """A release tag on HEAD for the test's images, removed afterwards."""
-    import subprocess
-    import uuid
-
-    from tests.conftest import ROOT
-
-    tag = f"v0.0.0-pytest.{uuid.uuid4().hex[:8]}"
-    subprocess.run(["git", "-C", str(ROOT), "tag", tag, "HEAD"], check=True)
-    yield tag
-    subprocess.run(["git", "-C", str(ROOT), "tag", "--delete", tag], capture_output=True)
+def release():
+    """A release tag on HEAD, and a release branch holding HEAD (the checkout may be on
+    any branch), both removed afterwards."""
+    name = f"pytest-{uuid.uuid4().hex[:8]}"
+    tag, branch = f"v0.0.0-{name}", f"release-{name}"
+    for kind, ref in (("tag", tag), ("branch", branch)):
+        subprocess.run(["git", "-C", str(ROOT), kind, ref, "HEAD"], check=True)
+    yield tag, branch
+    for kind, ref in (("tag", tag), ("branch", branch)):
+        subprocess.run(["git", "-C", str(ROOT), kind, "--delete", ref], capture_output=True)
 
 
 def test_a_failed_prod_smoke_rolls_back_to_the_previous_release(engine, delivery, built,
-                                                                 release_tag):  # fmt: skip
+                                                                 release):  # fmt: skip
+    release_tag, release_branch = release
     # Both images claim HEAD as their commit: prod takes only a tagged commit, and the
     # working tree these tests run from may have changes. They go to prod straight from
     # the dev gate (a two-environment policy): the full test and stage gates ran on the
@@ -134,7 +138,8 @@ def test_a_failed_prod_smoke_rolls_back_to_the_previous_release(engine, delivery
     good = variant(engine, delivery, built[0], "good", "", **commit)
     bad = variant(engine, delivery, built[0], "prod-only-bug", PROD_ONLY_BUG,
                   {"prod-only-bug": PROD_ONLY_BUG_SCRIPT}, **commit)  # fmt: skip
-    straight = {"SENTIMENT_POLICY_FILE": delivery.policy("straight", only=["dev", "prod"])}
+    straight = {"SENTIMENT_POLICY_FILE": delivery.policy(
+        "straight", only=["dev", "prod"], settings={"release_branch": release_branch})}  # fmt: skip
     delivery.run("gate", "dev", **straight)  # the variants' tree and model, as built
     delivery.run("promote", "--to", "prod", "--image", good, "--release-tag", release_tag,
                  **straight)  # fmt: skip

@@ -158,6 +158,11 @@ class FakeTarget:
 @dataclass
 class FakeTags:
     tags: dict[str, str] = field(default_factory=dict)  # tag -> commit
+    # Commits that are not on the release branch.
+    elsewhere: set[str] = field(default_factory=set)
+
+    def is_on_branch(self, commit: str, branch: str, remote: str) -> bool:
+        return commit not in self.elsewhere
 
     def release_tags(self, commit: str, pattern: str) -> list[str]:
         from fnmatch import fnmatchcase
@@ -178,6 +183,7 @@ def policy_from(text: str) -> Policy:
 
 FOUR_ENVIRONMENTS = """
 release_tag_pattern: "v*"
+release_branch: main
 lock_timeout_seconds: 0
 state_branch: delivery-state
 state_remote: origin

@@ -82,3 +82,27 @@ def test_tags_are_created_only_with_a_name_and_a_commit(repository):
 
 def test_outside_a_checkout_the_revision_is_unknown(tmp_path):
     assert Git(tmp_path).revision() == "unknown"
+
+
+def test_a_commit_is_on_a_branch_once_merged_into_it(repository):
+    helper = Git(repository)
+    on_main = git(repository, "rev-parse", "HEAD")
+    git(repository, "checkout", "-q", "-b", "side")
+    (repository / "side.py").write_text("x = 1\n")
+    git(repository, "add", "side.py")
+    git(repository, "commit", "-q", "-m", "side")
+    side = git(repository, "rev-parse", "HEAD")
+    assert helper.is_on_branch(on_main, "main", "origin")
+    assert not helper.is_on_branch(side, "main", "origin")
+    assert not helper.is_on_branch("HEAD", "main", "origin")  # a commit id, nothing else
+    git(repository, "checkout", "-q", "main")
+    git(repository, "merge", "-q", "--ff-only", "side")
+    assert helper.is_on_branch(side, "main", "origin")
+
+
+@pytest.mark.parametrize(
+    "hostile", ["v1;id", "v$(id)", "v`id`", "v1 2", "v1\nid", "v'1", 'v"1', "v1~1", "-v1", ""]
+)
+def test_a_tag_name_with_anything_a_shell_or_git_would_read_is_refused(repository, hostile):
+    assert not Git(repository).is_tag_name(hostile)
+    assert Git(repository).tag_commit(hostile) is None

@@ -76,13 +76,13 @@ def test_prod_needs_stage_not_test(store):
     assert required_evidence(POLICY, "prod", IMAGE, store).gate == "stage"
 
 
-def tag_for(about, given=None, tags=None):
-    return release_tag("prod", about, given, "v*", FakeTags(tags or {}))
+def tag_for(about, given=None, tags=None, elsewhere=()):
+    return release_tag(POLICY, "prod", about, given, FakeTags(tags or {}, set(elsewhere)))
 
 
-def refused_tag(about, given=None, tags=None) -> str:
+def refused_tag(about, given=None, tags=None, elsewhere=()) -> str:
     with pytest.raises(PromotionRefusedError) as raised:
-        tag_for(about, given, tags)
+        tag_for(about, given, tags, elsewhere)
     return str(raised.value)
 
 
@@ -107,6 +107,21 @@ def test_a_given_tag_must_match_the_pattern_exist_and_point_at_the_commit():
     assert "points at" in message
     assert IMAGE.git_commit[:12] in message
     assert tag_for(IMAGE, "v3", {"v3": IMAGE.git_commit}) == "v3"
+
+
+def test_a_release_comes_from_the_release_branch():
+    tags = {"v1": IMAGE.git_commit}
+    message = refused_tag(IMAGE, "v1", tags, elsewhere={IMAGE.git_commit})
+    assert f"commit {IMAGE.git_commit[:12]} is not on main" in message
+    assert "not on main" in refused_tag(IMAGE, tags=tags, elsewhere={IMAGE.git_commit})
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    ["v1;touch pwned", "v$(id)", "v`id`", "v1 v2", "v1\nid", "v1~1", "v1^{/msg}", "--v1", "v'1"],
+)
+def test_a_release_tag_is_a_plain_name(hostile):
+    assert "is not a release tag" in refused_tag(IMAGE, hostile, {hostile: IMAGE.git_commit})
 
 
 def test_a_release_ships_the_newest_image_of_its_commit_that_passed_stage(store):
