@@ -58,3 +58,5 @@ def echo_outcome(outcome: Outcome, store: EvidenceStore) -> None:
     if outcome.rollback:
         click.echo("automatic rollback:")
         echo_outcome(outcome.rollback, store)
+    if outcome.rollback_refused:
+        click.echo(f"NO AUTOMATIC ROLLBACK: {outcome.rollback_refused}", err=True)

@@ -27,7 +27,6 @@ from support.records import Record, RecordError, read_lines
 
 RELEASED = "released"
 FAILED = "failed"
-REMOVED = "removed"
 
 
 class PromotionBusyError(ReleaseError):
@@ -38,6 +37,7 @@ class LedgerEntry(Record):
     sequence: int = Field(ge=1)
     event: Literal["promote", "rollback"]
     environment: EnvironmentName
+    # "removed": written by earlier versions, which removed a failed first release.
     result: Literal["released", "failed", "removed"]
     digest: Digest | None
     image: PinnedImage | None

@@ -148,6 +148,9 @@ class Pipeline:
         if outcome.rollback:
             summary += f"; rolled back: {outcome.rollback.entry.result}"
         failures = outcome.evidence.failures if outcome.evidence else []
+        if outcome.rollback_refused:
+            summary += "; NO ROLLBACK"
+            failures = [*failures, outcome.rollback_refused]
         return outcome.released, summary, "\n".join(failures)
 
     def _local_release_tag(self, built: BuildRecord) -> str | None:

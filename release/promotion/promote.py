@@ -2,7 +2,9 @@
 
 promote: check the evidence (nothing changes on a refusal), deploy, run the gate, record
          the outcome. Where the policy says so, a failed gate rolls back at once.
-rollback: redeploy the previous release, check it with the rollback checks, record it.
+rollback: redeploy the previous release (an image of the configured repository that passed
+          this environment's gate), check it with the rollback checks, record it; with
+          nothing such to put back, refuse and leave what runs.
 """
 
 from collections.abc import Callable
@@ -15,9 +17,15 @@ from gates.checks import Check
 from gates.evidence import EvidenceRecord, EvidenceStore
 from gates.runner import GateRunner
 from gates.subject import Subject
-from promotion.ledger import FAILED, RELEASED, REMOVED, Ledger, LedgerEntry
+from promotion.ledger import FAILED, RELEASED, Ledger, LedgerEntry
 from promotion.policy import ROLLBACK_GATE, Policy
-from promotion.rules import ReleaseTags, release_tag, required_evidence
+from promotion.rules import (
+    ReleaseTags,
+    RollbackRefusedError,
+    release_tag,
+    required_evidence,
+    rollback_image,
+)
 from support.clock import utc_now
 from support.provenance import actor
 
@@ -26,8 +34,9 @@ from support.provenance import actor
 class Outcome:
     entry: LedgerEntry
     evidence: EvidenceRecord | None
-    # The rollback a failed gate set off, where the policy says so.
+    # The rollback a failed gate set off, where the policy says so, or why there was none.
     rollback: "Outcome | None" = None
+    rollback_refused: str | None = None
 
     @property
     def released(self) -> bool:
@@ -44,6 +53,8 @@ class Promoter:
     store: EvidenceStore
     ledger: Ledger
     tags: ReleaseTags
+    # REGISTRY/NAME of the images this promotes: a rollback puts back nothing else.
+    repository: str
     log: Callable[[str], None] = field(default=lambda message: None)
 
     def promote(self, target: str, reference: str, given_tag: str | None = None) -> Outcome:
@@ -67,7 +78,11 @@ class Promoter:
             outcome = Outcome(entry, evidence)
             if not outcome.released and environment.on_gate_failure == "rollback":
                 self.log(f"{target}: the gate failed; rolling back to the previous release")
-                outcome.rollback = self._restore(target, automatic=True)
+                try:
+                    outcome.rollback = self._restore(target, automatic=True)
+                except RollbackRefusedError as error:
+                    outcome.rollback_refused = str(error)
+                    self.log(f"{target}: NO ROLLBACK: {error}")
             return outcome
 
     def rollback(self, environment: str) -> Outcome:
@@ -76,26 +91,15 @@ class Promoter:
             return self._restore(environment, automatic=False)
 
     def _restore(self, environment: str, automatic: bool) -> Outcome:
-        """Redeploys the rollback target and checks it (the lock is held)."""
+        """Redeploys the rollback target and checks it (the lock is held). Only an image of
+        the configured repository that a passing gate of this environment vouched for is
+        put back; otherwise nothing changes (RollbackRefusedError): a rollback never
+        removes what runs."""
         target = self.ledger.rollback_target(environment)
-        if target is None and not automatic:
-            raise DeliveryError(
-                f"{environment} has no earlier release to roll back to "
-                f"(see `sentiment history {environment}`)"
-            )
+        image = rollback_image(environment, target, self.store, self.repository)
+        assert target is not None
         replaced = self.ledger.running(environment)
-        if target is None:
-            # A first release that fails: nothing to go back to, so nothing runs.
-            self.target.remove(environment)
-            entry = self.ledger.append(
-                event="rollback", environment=environment, automatic=automatic,
-                result=REMOVED, digest=None, image=None, model=None, evidence=None,
-                replaced=replaced, restores=None, actor=actor(), at=utc_now(),
-            )  # fmt: skip
-            self.log(f"{environment}: no earlier release; the failed one was removed")
-            return Outcome(entry, None)
-        assert target.image is not None
-        subject = self.subject_of(target.image)
+        subject = self.subject_of(image)
         self.log(f"{environment}: rolling back to {subject.digest} (ledger #{target.sequence})")
         evidence = self._deploy_and_check(
             environment, subject, ROLLBACK_GATE, self.policy.rollback_gate

@@ -12,8 +12,10 @@ of the same gate withdraws an earlier pass.
 from fnmatch import fnmatchcase
 from typing import Protocol
 
+from delivery.references import PINNED
 from gates.evidence import EvidenceRecord, EvidenceStore
 from gates.subject import Subject
+from promotion.ledger import LedgerEntry
 from promotion.policy import Policy
 from support.errors import ReleaseError
 from support.git import TAG_NAME
@@ -132,3 +134,41 @@ def release_candidate(
             "it, then tag again"
         )
     return max(passed, key=lambda record: record.id)
+
+
+class RollbackRefusedError(PromotionRefusedError):
+    """There is nothing a rollback may put back; what runs stays."""
+
+
+def rollback_image(
+    environment: str, target: LedgerEntry | None, store: EvidenceStore, repository: str
+) -> str:
+    """The image a rollback of `environment` puts back: `target`'s (the ledger's rollback
+    target). RollbackRefusedError when there is none, or it is not an image of the
+    configured repository, or no passing gate of this environment vouches for its digest."""
+    refused = f"refusing to roll {environment} back"
+    if target is None or target.image is None:
+        raise RollbackRefusedError(
+            f"{refused}: it has no earlier release (see `sentiment history {environment}`); "
+            "what runs stays"
+        )
+    match = PINNED.fullmatch(target.image)
+    if match is None or match["name"] != repository or match["digest"] != target.digest:
+        raise RollbackRefusedError(
+            f"{refused}: ledger entry #{target.sequence} names {target.image}, not an image of "
+            f"{repository} (config/delivery.yaml registry); what runs stays"
+        )
+    try:
+        record = store.get(target.evidence) if target.evidence else None
+    except ReleaseError:
+        record = None
+    vouches = (
+        record is not None and record.passed and record.environment == environment
+        and record.subject.digest == target.digest
+    )  # fmt: skip
+    if not vouches:
+        raise RollbackRefusedError(
+            f"{refused}: no passing {environment} gate vouches for {target.digest} (ledger "
+            f"entry #{target.sequence} relies on evidence {target.evidence}); what runs stays"
+        )
+    return target.image

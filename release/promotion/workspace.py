@@ -200,6 +200,7 @@ class Workspace:
             store=self.store,
             ledger=self.ledger,
             tags=self.git,
+            repository=self.delivery.registry.image_name,
             log=self.log,
         )
 

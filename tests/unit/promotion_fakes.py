@@ -24,6 +24,8 @@ from support.clock import utc_now
 from support.project import Project
 from tests.conftest import FIXTURE_DATA, ROOT
 
+REPOSITORY = "127.0.0.1:5000/sentiment-api"
+
 
 def subject(number: int, dirty: bool = False) -> Subject:
     digest = f"sha256:{number:064x}"
@@ -34,7 +36,7 @@ def subject(number: int, dirty: bool = False) -> Subject:
         model_version=f"model-{number}",
         model_sha256=f"{number:064x}"[::-1],
         digest=digest,
-        image=f"127.0.0.1:5000/sentiment-api@{digest}",
+        image=f"{REPOSITORY}@{digest}",
     )
 
 
@@ -216,4 +218,5 @@ def make_promoter(
         store=store,
         ledger=Ledger(tmp_path / "ledger"),
         tags=tags or FakeTags(),
+        repository=REPOSITORY,
     )

@@ -63,7 +63,7 @@ class Stand:
         self.promoter = Promoter(
             policy=policy, target=self.target, gates=runner,
             subject_of={IMAGE: self.subject}.__getitem__, store=self.store, ledger=self.ledger,
-            tags=tags,
+            tags=tags, repository=IMAGE.split("@")[0],
         )  # fmt: skip
         first = policy.first
         self.pipeline = Pipeline(

@@ -1,13 +1,17 @@
 """Promotion and rollback against a stand-in target, with the real rules, gate runner,
 evidence and ledger: what is deployed, checked and recorded."""
 
+import json
+import re
+
 import pytest
 
 from promotion.ledger import PromotionBusyError
-from promotion.rules import PromotionRefusedError
+from promotion.rules import PromotionRefusedError, RollbackRefusedError
 from support.errors import ReleaseError
 from tests.unit.promotion_fakes import (
     FOUR_ENVIRONMENTS,
+    REPOSITORY,
     FakeTags,
     Scripted,
     evidence,
@@ -112,13 +116,54 @@ def test_a_failed_gate_rolls_back_where_the_policy_says(promoter):
     assert promoter.ledger.releases("prod")[-1].digest == A.digest
 
 
-def test_a_failed_first_release_is_removed(promoter):
+def test_a_failed_first_release_stays_and_says_there_was_no_rollback(promoter):
+    """Nothing earlier to go back to: what runs is kept (never removed), loudly."""
     staged(promoter, A)
-    promoter.target.undeployable.add(A.image)
+    Scripted.FAILING.add(("prod", A.digest))
     outcome = promoter.promote("prod", A.image)
-    assert outcome.rollback.entry.result == "removed"
-    assert ("remove", "prod") in promoter.target.calls
-    assert "prod" not in promoter.target.running
+    assert not outcome.released
+    assert outcome.rollback is None
+    assert "refusing to roll prod back: it has no earlier release" in outcome.rollback_refused
+    assert promoter.target.running["prod"] == A.image
+    assert ("remove", "prod") not in promoter.target.calls
+    assert results(promoter) == [("promote", "failed", A.digest)]
+
+
+def rewrite_first_entry(promoter, **changes):
+    path = promoter.ledger.path("prod")
+    first, *rest = path.read_text().splitlines()
+    path.write_text("\n".join([json.dumps({**json.loads(first), **changes}), *rest]) + "\n")
+
+
+@pytest.mark.parametrize(
+    ("tamper", "refusal"),
+    [
+        (
+            lambda p: rewrite_first_entry(p, image=f"evil.example/x@{A.digest}"),
+            f"names evil.example/x@{A.digest}, not an image of {REPOSITORY}",
+        ),
+        (lambda p: rewrite_first_entry(p, evidence=None), "no passing prod gate vouches"),
+        (
+            lambda p: rewrite_first_entry(p, digest=C.digest, image=C.image),
+            f"no passing prod gate vouches for {C.digest}",
+        ),
+        (
+            lambda p: (p.store.root / f"{p.ledger.entries('prod')[0].evidence}.json").unlink(),
+            "no passing prod gate vouches",
+        ),
+    ],
+    ids=["foreign repository", "no evidence", "another digest", "evidence gone"],
+)
+def test_a_rollback_puts_back_only_a_verified_image_of_the_repository(promoter, tamper, refusal):
+    staged(promoter, A, B)
+    promoter.promote("prod", A.image)
+    promoter.promote("prod", B.image)
+    tamper(promoter)
+    calls = list(promoter.target.calls)
+    with pytest.raises(RollbackRefusedError, match=re.escape(refusal)):
+        promoter.rollback("prod")
+    assert promoter.target.calls == calls  # nothing deployed, nothing removed
+    assert promoter.target.running["prod"] == B.image
 
 
 def test_the_release_environment_records_the_release_tag(promoter):
