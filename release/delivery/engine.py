@@ -83,7 +83,9 @@ class Engine:
             self.run("pull", "--quiet", *self._registry_flags(), reference)
         except EngineCommandError as error:
             if NOT_FOUND.search(str(error)):
-                raise ImageNotFoundError(f"image {reference} is not in the registry") from None
+                raise ImageNotFoundError(
+                    f"image {reference} is not in the registry ({_last_line(error)})"
+                ) from None
             raise
 
     def image_inspect(self, reference: str) -> dict:
@@ -184,3 +186,8 @@ def detect_engine(choice: str, tls_verify: bool = True) -> Engine:
         + "). Install Podman (scripts/install-podman.sh) or start Docker, "
         "or choose one with DELIVERY_ENGINE=podman|docker."
     )
+
+
+def _last_line(error: Exception) -> str:
+    lines = [line for line in str(error).splitlines() if line.strip()]
+    return lines[-1].strip()[:300] if lines else "no message"

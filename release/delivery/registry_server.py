@@ -40,9 +40,17 @@ class LocalRegistry:
         return "Docker-Distribution-Api-Version" in response.headers
 
     def ensure_running(self) -> str:
-        """Starts the registry unless one answers already; says which happened."""
+        """Starts the registry unless one answers already; says which happened, and whose
+        it is: a registry another checkout started keeps its images in that checkout, and
+        they go when it does."""
         if self.is_up():
-            return f"registry answers at {self.address}"
+            owner = self.pid()
+            if owner is None:
+                return (
+                    f"registry answers at {self.address} (not started from this checkout: "
+                    "its images live wherever it was started)"
+                )
+            return f"registry answers at {self.address} (pid {owner}, {self.directory / 'data'})"
         if not self.address.startswith(("127.0.0.1:", "localhost:")):
             raise DeliveryError(
                 f"no registry answers at {self.address}; a local registry can only be "
@@ -78,13 +86,21 @@ class LocalRegistry:
             raise DeliveryError(f"{error}:\n{self._log_tail()}") from None
         return f"started registry at {self.address} (pid {process.pid})"
 
-    def stop(self) -> bool:
-        """Stops a registry this tool started; False if there was none."""
+    def pid(self) -> int | None:
+        """The registry this checkout started, if it still runs."""
         try:
             pid = int(self.pid_file.read_text(encoding="utf-8"))
-        except (FileNotFoundError, ValueError):
+            os.kill(pid, 0)
+        except (FileNotFoundError, ValueError, ProcessLookupError):
+            return None
+        return pid
+
+    def stop(self) -> bool:
+        """Stops a registry this tool started; False if there was none."""
+        pid = self.pid()
+        self.pid_file.unlink(missing_ok=True)
+        if pid is None:
             return False
-        self.pid_file.unlink()
         try:
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:

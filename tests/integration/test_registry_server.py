@@ -40,7 +40,14 @@ def test_starts_once_answers_the_distribution_api_and_stops(tmp_path: Path) -> N
         response = requests.get(registry.url, timeout=5)
         assert response.status_code == 200
         assert response.headers["Docker-Distribution-Api-Version"] == "registry/2.0"
-        assert registry.ensure_running().startswith("registry answers")  # not a second one
+        again = registry.ensure_running()  # not a second one
+        assert again.startswith("registry answers")
+        assert f"pid {registry.pid()}" in again
+        # Another checkout sees a registry whose images live elsewhere, and is told so.
+        other = LocalRegistry(registry.address, tmp_path / "other-checkout")
+        assert "not started from this checkout" in other.ensure_running()
+        assert other.stop() is False
+        assert registry.is_up()
     finally:
         assert registry.stop() is True
     assert registry.stop() is False
