@@ -32,15 +32,17 @@ define newline
 
 
 endef
-quoted = $(if $(findstring $(newline),$(value $(1))),$(error $(1) holds a line break),\
-	'$(subst ','\'',$(value $(1)))')
+# A line break would split a recipe: refused when the Makefile is read, before any target.
+$(foreach variable,ENV IMAGE TO UNTIL RELEASE DATA_DIR BASE_IMAGE,$(if \
+	$(findstring $(newline),$(value $(variable))),$(error $(variable) holds a line break)))
+quoted = '$(subst ','\'',$(value $(1)))'
 flag = $(if $(value $(2)),$(1) $(call quoted,$(2)))
 # make would expand them to export them to every recipe's environment: it never does.
 unexport ENV IMAGE TO UNTIL RELEASE DATA_DIR BASE_IMAGE
 
 .PHONY: help setup train model run serve test unit integration container lint format config \
 	models lock clean build deploy undeploy status render base-image install-podman \
-	gate promote rollback history evidence pipeline state-pull state-push act workflows policy
+	keys gate promote rollback history evidence pipeline state-pull state-push act workflows policy
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -109,14 +111,17 @@ status: setup ## What runs in each environment
 render: setup ## Print ENV's Kubernetes manifests, image pinned by digest, checked
 	$(BIN)/sentiment render $(call quoted,ENV) $(call flag,--image,IMAGE)
 
-gate: setup ## The first environment's gate (dev: quality, lint, unit tests); evidence
+keys: setup ## A key pair per gate on this machine, to sign its evidence (kept if present)
+	$(BIN)/sentiment keys create
+
+gate: keys ## The first environment's gate (dev: quality, lint, unit tests); evidence
 	$(BIN)/sentiment gate $(call quoted,ENV) $(call flag,--data-dir,DATA_DIR)
 
-promote: setup ## Deploy IMAGE (default: latest build) to TO=<env> and run its gate
+promote: keys ## Deploy IMAGE (default: latest build) to TO=<env> and run its gate
 	$(BIN)/sentiment promote $(call flag,--to,TO) $(call flag,--image,IMAGE) \
 		$(call flag,--release-tag,RELEASE) $(call flag,--data-dir,DATA_DIR)
 
-rollback: setup ## Put ENV's previous release back, with the rollback checks
+rollback: keys ## Put ENV's previous release back, with the rollback checks
 	$(BIN)/sentiment rollback $(call quoted,ENV)
 
 history: setup ## ENV's promotion ledger
@@ -125,7 +130,7 @@ history: setup ## ENV's promotion ledger
 evidence: setup ## Gate evidence records (IMAGE=sha256:... for one image)
 	$(BIN)/sentiment evidence $(call flag,--image,IMAGE)
 
-pipeline: setup ## Train if needed, dev gate, build, promote up to UNTIL (default: all)
+pipeline: keys ## Train if needed, dev gate, build, promote up to UNTIL (default: all)
 	$(BIN)/sentiment pipeline $(call flag,--until,UNTIL) $(call flag,--release-tag,RELEASE) \
 		$(call flag,--data-dir,DATA_DIR)
 

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from gates.evidence_store import EvidenceStore
+from gates.trust import Keyring, TrustSettings
 from model import ModelRegistry
 from service.settings import Settings, load_settings
 from support.git import Git
@@ -19,6 +21,8 @@ CONFIG_DIR = ROOT / "config"
 SERVICE_CONFIG_DIR = CONFIG_DIR / "service"
 FIXTURE_DATA = Path(__file__).resolve().parent / "fixtures" / "data"
 FIXTURE_UAT = FIXTURE_DATA.parent / "uat" / "expectations.yaml"
+# The gates the tests' policies name: each gets a local key pair in make_keyring.
+TEST_GATES = ("dev", "test", "uat", "stage", "prod")
 
 # The fixture data is tiny, so the real quality gate would (rightly) reject its model.
 LENIENT_GATE = {
@@ -147,3 +151,20 @@ def deployed_url(request: pytest.FixtureRequest) -> str:
     if not url:
         pytest.skip("checks a deployed service: pass --base-url (the gates do)")
     return url.rstrip("/")
+
+
+def make_keyring(keys_dir: Path, **trust: object) -> Keyring:
+    """Trust as config/trust.yaml sets it, with a local key pair per test gate in `keys_dir`."""
+    settings = TrustSettings(
+        **{"schema_version": 1, "local_keys": True, "max_clock_skew_seconds": 300, "gates": {}}
+        | trust
+    )
+    keyring = Keyring(settings, CONFIG_DIR, keys_dir)
+    for gate in TEST_GATES:
+        keyring.create_local(gate)
+    return keyring
+
+
+def make_evidence_store(root: Path) -> EvidenceStore:
+    """A store that signs with, and trusts, its own key pairs (kept beside `root`)."""
+    return EvidenceStore(root, make_keyring(root.parent / f"{root.name}-keys"))

@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from gates.evidence import EvidenceRecord, EvidenceStore
+from gates.evidence import EvidenceRecord
+from gates.evidence_store import EvidenceStore
 from gates.summary import describe
 from model import BundleError
 from promotion.promote import Outcome

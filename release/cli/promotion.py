@@ -95,7 +95,8 @@ def history(environment: str, as_json: bool) -> None:
 @click.option("--markdown", is_flag=True, help="Print a Markdown table (CI job summaries).")
 @reports_errors
 def evidence(image: str | None, as_json: bool, markdown: bool) -> None:
-    """Gate evidence records, oldest first (--image: only those about one image)."""
+    """Gate evidence records that verify, oldest first (--image: only those about one
+    image); then, in the plain listing, those that do not, and why."""
     space = workspace()
     records = space.store.records()
     title = "Gate evidence"
@@ -111,6 +112,8 @@ def evidence(image: str | None, as_json: bool, markdown: bool) -> None:
         for record in records:
             click.echo(f"{record.id:48} {record.environment:6} {record.result:7} "
                        f"{describe(record)}")  # fmt: skip
+        for found in space.store.rejected():
+            click.echo(f"NOT COUNTED {found.reason}")
 
 
 @click.command()

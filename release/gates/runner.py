@@ -12,11 +12,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from securesystemslib.signer import CryptoSigner
+
 from delivery.engine import Engine
 from delivery.errors import DeliveryError
 from delivery.service_config import config_sha256
 from gates.checks import Check, CheckResult, GateContext
-from gates.evidence import CheckRecord, EvidenceRecord, EvidenceStore
+from gates.evidence import CheckRecord, EvidenceRecord
+from gates.evidence_store import EvidenceStore
 from gates.subject import Subject, source_subject
 from model import BundleError, LoadedBundle, ModelRegistry
 from support.clock import utc_now
@@ -36,6 +39,8 @@ class _Run:
     subject: Subject
     id: str
     started_at: datetime
+    # Asked for before any check runs: a gate that cannot sign fails at once.
+    signer: CryptoSigner
     started: float = field(default_factory=time.monotonic)
     results: list[tuple[Check | None, CheckResult]] = field(default_factory=list)
 
@@ -100,9 +105,10 @@ class GateRunner:
         return self._record(run, None)
 
     def _start(self, gate: str, environment: str, subject: Subject) -> _Run:
+        signer = self.store.signer(environment)
         started_at = utc_now()
         return _Run(gate, environment, subject, self.store.new_id(gate, subject.key, started_at),
-                    started_at)  # fmt: skip
+                    started_at, signer)  # fmt: skip
 
     def _record(self, run: _Run, url: str | None) -> EvidenceRecord:
         results = run.results
@@ -141,7 +147,7 @@ class GateRunner:
             actor=actor(),
             ci_run=ci_run_url(),
         )
-        self.store.append(record)
+        self.store.append(record, run.signer)
         return record
 
     def _bundle_in_image(self, subject: Subject, scratch: Path) -> LoadedBundle:

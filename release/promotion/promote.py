@@ -14,7 +14,8 @@ from delivery.errors import DeliveryError
 from delivery.records import ModelRef
 from delivery.targets import DeployTarget
 from gates.checks import Check
-from gates.evidence import EvidenceRecord, EvidenceStore
+from gates.evidence import EvidenceRecord
+from gates.evidence_store import EvidenceStore
 from gates.runner import GateRunner
 from gates.subject import Subject
 from promotion.ledger import FAILED, RELEASED, Ledger, LedgerEntry

@@ -6,14 +6,16 @@
     one that requires a release tag   also needs a release tag on the image's commit
 
 "Passing" means the newest record of that gate for that subject passed: a later failure
-of the same gate withdraws an earlier pass.
+of the same gate withdraws an earlier pass. Only records whose signature verifies against
+config/trust.yaml count; a refusal names the ones it set aside, and why.
 """
 
 from fnmatch import fnmatchcase
 from typing import Protocol
 
 from delivery.references import PINNED
-from gates.evidence import EvidenceRecord, EvidenceStore
+from gates.evidence import EvidenceRecord
+from gates.evidence_store import EvidenceStore, ignored
 from gates.subject import Subject
 from promotion.ledger import LedgerEntry
 from promotion.policy import Policy
@@ -58,12 +60,13 @@ def required_evidence(
     if record is None:
         raise PromotionRefusedError(
             f"refusing to promote to {target}: no {below.name} gate evidence for {what}; {how}"
+            + ignored(store.rejected(below.name))
         )
     if not record.passed:
         reasons = "; ".join(record.failures[:3]) or "see the record"
         raise PromotionRefusedError(
             f"refusing to promote to {target}: the latest {below.name} gate for {what} failed "
-            f"(evidence {record.id}): {reasons}"
+            f"(evidence {record.id}): {reasons}" + ignored(store.rejected(below.name))
         )
     return record
 
@@ -131,7 +134,7 @@ def release_candidate(
         raise PromotionRefusedError(
             f"refusing to release {tag}: no image of commit {commit[:12]} has passed the "
             f"{gate.name} gate{failed}; merge it to main so the pipeline builds and promotes "
-            "it, then tag again"
+            "it, then tag again" + ignored(store.rejected(gate.name))
         )
     return max(passed, key=lambda record: record.id)
 
@@ -158,10 +161,11 @@ def rollback_image(
             f"{refused}: ledger entry #{target.sequence} names {target.image}, not an image of "
             f"{repository} (config/delivery.yaml registry); what runs stays"
         )
+    why = ""
     try:
         record = store.get(target.evidence) if target.evidence else None
-    except ReleaseError:
-        record = None
+    except ReleaseError as error:
+        record, why = None, f": {error}"
     vouches = (
         record is not None and record.passed and record.environment == environment
         and record.subject.digest == target.digest
@@ -169,6 +173,6 @@ def rollback_image(
     if not vouches:
         raise RollbackRefusedError(
             f"{refused}: no passing {environment} gate vouches for {target.digest} (ledger "
-            f"entry #{target.sequence} relies on evidence {target.evidence}); what runs stays"
+            f"entry #{target.sequence} relies on evidence {target.evidence}{why}); what runs stays"
         )
     return target.image

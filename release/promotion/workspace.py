@@ -20,9 +20,11 @@ from delivery.records import BuildRecord, Records
 from delivery.references import pinned_reference
 from delivery.registry_server import LocalRegistry
 from delivery.targets import DeployTarget
-from gates.evidence import EvidenceRecord, EvidenceStore
+from gates.evidence import EvidenceRecord
+from gates.evidence_store import EvidenceStore
 from gates.runner import GateRunner
 from gates.subject import image_subject
+from gates.trust import Keyring, load_trust_settings
 from model import ModelRegistry
 from promotion.ledger import Ledger
 from promotion.pipeline import Pipeline, PipelineReport
@@ -95,7 +97,15 @@ class Workspace:
 
     @cached_property
     def store(self) -> EvidenceStore:
-        return EvidenceStore(self.delivery.state_dir / "evidence")
+        return EvidenceStore(self.delivery.state_dir / "evidence", self.keyring)
+
+    @cached_property
+    def keyring(self) -> Keyring:
+        """config/trust.yaml's keys, and this machine's (in the state directory)."""
+        config_dir = self.project.config_dir
+        return Keyring(
+            load_trust_settings(config_dir), config_dir, self.delivery.state_dir / "keys"
+        )
 
     @cached_property
     def ledger(self) -> Ledger:

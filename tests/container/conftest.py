@@ -24,7 +24,9 @@ from delivery.config import load_delivery_settings
 from delivery.engine import Engine, detect_engine
 from delivery.errors import NoEngineError
 from delivery.records import BuildRecord, DeploymentRecord, Records
-from gates.evidence import EvidenceRecord, EvidenceStore
+from gates.evidence import EvidenceRecord
+from gates.evidence_store import EvidenceStore
+from gates.trust import Keyring, load_trust_settings
 from promotion.ledger import Ledger, LedgerEntry
 from promotion.policy import load_policy
 from tests.conftest import CONFIG_DIR, FIXTURE_DATA, FIXTURE_UAT, LENIENT_GATE, ROOT, env_name
@@ -146,7 +148,8 @@ class Delivery:
         return record
 
     def evidence(self, gate: str | None = None) -> list[EvidenceRecord]:
-        records = EvidenceStore(self.state_dir / "evidence").records()
+        keyring = Keyring(load_trust_settings(CONFIG_DIR), CONFIG_DIR, self.state_dir / "keys")
+        records = EvidenceStore(self.state_dir / "evidence", keyring).records()
         return [record for record in records if gate in (None, record.gate)]
 
     def ledger(self, environment: str) -> list[LedgerEntry]:
@@ -178,6 +181,7 @@ def delivery(
     if base_image:
         env["DELIVERY_BUILD__BASE_IMAGE"] = base_image
     tool = Delivery(env, ports, state_dir, tmp)
+    tool.run("keys", "create")  # as `make keys` does before a pipeline
     yield tool
     for environment in ports:
         tool.run("undeploy", environment, check=False)

@@ -5,12 +5,11 @@ import pytest
 
 from gates.checks import configure
 from gates.checks.skew import SkewError, held_out_split
-from gates.evidence import EvidenceStore
 from gates.runner import GateRunner
 from gates.subject import Subject
 from model import ModelRegistry
 from support.project import Project
-from tests.conftest import FIXTURE_DATA, FIXTURE_UAT, ROOT, train_fixture_model
+from tests.conftest import FIXTURE_DATA, FIXTURE_UAT, ROOT, make_evidence_store, train_fixture_model
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +33,7 @@ def subject_of(bundle, **changes) -> Subject:
 
 def gate(tmp_path, bundle, url, checks, **subject_changes):
     """One gate run of `checks` (name -> policy entry) against `url`, as stage would."""
-    runner = GateRunner(EvidenceStore(tmp_path / "evidence"), Project(ROOT), None,
+    runner = GateRunner(make_evidence_store(tmp_path / "evidence"), Project(ROOT), None,
                         lambda: FIXTURE_DATA)  # fmt: skip
     configured = [configure(name, entry) for name, entry in checks.items()]
     subject = subject_of(bundle, **subject_changes)

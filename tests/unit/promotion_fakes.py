@@ -2,19 +2,24 @@
 script, tags, and policies written as YAML. The rules, the gate runner, evidence and
 ledgers they drive are the real ones."""
 
+import base64
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import yaml
+from securesystemslib.signer import CryptoSigner
 
 from delivery.errors import NotReadyError
 from delivery.records import DeploymentRecord
 from delivery.targets import EnvironmentStatus
+from gates.attestation import PAYLOAD_TYPE
 from gates.checks import CheckResult, GateContext
 from gates.checks.base import Check, CheckOptions, register
-from gates.evidence import CheckRecord, EvidenceRecord, EvidenceStore
+from gates.evidence import CheckRecord, EvidenceRecord
+from gates.evidence_store import EvidenceStore
 from gates.runner import GateRunner
 from gates.subject import Subject
 from promotion.ledger import Ledger
@@ -22,7 +27,8 @@ from promotion.policy import Policy
 from promotion.promote import Promoter
 from support.clock import utc_now
 from support.project import Project
-from tests.conftest import FIXTURE_DATA, ROOT
+from support.signing import sign
+from tests.conftest import FIXTURE_DATA, ROOT, make_evidence_store
 
 REPOSITORY = "127.0.0.1:5000/sentiment-api"
 
@@ -77,8 +83,25 @@ def evidence(
         actor="tester",
         ci_run=None,
     )
-    store.append(record)
+    store.append(record, store.signer(gate))
     return record
+
+
+def statement_of(store: EvidenceStore, evidence_id: str) -> dict:
+    """The in-toto statement inside a stored record's envelope, unverified."""
+    envelope = json.loads((store.root / f"{evidence_id}.json").read_bytes())
+    return json.loads(base64.b64decode(envelope["payload"]))
+
+
+def resign(
+    store: EvidenceStore, evidence_id: str, statement: dict, signer: CryptoSigner | None = None
+) -> None:
+    """Replaces a stored record by `statement` signed with `signer` (by default the very
+    key its gate trusts), as someone holding that key could."""
+    gate = statement["predicate"]["gate"]
+    payload = json.dumps(statement).encode("utf-8")
+    path = store.root / f"{evidence_id}.json"
+    path.write_bytes(sign(payload, PAYLOAD_TYPE, signer or store.signer(gate)))
 
 
 class ScriptedOptions(CheckOptions):
@@ -209,7 +232,7 @@ environments:
 def make_promoter(
     tmp_path, policy: Policy, subjects: dict[str, Subject], tags: FakeTags | None = None
 ) -> Promoter:
-    store = EvidenceStore(tmp_path / "evidence")
+    store = make_evidence_store(tmp_path / "evidence")
     return Promoter(
         policy=policy,
         target=FakeTarget(),

@@ -1,16 +1,13 @@
 """Hostile values at the CLI's boundary: each is refused with a message before it is used,
 and none reaches a shell, git or an engine as anything but data."""
 
-import json
-
 import pytest
 from click.testing import CliRunner
 
 from cli.main import cli
-from gates.evidence import EvidenceStore
-from support.records import RecordError
-from tests.conftest import ROOT
-from tests.unit.promotion_fakes import evidence, subject
+from gates.attestation import UntrustedEvidenceError
+from tests.conftest import ROOT, make_evidence_store
+from tests.unit.promotion_fakes import evidence, resign, statement_of, subject
 
 HOSTILE = ["dev;id", "$(id)", "`id`", "dev prod", "dev\nid", "../prod", "-rf"]
 DIGEST = "sha256:" + "ab" * 32
@@ -61,13 +58,13 @@ def test_a_release_candidate_is_asked_for_by_a_tag_name(run, tag):
     assert f"{tag!r} is not a tag name" in result.output
 
 
-def test_evidence_naming_a_hostile_image_is_a_damaged_record(tmp_path):
-    store = EvidenceStore(tmp_path)
+def test_evidence_naming_a_hostile_image_never_counts_even_when_signed(tmp_path):
+    store = make_evidence_store(tmp_path)
     record = evidence(store, "stage", subject(1))
-    path = tmp_path / f"{record.id}.json"
-    document = json.loads(path.read_text())
-    document["subject"]["image"] = f"127.0.0.1:5000/x@{DIGEST}; touch /tmp/pwned"
-    path.write_text(json.dumps(document))
-    with pytest.raises(RecordError, match=rf"{record.id}\.json is not a valid EvidenceRecord: "
-                                          r"subject\.image"):  # fmt: skip
+    statement = statement_of(store, record.id)
+    statement["predicate"]["subject"]["image"] = f"127.0.0.1:5000/x@{DIGEST}; touch /tmp/pwned"
+    resign(store, record.id, statement)  # by the stage key itself
+    with pytest.raises(
+        UntrustedEvidenceError, match=r"predicate is not a valid EvidenceRecord: subject\.image"
+    ):
         store.get(record.id)

@@ -7,12 +7,12 @@ from gates.checks import CHECKS, Check, configure
 from gates.checks.base import CheckOptions
 from gates.checks.load import LoadOptions, aggregated_figures, judge
 from gates.checks.pytest_suite import junit_counts
-from gates.evidence import EvidenceError, EvidenceStore
+from gates.evidence import EvidenceError
 from gates.runner import GateRunner
 from gates.summary import describe, markdown_table
 from support.project import Project
 from support.provenance import ci_run_url
-from tests.conftest import FIXTURE_DATA, ROOT
+from tests.conftest import FIXTURE_DATA, ROOT, make_evidence_store
 from tests.unit.promotion_fakes import evidence, subject
 
 LOAD = LoadOptions(
@@ -83,7 +83,7 @@ def test_the_name_is_the_kind_unless_check_says_otherwise():
 
 
 def gate(tmp_path, checks, url=None):
-    store = EvidenceStore(tmp_path / "evidence")
+    store = make_evidence_store(tmp_path / "evidence")
     runner = GateRunner(store, Project(ROOT), None, lambda: FIXTURE_DATA)
     return runner.run("test", "test", subject(1), checks, url), store
 
@@ -124,18 +124,18 @@ def test_a_gate_without_checks_never_passes(tmp_path):
 
 
 def test_evidence_is_never_rewritten(tmp_path):
-    store = EvidenceStore(tmp_path)
+    store = make_evidence_store(tmp_path)
     record = evidence(store, "test", subject(1))
     path = tmp_path / f"{record.id}.json"
     before = path.read_bytes()
     with pytest.raises(EvidenceError, match="never rewritten"):
-        store.append(record.model_copy(update={"result": "failed"}))
+        store.append(record.model_copy(update={"result": "failed"}), store.signer("test"))
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left
 
 
 def test_latest_evidence_matches_gate_and_subject_newest_first(tmp_path):
-    store = EvidenceStore(tmp_path)
+    store = make_evidence_store(tmp_path)
     first = evidence(store, "test", subject(1))
     evidence(store, "test", subject(2))
     evidence(store, "stage", subject(1))
@@ -148,11 +148,11 @@ def test_latest_evidence_matches_gate_and_subject_newest_first(tmp_path):
 
 def test_an_evidence_id_is_checked_before_it_becomes_a_path(tmp_path):
     with pytest.raises(EvidenceError, match="not an evidence id"):
-        EvidenceStore(tmp_path).get("../../etc/passwd")
+        make_evidence_store(tmp_path).get("../../etc/passwd")
 
 
 def test_a_record_filed_under_another_id_is_refused(tmp_path):
-    store = EvidenceStore(tmp_path)
+    store = make_evidence_store(tmp_path)
     one, other = evidence(store, "test", subject(1)), evidence(store, "test", subject(2))
     (tmp_path / f"{one.id}.json").write_bytes((tmp_path / f"{other.id}.json").read_bytes())
     with pytest.raises(EvidenceError, match=f"holds the record of {other.id}"):
@@ -243,7 +243,7 @@ def test_quality_check_applies_its_own_minimums(tmp_path, registry_copy):
         update={"metrics": {**bundle.metadata.metrics, "accuracy": 0.7, "f1": 0.9, "roc_auc": 0.9}}
     )
     weak_bundle = type(bundle)(bundle.path, weak, bundle.model)
-    store = EvidenceStore(tmp_path / "evidence")
+    store = make_evidence_store(tmp_path / "evidence")
     runner = GateRunner(store, Project(ROOT), None, lambda: FIXTURE_DATA)
 
     def quality(minimum: float):
@@ -259,7 +259,7 @@ def test_quality_check_applies_its_own_minimums(tmp_path, registry_copy):
 
 
 def test_each_check_summarises_its_own_figures(tmp_path):
-    record = evidence(EvidenceStore(tmp_path), "test", subject(1))
+    record = evidence(make_evidence_store(tmp_path), "test", subject(1))
     checks = [
         record.checks[0].model_copy(update={"name": "integration", "check": "pytest",
                                             "figures": {"tests": 9, "passed": 7}}),
@@ -284,7 +284,7 @@ def test_evidence_made_in_ci_points_at_the_run_that_holds_its_reports(monkeypatc
 
 
 def test_the_job_summary_table_has_a_row_per_record_with_escaped_figures(tmp_path):
-    store = EvidenceStore(tmp_path)
+    store = make_evidence_store(tmp_path)
     passed = evidence(store, "test", subject(10))
     passed = passed.model_copy(update={"checks": [passed.checks[0].model_copy(
         update={"name": "smoke | x"})]})  # fmt: skip

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from delivery.records import BuildRecord
-from gates.evidence import EvidenceStore
 from gates.runner import GateRunner
 from gates.subject import Subject
 from model import ModelRegistry
@@ -18,7 +17,7 @@ from promotion.policy import Policy, load_policy
 from promotion.promote import Promoter
 from support.git import Git
 from support.project import Project
-from tests.conftest import FIXTURE_DATA, ROOT
+from tests.conftest import FIXTURE_DATA, ROOT, make_evidence_store
 from tests.unit.promotion_fakes import (
     FOUR_ENVIRONMENTS,
     FakeTags,
@@ -40,7 +39,7 @@ class Stand:
 
     def __init__(self, tmp_path: Path, policy: Policy, registry_dir: Path, tags: FakeTags):
         self.policy = policy
-        self.store = EvidenceStore(tmp_path / "evidence")
+        self.store = make_evidence_store(tmp_path / "evidence")
         self.ledger = Ledger(tmp_path / "ledger")
         self.target = FakeTarget()
         self.tags = tags

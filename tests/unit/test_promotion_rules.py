@@ -2,13 +2,13 @@
 
 import pytest
 
-from gates.evidence import EvidenceStore
 from promotion.rules import (
     PromotionRefusedError,
     release_candidate,
     release_tag,
     required_evidence,
 )
+from tests.conftest import make_evidence_store
 from tests.unit.promotion_fakes import FOUR_ENVIRONMENTS, FakeTags, evidence, policy_from, subject
 
 IMAGE = subject(1)
@@ -17,8 +17,8 @@ POLICY = policy_from(FOUR_ENVIRONMENTS)
 
 
 @pytest.fixture
-def store(tmp_path) -> EvidenceStore:
-    return EvidenceStore(tmp_path / "evidence")
+def store(tmp_path):
+    return make_evidence_store(tmp_path / "evidence")
 
 
 def dev_evidence(store, about, passed=True):

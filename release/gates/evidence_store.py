@@ -1,0 +1,116 @@
+"""Gate evidence kept as signed attestations, append-only, with the reports they point to.
+
+Layout under the evidence directory:
+    <id>.json            one record as a DSSE envelope (gates/attestation.py), created
+                         once and never rewritten
+    reports/<id>/        junit XML, locust CSV/HTML, logs of that gate run
+
+Reading verifies: a record whose envelope does not verify against the trust policy is
+never returned; `rejected` says which were set aside and why, for refusals to cite.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from securesystemslib.signer import CryptoSigner
+
+from gates.attestation import attest, gate_named_in, read_attestation
+from gates.evidence import ID_PATTERN, EvidenceError, EvidenceRecord
+from gates.trust import Keyring
+from support.clock import compact
+from support.files import create_new
+
+
+@dataclass(frozen=True)
+class Rejected:
+    id: str
+    reason: str
+
+    @property
+    def gate(self) -> str:
+        return gate_named_in(self.id)
+
+
+class EvidenceStore:
+    def __init__(self, root: Path, keyring: Keyring):
+        self.root = root
+        self.keyring = keyring
+
+    def new_id(self, gate: str, key: str, moment: datetime) -> str:
+        """A fresh id; `key` is the digest or tree the gate checked."""
+        return f"{compact(moment)}-{gate}-{key.removeprefix('sha256:')[:12]}"
+
+    def reports_dir(self, evidence_id: str) -> Path:
+        path = self.root / "reports" / evidence_id
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def signer(self, environment: str) -> CryptoSigner:
+        """What signs the records of gates run in `environment` (SigningKeyError when
+        nothing can)."""
+        return self.keyring.signer(environment)
+
+    def append(self, record: EvidenceRecord, signer: CryptoSigner) -> Path:
+        """Writes a new record, signed; an existing one is never replaced."""
+        path = self.root / f"{record.id}.json"
+        try:
+            create_new(path, attest(record, signer) + b"\n")
+        except FileExistsError:
+            raise EvidenceError(
+                f"evidence {record.id} exists already; it is never rewritten"
+            ) from None
+        return path
+
+    def get(self, evidence_id: str) -> EvidenceRecord:
+        """The verified record; EvidenceError when there is none, or (an
+        UntrustedEvidenceError, saying why) when it does not verify."""
+        if not ID_PATTERN.fullmatch(evidence_id):
+            raise EvidenceError(f"{evidence_id!r} is not an evidence id")
+        path = self.root / f"{evidence_id}.json"
+        try:
+            document = path.read_bytes()
+        except FileNotFoundError:
+            raise EvidenceError(f"no evidence {evidence_id} in {self.root}") from None
+        return read_attestation(document, evidence_id, self.keyring)
+
+    def records(self) -> list[EvidenceRecord]:
+        """Every record that verifies, oldest first."""
+        return [record for record in self._read() if isinstance(record, EvidenceRecord)]
+
+    def rejected(self, gate: str | None = None) -> list[Rejected]:
+        """The records set aside (of `gate`, if given), oldest first."""
+        return [
+            found for found in self._read()
+            if isinstance(found, Rejected) and gate in (None, found.gate)
+        ]  # fmt: skip
+
+    def latest(self, gate: str, **subject: str | None) -> EvidenceRecord | None:
+        """The newest verified record of `gate` whose subject has all the given fields."""
+        for record in reversed(self.records()):
+            if record.gate == gate and all(
+                getattr(record.subject, field) == value for field, value in subject.items()
+            ):
+                return record
+        return None
+
+    def _read(self) -> list[EvidenceRecord | Rejected]:
+        if not self.root.is_dir():
+            return []
+        names = sorted(p.stem for p in self.root.glob("*.json") if ID_PATTERN.fullmatch(p.stem))
+        found: list[EvidenceRecord | Rejected] = []
+        for name in names:
+            try:
+                found.append(self.get(name))
+            except EvidenceError as error:
+                found.append(Rejected(name, str(error)))
+        return found
+
+
+def ignored(rejected: list[Rejected], limit: int = 3) -> str:
+    """A refusal's note on the records it set aside."""
+    if not rejected:
+        return ""
+    shown = "; ".join(found.reason for found in rejected[-limit:])
+    more = f" (and {len(rejected) - limit} more)" if len(rejected) > limit else ""
+    return f" [ignored {len(rejected)} record(s) that do not verify: {shown}{more}]"

@@ -1,0 +1,154 @@
+"""Who may sign which gate's evidence: config/trust.yaml, the public keys it names, and
+this machine's own key pairs.
+
+    config/trust.yaml          per gate, the committed public keys (config/keys/*.pub)
+                               whose signatures count; their private halves are the
+                               GitHub environments' EVIDENCE_SIGNING_KEY secrets
+    <state dir>/keys/<gate>    this machine's pair for a gate (`sentiment keys create`),
+                               trusted here only while trust.yaml's local_keys is true
+
+A gate signs with EVIDENCE_SIGNING_KEY when it is set (a CI job in that gate's
+environment), else with this machine's key for the gate.
+"""
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+from securesystemslib.signer import CryptoSigner, Key
+
+from service.settings.schema import EnvironmentName, YamlSettings
+from support.config import load_yaml_settings
+from support.errors import ReleaseError
+from support.files import atomic_write
+from support.signing import generate_key_pair, load_public_key, load_signer
+
+TRUST_FILE = "trust.yaml"
+SIGNING_KEY_VARIABLE = "EVIDENCE_SIGNING_KEY"
+
+
+class SigningKeyError(ReleaseError):
+    """No key to sign a gate's evidence with, or one whose evidence would never count."""
+
+
+class TrustSettings(YamlSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TRUST_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    schema_version: Literal[1]
+    # Whether this machine's own pairs (<state dir>/keys) count.
+    local_keys: bool
+    # A record that finished later than now plus this is refused: clocks differ a little.
+    max_clock_skew_seconds: int = Field(ge=0, le=3600)
+    # Per gate, public key files under config/keys/.
+    gates: dict[EnvironmentName, list[str]]
+
+    def key_files(self, gate: str) -> list[str]:
+        return self.gates.get(gate, [])
+
+
+def load_trust_settings(config_dir: Path) -> TrustSettings:
+    settings = load_yaml_settings(TrustSettings, config_dir / TRUST_FILE, "TRUST_* variables")
+    for gate, files in settings.gates.items():
+        for name in files:
+            path = Path(name)
+            if path.is_absolute() or path.parts[:1] != ("keys",) or ".." in path.parts:
+                raise ReleaseError(
+                    f"{config_dir / TRUST_FILE}: gates.{gate}: {name!r} is not a file under "
+                    "keys/ (public keys are committed in config/keys/)"
+                )
+    return settings
+
+
+@dataclass(frozen=True)
+class TrustedKey:
+    key: Key
+    gate: str
+    source: str  # the file it came from
+
+
+class Keyring:
+    def __init__(self, settings: TrustSettings, config_dir: Path, local_dir: Path):
+        self.settings = settings
+        self.config_dir = config_dir
+        self.local_dir = local_dir
+        self._trusted: dict[str, dict[str, TrustedKey]] = {}
+
+    @property
+    def max_clock_skew_seconds(self) -> int:
+        return self.settings.max_clock_skew_seconds
+
+    def trusted(self, gate: str) -> dict[str, TrustedKey]:
+        """The keys whose signature counts on `gate`'s evidence, by key id."""
+        if gate not in self._trusted:
+            self._trusted[gate] = self._read_trusted(gate)
+        return self._trusted[gate]
+
+    def _read_trusted(self, gate: str) -> dict[str, TrustedKey]:
+        found: dict[str, TrustedKey] = {}
+        for name in self.settings.key_files(gate):
+            path = self.config_dir / name
+            try:
+                key = load_public_key(path.read_bytes(), str(path))
+            except FileNotFoundError:
+                raise ReleaseError(
+                    f"{self.config_dir / TRUST_FILE} names {name} for {gate}, which does not exist"
+                ) from None
+            found[key.keyid] = TrustedKey(key, gate, str(path))
+        local = self._local_public(gate)
+        if self.settings.local_keys and local.is_file():
+            key = load_public_key(local.read_bytes(), str(local))
+            found[key.keyid] = TrustedKey(key, gate, str(local))
+        return found
+
+    def gates_trusting(self, key_id: str, gates: list[str]) -> list[str]:
+        return [gate for gate in gates if key_id in self.trusted(gate)]
+
+    def signer(self, gate: str) -> CryptoSigner:
+        """What signs `gate`'s evidence here; SigningKeyError before any check runs when
+        there is nothing to sign with, or its signature would not count."""
+        given = os.environ.get(SIGNING_KEY_VARIABLE, "")
+        if given.strip():
+            signer = load_signer(given.encode("utf-8"), SIGNING_KEY_VARIABLE)
+            source = SIGNING_KEY_VARIABLE
+        elif self._local_private(gate).is_file():
+            path = self._local_private(gate)
+            signer = load_signer(path.read_bytes(), str(path))
+            source = str(path)
+        else:
+            raise SigningKeyError(
+                f"no key to sign the {gate} gate's evidence with: run `make keys` (a key pair "
+                f"per gate on this machine), or, on GitHub, set the {SIGNING_KEY_VARIABLE} "
+                f"secret of the {gate} environment (README: Signing keys)"
+            )
+        if signer.public_key.keyid not in self.trusted(gate):
+            raise SigningKeyError(
+                f"the key in {source} (id {signer.public_key.keyid[:16]}) is not trusted for "
+                f"{gate} (config/trust.yaml"
+                + ("" if self.settings.local_keys else ", local_keys: false")
+                + "): its evidence would never count"
+            )
+        return signer
+
+    def create_local(self, gate: str, replace: bool = False) -> tuple[str, bool]:
+        """This machine's key pair for `gate`: its id, and whether it was made now."""
+        private, public = self._local_private(gate), self._local_public(gate)
+        if private.is_file() and public.is_file() and not replace:
+            return load_public_key(public.read_bytes(), str(public)).keyid, False
+        pair = generate_key_pair()
+        self.local_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.local_dir, 0o700)
+        atomic_write(private, pair.private_pem, mode=0o600)
+        atomic_write(public, pair.public_pem)
+        self._trusted.pop(gate, None)
+        return pair.key_id, True
+
+    def _local_private(self, gate: str) -> Path:
+        return self.local_dir / f"{gate}.pem"
+
+    def _local_public(self, gate: str) -> Path:
+        return self.local_dir / f"{gate}.pub"
