@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -100,6 +101,31 @@ def _nothing_lands_in_the_checkout() -> Iterator[None]:
     for directory, names in before.items():
         added = _listing(directory) - names
         assert not added, f"the test wrote {sorted(added)} into {directory.relative_to(ROOT)}/"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_registry_outlives_the_tests(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A registry a test starts and leaves running keeps its images under pytest's
+    temporary directory, which a later pytest run deletes: a pipeline that found it
+    answering on its port lost its image between two gates. Whatever starts one stops it."""
+    yield
+    base = str(tmp_path_factory.getbasetemp())
+    leaked = [pid for pid, command in _registry_processes() if base in command]
+    for pid in leaked:
+        os.kill(pid, signal.SIGTERM)
+    assert not leaked, f"the tests left registry processes {leaked} running (now stopped)"
+
+
+def _registry_processes() -> list[tuple[int, str]]:
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            command = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if "registry serve" in command:
+            found.append((int(cmdline.parent.name), command))
+    return found
 
 
 # Where a stray default would write: the checkout's top level (build/, caches), the model

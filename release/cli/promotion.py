@@ -44,7 +44,8 @@ def gate(environment: str, data_dir: Path | None) -> None:
 def promote(target: str, image: str | None, release_tag: str | None, data_dir: Path | None):
     """Deploy an image to TARGET and run TARGET's gate, if the environment below passed it."""
     with workspace(data_dir) as space:
-        outcome = space.promoter.promote(target, space.image_reference(image), release_tag)
+        reference = space.image_reference(image)  # checked before anything starts
+        outcome = space.promoter.promote(target, reference, release_tag)
         echo_outcome(outcome, space.store)
     if not outcome.released:
         sys.exit(1)

@@ -5,6 +5,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli.main import cli
+from delivery.registry_server import LocalRegistry
 from gates.attestation import UntrustedEvidenceError
 from tests.conftest import ROOT, make_evidence_store
 from tests.unit.promotion_fakes import evidence, resign, statement_of, subject
@@ -15,8 +16,15 @@ DIGEST = "sha256:" + "ab" * 32
 
 @pytest.fixture
 def run(monkeypatch, tmp_path):
+    """The CLI, which must refuse every value here before it starts anything: a registry
+    started from a test would outlive it, its images in a directory pytest deletes."""
     monkeypatch.chdir(ROOT)
     monkeypatch.setenv("DELIVERY_STATE_DIR", str(tmp_path / "state"))
+
+    def starts_nothing(registry):
+        raise AssertionError(f"a registry was started at {registry.address}")
+
+    monkeypatch.setattr(LocalRegistry, "ensure_running", starts_nothing)
 
     def invoke(*args: str):
         return CliRunner().invoke(cli, list(args))
