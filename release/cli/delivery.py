@@ -73,7 +73,7 @@ def undeploy(environment: str) -> None:
 def status(as_json: bool) -> None:
     """What runs in each environment, and the ledger entry and evidence that put it there."""
     with workspace() as space:
-        reports = environments_status(space.policy, space.target, space.ledger)
+        reports = environments_status(space.policy, space.target, space.ledger, space.store)
     if as_json:
         click.echo(json.dumps([report.as_dict() for report in reports], indent=2))
         return
@@ -85,7 +85,9 @@ def status(as_json: bool) -> None:
             f"{found.model_version or '-':26} {report.release:30} {found.image or '-'}"
         )
     for report in reports:
-        if report.entry and report.entry.evidence:
+        if report.ledger_problem:
+            click.echo(f"{report.found.environment} ledger: {report.ledger_problem}")
+        elif report.entry and report.entry.evidence:
             click.echo(f"{report.found.environment} evidence: {report.entry.evidence}")
 
 

@@ -55,6 +55,9 @@ class EvidenceRecord(Record):
     reports_dir: str
     actor: str
     ci_run: str | None
+    # A promotion's or rollback's gate: the hash of the ledger entry it followed (the
+    # "deploying" one), which the signature then vouches for (promotion/rules.py).
+    ledger_head: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
     @property
     def passed(self) -> bool:

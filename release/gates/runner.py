@@ -41,6 +41,7 @@ class _Run:
     started_at: datetime
     # Asked for before any check runs: a gate that cannot sign fails at once.
     signer: CryptoSigner
+    ledger_head: str | None
     started: float = field(default_factory=time.monotonic)
     results: list[tuple[Check | None, CheckResult]] = field(default_factory=list)
 
@@ -62,10 +63,12 @@ class GateRunner:
         checks: Sequence[Check],
         url: str | None,
         bundle: Callable[[], LoadedBundle] | None = None,
+        ledger_head: str | None = None,
     ) -> EvidenceRecord:
         """Runs `checks` on `subject` (served at `url`, if deployed) and records the result.
-        Without `bundle`, checks that need the model read it out of the subject's image."""
-        run = self._start(gate, environment, subject)
+        Without `bundle`, checks that need the model read it out of the subject's image.
+        `ledger_head`: the hash of the ledger entry a promotion wrote before this gate."""
+        run = self._start(gate, environment, subject, ledger_head)
         with tempfile.TemporaryDirectory(prefix="gate-") as scratch:
             context = GateContext(
                 environment=environment,
@@ -95,20 +98,22 @@ class GateRunner:
         return self.run(environment, environment, subject, checks, None, lambda: bundle)
 
     def deploy_failed(
-        self, gate: str, environment: str, subject: Subject, error: Exception
+        self, gate: str, environment: str, subject: Subject, error: Exception, ledger_head: str
     ) -> EvidenceRecord:
         """The record of a gate that could not start because the deploy failed."""
-        run = self._start(gate, environment, subject)
+        run = self._start(gate, environment, subject, ledger_head)
         check = CheckResult("deploy")
         check.fail(str(error))
         run.results = [(None, check)]
         return self._record(run, None)
 
-    def _start(self, gate: str, environment: str, subject: Subject) -> _Run:
+    def _start(
+        self, gate: str, environment: str, subject: Subject, ledger_head: str | None
+    ) -> _Run:
         signer = self.store.signer(environment)
         started_at = utc_now()
         return _Run(gate, environment, subject, self.store.new_id(gate, subject.key, started_at),
-                    started_at, signer)  # fmt: skip
+                    started_at, signer, ledger_head)  # fmt: skip
 
     def _record(self, run: _Run, url: str | None) -> EvidenceRecord:
         results = run.results
@@ -146,6 +151,7 @@ class GateRunner:
             reports_dir=str(self.store.reports_dir(run.id).relative_to(self.store.root)),
             actor=actor(),
             ci_run=ci_run_url(),
+            ledger_head=run.ledger_head,
         )
         self.store.append(record, run.signer)
         return record

@@ -3,16 +3,24 @@
     <state>/ledger/<env>.jsonl    one typed entry per line, never rewritten
     <state>/ledger/<env>.lock     held for a whole promotion or rollback of <env>
 
+A promotion or rollback writes two entries: "deploying" before it touches the
+environment, so a runner killed mid-deploy leaves a trace, then its outcome. Each entry
+carries the sha256 of the line before it: an edited or reordered line breaks the chain,
+and reading refuses it. (The gate's signed evidence records the hash of the "deploying"
+entry it followed: promotion/rules.py checks the chain against it, which a rewritten
+or truncated ledger cannot satisfy.)
+
 The releases of an environment follow from its ledger like a stack: a released
 promotion pushes its digest, a rollback pops back to the release it restored. A failed
 promotion pushes nothing, so the previous release is always known.
 """
 
+import hashlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from filelock import FileLock, Timeout
 from pydantic import Field
@@ -23,22 +31,34 @@ from service.settings.schema import EnvironmentName
 from support.clock import Timestamp
 from support.errors import ReleaseError
 from support.files import fsync_dir
-from support.records import Record, RecordError, read_lines
+from support.records import Record, RecordError, parse_record
 
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 RELEASED = "released"
 FAILED = "failed"
+DEPLOYING = "deploying"
 
 
 class PromotionBusyError(ReleaseError):
     pass
 
 
+class LedgerTamperedError(RecordError):
+    """The ledger is not what this tooling wrote: nothing may rely on it."""
+
+
+def line_hash(line: str) -> str:
+    return hashlib.sha256(line.encode("utf-8")).hexdigest()
+
+
 class LedgerEntry(Record):
     sequence: int = Field(ge=1)
     event: Literal["promote", "rollback"]
     environment: EnvironmentName
-    # "removed": written by earlier versions, which removed a failed first release.
-    result: Literal["released", "failed", "removed"]
+    # "deploying": written before the deploy; its outcome (released or failed) follows.
+    result: Literal["deploying", "released", "failed"]
+    # The sha256 of the line before this one; None only for the first.
+    previous: Sha256 | None
     digest: Digest | None
     image: PinnedImage | None
     git_commit: str | None = None
@@ -90,31 +110,60 @@ class Ledger:
             holder.unlink(missing_ok=True)
             lock.release()
 
-    def append(self, **fields) -> LedgerEntry:
-        """Adds one entry (call with the environment's lock held), numbered next."""
+    def append(self, **fields) -> tuple[LedgerEntry, str]:
+        """Adds one entry (call with the environment's lock held), numbered next and
+        chained to the last; the entry and its hash."""
         environment = fields["environment"]
-        entry = LedgerEntry(sequence=len(self.entries(environment)) + 1, **fields)
+        chain = self.chain(environment)
+        entry = LedgerEntry(
+            sequence=len(chain) + 1, previous=chain[-1][1] if chain else None, **fields
+        )
+        line = entry.to_json(indent=None)
         path = self.path(environment)
         path.parent.mkdir(parents=True, exist_ok=True)
         # One write of one line with O_APPEND: a crash leaves the earlier lines intact.
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            os.write(fd, (entry.to_json(indent=None) + "\n").encode("utf-8"))
+            os.write(fd, (line + "\n").encode("utf-8"))
             os.fsync(fd)
         finally:
             os.close(fd)
         fsync_dir(path.parent)
-        return entry
+        return entry, line_hash(line)
+
+    def chain(self, environment: str) -> list[tuple[LedgerEntry, str]]:
+        """The entries with the hash of each one's line, in order; LedgerTamperedError when
+        a line is out of place, edited, or not this environment's."""
+        path = self.path(environment)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return []
+        except (UnicodeDecodeError, OSError) as error:
+            raise RecordError(f"{path} cannot be read: {error}") from None
+        chain: list[tuple[LedgerEntry, str]] = []
+        for number, line in enumerate(text.split("\n"), start=1):
+            if not line.strip():
+                continue
+            entry = parse_record(LedgerEntry, line, f"{path} line {number}")
+            expected = chain[-1][1] if chain else None
+            if entry.environment != environment:
+                raise LedgerTamperedError(
+                    f"{path} holds entry #{entry.sequence} of {entry.environment!r}: a "
+                    "ledger holds one environment's entries"
+                )
+            if entry.sequence != len(chain) + 1 or entry.previous != expected:
+                raise LedgerTamperedError(
+                    f"{path} line {number} (entry #{entry.sequence}) does not follow the line "
+                    "before it: the ledger was edited, reordered or cut. Nothing relies on it; "
+                    "restore it from the state branch's history (git log "
+                    "<state branch> -- ledger/)"
+                )
+            chain.append((entry, line_hash(line)))
+        return chain
 
     def entries(self, environment: str) -> list[LedgerEntry]:
-        entries = read_lines(LedgerEntry, self.path(environment))
-        for entry in entries:
-            if entry.environment != environment:
-                raise RecordError(
-                    f"{self.path(environment)} holds entry #{entry.sequence} of "
-                    f"{entry.environment!r}: a ledger holds one environment's entries"
-                )
-        return entries
+        return [entry for entry, _ in self.chain(environment)]
 
     def releases(self, environment: str) -> list[LedgerEntry]:
         """The release stack, oldest first; the last one is the current release."""
@@ -143,6 +192,7 @@ class Ledger:
         return stack[-2] if len(stack) >= 2 else None
 
     def running(self, environment: str) -> str | None:
-        """The digest the last entry left running."""
+        """The digest the last entry left running (after an interrupted deploy, the one
+        it was deploying: what runs is then unknown, and `status` says so)."""
         entries = self.entries(environment)
         return entries[-1].digest if entries else None

@@ -1,7 +1,8 @@
 """Promotion and rollback of one environment, under its lock, recorded in its ledger.
 
-promote: check the evidence (nothing changes on a refusal), deploy, run the gate, record
-         the outcome. Where the policy says so, a failed gate rolls back at once.
+promote: check the ledger and the evidence (nothing changes on a refusal), record
+         "deploying", deploy, run the gate, record the outcome. Where the policy says so,
+         a failed gate rolls back at once.
 rollback: redeploy the previous release (an image of the configured repository that passed
           this environment's gate), check it with the rollback checks, record it; with
           nothing such to put back, refuse and leave what runs.
@@ -18,11 +19,12 @@ from gates.evidence import EvidenceRecord
 from gates.evidence_store import EvidenceStore
 from gates.runner import GateRunner
 from gates.subject import Subject
-from promotion.ledger import FAILED, RELEASED, Ledger, LedgerEntry
+from promotion.ledger import DEPLOYING, FAILED, RELEASED, Ledger, LedgerEntry
 from promotion.policy import ROLLBACK_GATE, Policy
 from promotion.rules import (
     ReleaseTags,
     RollbackRefusedError,
+    check_ledger,
     release_tag,
     required_evidence,
     rollback_image,
@@ -61,21 +63,18 @@ class Promoter:
     def promote(self, target: str, reference: str, given_tag: str | None = None) -> Outcome:
         environment = self.policy.environment(target)
         with self.ledger.locked(target, self.policy.lock_timeout_seconds):
+            check_ledger(target, self.ledger, self.store)
             subject = self.subject_of(reference)
             relied_on = required_evidence(self.policy, target, subject, self.store)
             tag = None
             if environment.requires_release_tag:
                 tag = release_tag(self.policy, target, subject, given_tag, self.tags)
-            running = self.ledger.running(target)
             self.log(f"{target}: deploying {subject.digest} (relying on {relied_on.id})")
-            evidence = self._deploy_and_check(target, subject, target, environment.gate)
-            entry = self.ledger.append(
-                **self._entry("promote", target, subject, evidence),
-                from_environment=relied_on.environment,
-                relied_on=[relied_on.id],
-                release_tag=tag,
-                replaced=running,
-            )
+            entry, evidence = self._deploy_and_check(
+                "promote", target, subject, target, environment.gate,
+                from_environment=relied_on.environment, relied_on=[relied_on.id],
+                release_tag=tag, replaced=self.ledger.running(target),
+            )  # fmt: skip
             outcome = Outcome(entry, evidence)
             if not outcome.released and environment.on_gate_failure == "rollback":
                 self.log(f"{target}: the gate failed; rolling back to the previous release")
@@ -89,6 +88,7 @@ class Promoter:
     def rollback(self, environment: str) -> Outcome:
         self.policy.environment(environment)
         with self.ledger.locked(environment, self.policy.lock_timeout_seconds):
+            check_ledger(environment, self.ledger, self.store)
             return self._restore(environment, automatic=False)
 
     def _restore(self, environment: str, automatic: bool) -> Outcome:
@@ -99,43 +99,54 @@ class Promoter:
         target = self.ledger.rollback_target(environment)
         image = rollback_image(environment, target, self.store, self.repository)
         assert target is not None
-        replaced = self.ledger.running(environment)
         subject = self.subject_of(image)
         self.log(f"{environment}: rolling back to {subject.digest} (ledger #{target.sequence})")
-        evidence = self._deploy_and_check(
-            environment, subject, ROLLBACK_GATE, self.policy.rollback_gate
-        )
-        entry = self.ledger.append(
-            **self._entry("rollback", environment, subject, evidence),
-            automatic=automatic,
-            release_tag=target.release_tag,
-            replaced=replaced,
-            restores=target.sequence,
-        )
+        entry, evidence = self._deploy_and_check(
+            "rollback", environment, subject, ROLLBACK_GATE, self.policy.rollback_gate,
+            automatic=automatic, release_tag=target.release_tag,
+            replaced=self.ledger.running(environment), restores=target.sequence,
+        )  # fmt: skip
         return Outcome(entry, evidence)
 
     def _deploy_and_check(
-        self, environment: str, subject: Subject, gate: str, checks: list[Check]
-    ) -> EvidenceRecord:
+        self,
+        event: str,
+        environment: str,
+        subject: Subject,
+        gate: str,
+        checks: list[Check],
+        **details: object,
+    ) -> tuple[LedgerEntry, EvidenceRecord]:
+        """Writes the "deploying" entry, deploys, runs the gate (whose signed record names
+        that entry's hash), and writes the outcome entry."""
         assert subject.image is not None
+        _, head = self.ledger.append(**self._entry(event, environment, subject, DEPLOYING, None),
+                                     **details)  # fmt: skip
         try:
             deployment = self.target.deploy(environment, subject.image)
         except DeliveryError as error:
-            return self.gates.deploy_failed(gate, environment, subject, error)
-        return self.gates.run(gate, environment, subject, checks, deployment.url)
+            evidence = self.gates.deploy_failed(gate, environment, subject, error, head)
+        else:
+            evidence = self.gates.run(gate, environment, subject, checks, deployment.url,
+                                      ledger_head=head)  # fmt: skip
+        result = RELEASED if evidence.passed else FAILED
+        entry, _ = self.ledger.append(
+            **self._entry(event, environment, subject, result, evidence.id), **details
+        )
+        return entry, evidence
 
     def _entry(
-        self, event: str, environment: str, subject: Subject, evidence: EvidenceRecord
+        self, event: str, environment: str, subject: Subject, result: str, evidence: str | None
     ) -> dict:
         return {
             "event": event,
             "environment": environment,
-            "result": RELEASED if evidence.passed else FAILED,
+            "result": result,
             "digest": subject.digest,
             "image": subject.image,
             "git_commit": subject.git_commit,
             "model": ModelRef(version=subject.model_version, sha256=subject.model_sha256),
-            "evidence": evidence.id,
+            "evidence": evidence,
             "actor": actor(),
             "at": utc_now(),
         }

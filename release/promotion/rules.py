@@ -7,17 +7,18 @@
 
 "Passing" means the newest record of that gate for that subject passed: a later failure
 of the same gate withdraws an earlier pass. Only records whose signature verifies against
-config/trust.yaml count; a refusal names the ones it set aside, and why.
+config/trust.yaml count; a refusal names the ones it set aside, and why. Nothing is
+promoted or rolled back on a ledger its signed evidence contradicts (check_ledger).
 """
 
 from fnmatch import fnmatchcase
 from typing import Protocol
 
 from delivery.references import PINNED
-from gates.evidence import EvidenceRecord
+from gates.evidence import EvidenceError, EvidenceRecord
 from gates.evidence_store import EvidenceStore, ignored
 from gates.subject import Subject
-from promotion.ledger import LedgerEntry
+from promotion.ledger import DEPLOYING, Ledger, LedgerEntry, LedgerTamperedError
 from promotion.policy import Policy
 from support.errors import ReleaseError
 from support.git import TAG_NAME
@@ -176,3 +177,48 @@ def rollback_image(
             f"entry #{target.sequence} relies on evidence {target.evidence}{why}); what runs stays"
         )
     return target.image
+
+
+def check_ledger(environment: str, ledger: Ledger, store: EvidenceStore) -> None:
+    """LedgerTamperedError unless `environment`'s ledger is the one its signed gates
+    followed: an unbroken chain (ledger.chain), every outcome the one its verified
+    evidence signed right after that deploy's entry, and every entry a signed gate
+    followed still there (a cut or rewritten ledger loses it)."""
+    chain = ledger.chain(environment)
+    where = f"{environment}'s ledger ({ledger.path(environment)})"
+    for index, (entry, _) in enumerate(chain):
+        if entry.result == DEPLOYING:
+            continue  # an outcome follows, or the deploy was interrupted
+        before = chain[index - 1][0] if index else None
+        if before is None or before.result != DEPLOYING or before.digest != entry.digest:
+            raise LedgerTamperedError(
+                f"{where}: entry #{entry.sequence} records an outcome with no deploy of "
+                f"{entry.digest} before it; nothing relies on this ledger"
+            )
+        try:
+            record = store.get(entry.evidence or "")
+        except EvidenceError as error:
+            raise LedgerTamperedError(
+                f"{where}: entry #{entry.sequence} relies on evidence that does not count "
+                f"({error}); nothing relies on this ledger"
+            ) from None
+        if (
+            record.ledger_head != entry.previous
+            or record.subject.digest != entry.digest
+            or record.passed != entry.released
+            or record.environment != environment
+        ):
+            raise LedgerTamperedError(
+                f"{where}: entry #{entry.sequence} ({entry.result}, {entry.digest}) is not "
+                f"what evidence {record.id} signed ({record.result}, {record.subject.digest}, "
+                "after another entry); nothing relies on this ledger"
+            )
+    hashes = {entry_hash for _, entry_hash in chain}
+    for record in store.records():
+        if record.environment == environment and record.ledger_head not in (None, *hashes):
+            raise LedgerTamperedError(
+                f"{where} no longer holds the entry that gate evidence {record.id} followed "
+                f"(signed {record.finished_at:%Y-%m-%d %H:%M}Z): the ledger was cut or "
+                "rewritten; nothing relies on it until it is restored from the state "
+                "branch's history"
+            )

@@ -1,12 +1,16 @@
-"""What runs in each environment, as the deploy target sees it, and how the ledger accounts
-for it: promoted and passed, promoted and failed its gate, or deployed by hand."""
+"""What runs in each environment, as the deploy target sees it, reconciled with the ledger:
+promoted and passed, promoted and failed its gate, a deploy that never finished, deployed
+by hand, or a ledger its signed evidence contradicts."""
 
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from delivery.targets import DeployTarget, EnvironmentStatus
-from promotion.ledger import Ledger, LedgerEntry
+from gates.evidence_store import EvidenceStore
+from promotion.ledger import DEPLOYING, Ledger, LedgerEntry
 from promotion.policy import Policy
+from promotion.rules import check_ledger
+from support.records import RecordError
 
 
 @dataclass(frozen=True)
@@ -14,34 +18,50 @@ class EnvironmentReport:
     found: EnvironmentStatus
     port: int
     entry: LedgerEntry | None  # the ledger's last entry for the environment
+    # Why the ledger cannot be relied on, if it cannot.
+    ledger_problem: str | None = None
 
     @property
     def release(self) -> str:
+        if self.ledger_problem:
+            return "LEDGER DOES NOT HOLD"
+        entry = self.entry
+        if entry is not None and entry.result == DEPLOYING:
+            runs = "its image runs, unchecked" if entry.image == self.found.image else (
+                "its image does not run"
+            )  # fmt: skip
+            return f"#{entry.sequence} {entry.event} INTERRUPTED ({runs})"
         if self.found.image is None:
-            return f"{self.entry.event} {self.entry.result}" if self.entry else "-"
-        if self.entry is None or self.entry.image != self.found.image:
+            return f"{entry.event} {entry.result}" if entry else "-"
+        if entry is None or entry.image != self.found.image:
             return "deployed without promotion"
-        gate = "gate passed" if self.entry.released else "GATE FAILED"
-        return f"#{self.entry.sequence} {self.entry.event}, {gate}"
+        gate = "gate passed" if entry.released else "GATE FAILED"
+        return f"#{entry.sequence} {entry.event}, {gate}"
 
     def as_dict(self) -> dict[str, Any]:
         return {
             **asdict(self.found),
             "port": self.port,
             "ledger": self.entry.model_dump(mode="json") if self.entry else None,
+            "ledger_problem": self.ledger_problem,
             "release": self.release,
         }
 
 
 def environments_status(
-    policy: Policy, target: DeployTarget, ledger: Ledger
+    policy: Policy, target: DeployTarget, ledger: Ledger, store: EvidenceStore
 ) -> list[EnvironmentReport]:
     reports = []
     for environment in policy.environments:
-        entries = ledger.entries(environment.name)
+        name = environment.name
+        try:
+            check_ledger(name, ledger, store)
+            entries, problem = ledger.entries(name), None
+        except RecordError as error:
+            entries, problem = [], str(error)
         reports.append(
             EnvironmentReport(
-                target.status(environment.name), environment.port, entries[-1] if entries else None
+                target.status(name), environment.port, entries[-1] if entries else None, problem
             )
         )
     return reports

@@ -153,7 +153,10 @@ class Delivery:
         return [record for record in records if gate in (None, record.gate)]
 
     def ledger(self, environment: str) -> list[LedgerEntry]:
-        return Ledger(self.state_dir / "ledger").entries(environment)
+        """The outcomes in the ledger, each after its "deploying" entry."""
+        entries = Ledger(self.state_dir / "ledger").entries(environment)
+        assert all(entry.result == "deploying" for entry in entries[::2]), entries
+        return entries[1::2]
 
 
 @pytest.fixture(scope="session")

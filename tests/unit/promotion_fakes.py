@@ -145,6 +145,8 @@ class FakeTarget:
 
     kind = "fake"
     undeployable: set[str] = field(default_factory=set)
+    # Deploying these stops the runner mid-deploy, as a killed CI job would.
+    crash_on: set[str] = field(default_factory=set)
     running: dict[str, str] = field(default_factory=dict)
     calls: list[tuple[str, ...]] = field(default_factory=list)
 
@@ -153,6 +155,8 @@ class FakeTarget:
 
     def deploy(self, environment: str, reference: str) -> DeploymentRecord:
         self.calls.append(("deploy", environment, reference))
+        if reference in self.crash_on:
+            raise KeyboardInterrupt
         if reference in self.undeployable:
             self.running.pop(environment, None)
             raise NotReadyError(f"container for {reference} never became ready")

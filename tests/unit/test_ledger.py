@@ -1,12 +1,14 @@
 """The ledger: numbering, the release stack, the rollback target, damage, the lock."""
 
+import hashlib
+import json
 import subprocess
 import sys
 import time
 
 import pytest
 
-from promotion.ledger import Ledger, PromotionBusyError
+from promotion.ledger import Ledger, LedgerTamperedError, PromotionBusyError
 from support.clock import utc_now
 from support.records import RecordError
 
@@ -21,10 +23,11 @@ def digest(name: str) -> str:
 
 
 def add(ledger, event, name, result="released", environment="prod"):
-    return ledger.append(
+    entry, _ = ledger.append(
         event=event, environment=environment, digest=digest(name), result=result,
         image=f"r.io/n@{digest(name)}", model=None, evidence=None, actor="tester", at=utc_now(),
     )  # fmt: skip
+    return entry
 
 
 def digests(ledger, environment="prod"):
@@ -75,7 +78,7 @@ def test_promoting_the_running_release_again_is_not_a_new_release(ledger):
 ENTRY = (
     '{"sequence": 2, "event": "rollback", "environment": "prod", "result": "released", '
     '"digest": null, "image": IMAGE, "model": null, "evidence": null, "actor": "a", '
-    '"at": "2026-11-27T00:00:00Z"}'
+    '"at": "2026-11-27T00:00:00Z", "previous": "PREVIOUS"}'
 )
 
 
@@ -99,9 +102,57 @@ ENTRY = (
 )
 def test_a_damaged_line_is_reported_with_its_file_and_line(ledger, line, message):
     add(ledger, "promote", "a")
+    [(_, head)] = ledger.chain("prod")
     with ledger.path("prod").open("a") as handle:
-        handle.write(line + "\n")
+        handle.write(line.replace("PREVIOUS", head) + "\n")
     with pytest.raises(RecordError, match=message):
+        ledger.entries("prod")
+
+
+def test_each_entry_carries_the_hash_of_the_line_before(ledger):
+    add(ledger, "promote", "a")
+    add(ledger, "promote", "b")
+    first, second = ledger.path("prod").read_text().splitlines()
+    assert json.loads(first)["previous"] is None
+    assert json.loads(second)["previous"] == hashlib.sha256(first.encode()).hexdigest()
+    assert next(hash_ for _, hash_ in ledger.chain("prod")) == json.loads(second)["previous"]
+
+
+def rewrite(ledger, change) -> None:
+    path = ledger.path("prod")
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(change(lines)) + "\n")
+
+
+def edited(lines):
+    """The middle entry's result flipped, as a hand edit would."""
+    lines[1] = lines[1].replace('"failed"', '"released"')
+    return lines
+
+
+def reformatted(lines):
+    """The same entry, reformatted: the content is equal, the line is not."""
+    lines[0] = json.dumps(json.loads(lines[0]), indent=None, separators=(",", ":"))
+    return lines
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        edited,
+        reformatted,
+        lambda lines: [lines[1], lines[0], lines[2]],  # reordered
+        lambda lines: [lines[0], lines[2]],  # a line cut out of the middle
+        lambda lines: lines[1:],  # the first line cut
+    ],
+    ids=["edited", "reformatted", "reordered", "middle-cut", "head-cut"],
+)
+def test_an_edited_reordered_or_cut_ledger_is_refused(ledger, change):
+    add(ledger, "promote", "a")
+    add(ledger, "promote", "b", result="failed")
+    add(ledger, "promote", "c")
+    rewrite(ledger, change)
+    with pytest.raises(LedgerTamperedError, match=r"does not follow the line before it"):
         ledger.entries("prod")
 
 

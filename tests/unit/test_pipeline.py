@@ -100,7 +100,8 @@ def test_one_image_goes_all_the_way_whatever_the_environments(
     assert run.target.running == dict.fromkeys(promoted, IMAGE)
     # Each environment relied on the gate of the one before it, for this image.
     for environment in promoted:
-        [entry] = run.ledger.entries(environment)
+        deploying, entry = run.ledger.entries(environment)
+        assert (deploying.result, deploying.digest) == ("deploying", DIGEST)
         previous = policy.previous(environment).name
         relied = run.store.get(entry.relied_on[0])
         assert (entry.event, entry.result, entry.digest) == ("promote", "released", DIGEST)

@@ -1,17 +1,18 @@
 """Promotion and rollback against a stand-in target, with the real rules, gate runner,
 evidence and ledger: what is deployed, checked and recorded."""
 
+import hashlib
 import json
 import re
 
 import pytest
 
-from promotion.ledger import PromotionBusyError
-from promotion.rules import PromotionRefusedError, RollbackRefusedError
+from promotion.ledger import LedgerTamperedError, PromotionBusyError
+from promotion.rules import PromotionRefusedError
+from promotion.status import environments_status
 from support.errors import ReleaseError
 from tests.unit.promotion_fakes import (
     FOUR_ENVIRONMENTS,
-    REPOSITORY,
     FakeTags,
     Scripted,
     evidence,
@@ -38,7 +39,10 @@ def staged(promoter, *images):
 
 
 def results(promoter, environment="prod"):
-    return [(e.event, e.result, e.digest) for e in promoter.ledger.entries(environment)]
+    """The outcomes in the ledger (each follows its "deploying" entry)."""
+    entries = promoter.ledger.entries(environment)
+    assert all(e.result == "deploying" for e in entries[::2]), entries
+    return [(e.event, e.result, e.digest) for e in entries[1::2]]
 
 
 def test_a_promotion_deploys_gates_and_records_what_it_relied_on(promoter):
@@ -105,7 +109,7 @@ def test_a_failed_gate_rolls_back_where_the_policy_says(promoter):
     assert not outcome.released
     assert outcome.rollback.released
     assert outcome.rollback.entry.automatic is True
-    assert outcome.rollback.entry.restores == 1
+    assert outcome.rollback.entry.restores == 2  # A's outcome, after its deploying entry
     assert promoter.target.running["prod"] == A.image
     assert results(promoter) == [
         ("promote", "released", A.digest),
@@ -129,41 +133,123 @@ def test_a_failed_first_release_stays_and_says_there_was_no_rollback(promoter):
     assert results(promoter) == [("promote", "failed", A.digest)]
 
 
-def rewrite_first_entry(promoter, **changes):
+def rechain(promoter, change):
+    """Rewrites prod's ledger as an attacker who knows the hash chain would: `change` edits
+    the entries (dicts), then every `previous` is recomputed so the chain holds."""
     path = promoter.ledger.path("prod")
-    first, *rest = path.read_text().splitlines()
-    path.write_text("\n".join([json.dumps({**json.loads(first), **changes}), *rest]) + "\n")
+    entries = change([json.loads(line) for line in path.read_text().splitlines()])
+    lines, previous = [], None
+    for number, entry in enumerate(entries, start=1):
+        lines.append(json.dumps({**entry, "sequence": number, "previous": previous}))
+        previous = hashlib.sha256(lines[-1].encode()).hexdigest()
+    path.write_text("\n".join(lines) + "\n")
+
+
+def first_release(**changes):
+    """The first release's outcome entry (#2, after its "deploying" entry), changed."""
+    return lambda entries: [entries[0], {**entries[1], **changes}, *entries[2:]]
 
 
 @pytest.mark.parametrize(
     ("tamper", "refusal"),
     [
         (
-            lambda p: rewrite_first_entry(p, image=f"evil.example/x@{A.digest}"),
-            f"names evil.example/x@{A.digest}, not an image of {REPOSITORY}",
-        ),
-        (lambda p: rewrite_first_entry(p, evidence=None), "no passing prod gate vouches"),
-        (
-            lambda p: rewrite_first_entry(p, digest=C.digest, image=C.image),
-            f"no passing prod gate vouches for {C.digest}",
+            # Recomputing the chain does not help: the later signed gate names the old hash.
+            lambda p: rechain(p, first_release(image=f"evil.example/x@{A.digest}")),
+            "entry #4 (released, " + B.digest + ") is not what evidence",
         ),
         (
-            lambda p: (p.store.root / f"{p.ledger.entries('prod')[0].evidence}.json").unlink(),
-            "no passing prod gate vouches",
+            lambda p: rechain(p, first_release(evidence=None)),
+            "entry #2 relies on evidence that does not count",
+        ),
+        (
+            lambda p: rechain(p, first_release(digest=C.digest, image=C.image)),
+            f"entry #2 records an outcome with no deploy of {C.digest} before it",
+        ),
+        (
+            lambda p: rechain(p, lambda entries: entries[:2]),
+            "no longer holds the entry that gate evidence",
+        ),
+        (
+            lambda p: (p.store.root / f"{p.ledger.entries('prod')[1].evidence}.json").unlink(),
+            "entry #2 relies on evidence that does not count (no evidence",
+        ),
+        (
+            lambda p: p.ledger.path("prod").write_text(
+                "\n".join(p.ledger.path("prod").read_text().splitlines()[:-1]) + "\n"
+                + json.dumps({**json.loads(p.ledger.path("prod").read_text().splitlines()[1]),
+                              "sequence": 4}) + "\n"
+            ),
+            "(entry #4) does not follow the line before it",
         ),
     ],
-    ids=["foreign repository", "no evidence", "another digest", "evidence gone"],
-)
-def test_a_rollback_puts_back_only_a_verified_image_of_the_repository(promoter, tamper, refusal):
+    ids=["rechained foreign image", "no evidence", "another digest", "truncated", "evidence gone",
+         "a line replayed"],
+)  # fmt: skip
+def test_a_rollback_puts_back_only_a_verified_image_from_a_ledger_that_holds(
+    promoter, tamper, refusal
+):
     staged(promoter, A, B)
     promoter.promote("prod", A.image)
     promoter.promote("prod", B.image)
     tamper(promoter)
     calls = list(promoter.target.calls)
-    with pytest.raises(RollbackRefusedError, match=re.escape(refusal)):
+    with pytest.raises(ReleaseError, match=re.escape(refusal)):
         promoter.rollback("prod")
     assert promoter.target.calls == calls  # nothing deployed, nothing removed
     assert promoter.target.running["prod"] == B.image
+
+
+def test_a_cut_ledger_blocks_promotion_too(promoter):
+    staged(promoter, A, B)
+    promoter.promote("prod", A.image)
+    rechain(promoter, lambda entries: [])
+    with pytest.raises(LedgerTamperedError, match="no longer holds the entry"):
+        promoter.promote("prod", B.image)
+    assert promoter.target.running["prod"] == A.image
+
+
+def test_a_deploy_writes_deploying_first_and_the_gate_signs_that_entry(promoter):
+    staged(promoter, A)
+    promoter.target.undeployable.add(A.image)
+    promoter.promote("prod", A.image)
+    (deploying, deploying_hash), (outcome, _) = promoter.ledger.chain("prod")
+    assert (deploying.result, deploying.evidence, deploying.digest) == ("deploying", None, A.digest)
+    assert (outcome.result, outcome.previous) == ("failed", deploying_hash)
+    assert promoter.store.get(outcome.evidence).ledger_head == deploying_hash
+
+
+def test_a_runner_killed_mid_deploy_leaves_a_deploying_entry(promoter):
+    staged(promoter, A, B)
+    promoter.promote("prod", A.image)
+    promoter.target.crash_on.add(B.image)
+    with pytest.raises(KeyboardInterrupt):
+        promoter.promote("prod", B.image)
+    *_, last = promoter.ledger.entries("prod")
+    assert (last.event, last.result, last.digest) == ("promote", "deploying", B.digest)
+    # status says so: the new image may be running, unchecked.
+    promoter.target.running["prod"] = B.image
+    [prod] = [r for r in status(promoter) if r.found.environment == "prod"]
+    assert prod.release == "#3 promote INTERRUPTED (its image runs, unchecked)"
+    # The ledger still holds: a rollback restores A.
+    assert promoter.ledger.rollback_target("prod").digest == A.digest
+    assert promoter.rollback("prod").entry.digest == A.digest
+    [prod] = [r for r in status(promoter) if r.found.environment == "prod"]
+    assert prod.release == "#5 rollback, gate passed"  # after #4, its deploying entry
+
+
+def status(promoter):
+    return environments_status(promoter.policy, promoter.target, promoter.ledger, promoter.store)
+
+
+def test_status_says_when_the_ledger_does_not_hold(promoter):
+    staged(promoter, A)
+    promoter.promote("prod", A.image)
+    rechain(promoter, lambda entries: [])
+    [prod] = [r for r in status(promoter) if r.found.environment == "prod"]
+    assert prod.release == "LEDGER DOES NOT HOLD"
+    assert "no longer holds the entry" in prod.ledger_problem
+    assert prod.found.image == A.image  # what runs is still shown
 
 
 def test_the_release_environment_records_the_release_tag(promoter):

@@ -2,14 +2,25 @@
 
 import pytest
 
+from promotion.ledger import LedgerEntry
 from promotion.rules import (
     PromotionRefusedError,
+    RollbackRefusedError,
     release_candidate,
     release_tag,
     required_evidence,
+    rollback_image,
 )
+from support.clock import utc_now
 from tests.conftest import make_evidence_store
-from tests.unit.promotion_fakes import FOUR_ENVIRONMENTS, FakeTags, evidence, policy_from, subject
+from tests.unit.promotion_fakes import (
+    FOUR_ENVIRONMENTS,
+    REPOSITORY,
+    FakeTags,
+    evidence,
+    policy_from,
+    subject,
+)
 
 IMAGE = subject(1)
 OTHER = subject(2)
@@ -142,3 +153,28 @@ def test_a_release_ships_the_newest_image_of_its_commit_that_passed_stage(store)
     assert release_candidate(POLICY, commit, "v1.0.0", store).subject.digest == IMAGE.digest
     evidence(store, "stage", subject(3))  # another commit never counts
     assert release_candidate(POLICY, commit, "v1.0.0", store).subject.digest == IMAGE.digest
+
+
+def ledger_entry(about, evidence_id, image=None):
+    return LedgerEntry(
+        sequence=2, event="promote", environment="prod", result="released",
+        previous="0" * 64, digest=about.digest, image=image or about.image, model=None,
+        evidence=evidence_id, actor="tester", at=utc_now(),
+    )  # fmt: skip
+
+
+def test_a_rollback_target_must_be_an_image_of_the_repository_that_prod_vouched_for(store):
+    record = evidence(store, "prod", IMAGE)
+    assert rollback_image("prod", ledger_entry(IMAGE, record.id), store, REPOSITORY) == IMAGE.image
+    refusals = {
+        "not an image of": ledger_entry(IMAGE, record.id, f"evil.example/x@{IMAGE.digest}"),
+        "no passing prod gate vouches": ledger_entry(OTHER, record.id),
+        "no evidence": ledger_entry(IMAGE, "20261127T000000000000Z-prod-000000000000"),
+        "no earlier release": None,
+    }
+    for message, target in refusals.items():
+        with pytest.raises(RollbackRefusedError, match=message):
+            rollback_image("prod", target, store, REPOSITORY)
+    staged = evidence(store, "stage", IMAGE)  # a pass, but not of prod
+    with pytest.raises(RollbackRefusedError, match="no passing prod gate vouches"):
+        rollback_image("prod", ledger_entry(IMAGE, staged.id), store, REPOSITORY)
