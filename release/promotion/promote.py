@@ -1,6 +1,7 @@
 """Promotion and rollback of one environment, under its lock, recorded in its ledger.
 
-promote: check the ledger and the evidence (nothing changes on a refusal), record
+promote: check the ledger, the evidence, that the image is not older than the release
+         (nothing changes on a refusal), record
          "deploying", deploy, run the gate, record the outcome. Where the policy says so,
          a failed gate rolls back at once.
 rollback: redeploy the previous release (an image of the configured repository that passed
@@ -25,6 +26,7 @@ from promotion.rules import (
     ReleaseTags,
     RollbackRefusedError,
     check_ledger,
+    not_older_than_the_release,
     release_tag,
     required_evidence,
     rollback_image,
@@ -66,6 +68,7 @@ class Promoter:
             check_ledger(target, self.ledger, self.store)
             subject = self.subject_of(reference)
             relied_on = required_evidence(self.policy, target, subject, self.store)
+            not_older_than_the_release(target, subject, self.ledger, self.tags)
             tag = None
             if environment.requires_release_tag:
                 tag = release_tag(self.policy, target, subject, given_tag, self.tags)

@@ -31,6 +31,8 @@ class PromotionRefusedError(ReleaseError):
 class ReleaseTags(Protocol):
     def release_tags(self, commit: str, pattern: str) -> list[str]: ...
 
+    def is_ancestor(self, older: str, newer: str) -> bool: ...
+
     def tag_commit(self, tag: str) -> str | None: ...
 
     def is_on_branch(self, commit: str, branch: str, remote: str) -> bool: ...
@@ -70,6 +72,27 @@ def required_evidence(
             f"(evidence {record.id}): {reasons}" + ignored(store.rejected(below.name))
         )
     return record
+
+
+def not_older_than_the_release(
+    target: str, subject: Subject, ledger: Ledger, history: ReleaseTags
+) -> None:
+    """An image of an older commit never replaces the release of a newer one: promotion
+    only moves forward (a queued run of an earlier merge finishing late, say); `rollback`
+    is the way back. Another build of the same commit, or of a commit on another line of
+    history, may follow."""
+    releases = ledger.releases(target)
+    if not releases or releases[-1].git_commit is None:
+        return
+    current = releases[-1]
+    older, newer = subject.git_commit.removesuffix("-dirty"), current.git_commit or ""
+    if history.is_ancestor(older, newer.removesuffix("-dirty")):
+        raise PromotionRefusedError(
+            f"refusing to promote to {target}: image {subject.digest} is of commit "
+            f"{older[:12]}, older than {newer[:12]}, whose image {current.digest} is "
+            f"{target}'s release (ledger #{current.sequence}); promotions only move forward: "
+            f"`sentiment rollback {target}` goes back"
+        )
 
 
 def release_tag(

@@ -117,6 +117,12 @@ class Git:
                 return True
         return False
 
+    def is_ancestor(self, older: str, newer: str) -> bool:
+        """Whether `older` comes strictly before `newer` in history."""
+        if older == newer or not (COMMIT.fullmatch(older) and COMMIT.fullmatch(newer)):
+            return False
+        return self.run("merge-base", "--is-ancestor", older, newer, check=False).ok
+
     def create_tag(self, tag: str, commit: str) -> None:
         if not self.is_tag_name(tag) or not COMMIT.fullmatch(commit):
             raise ReleaseError(f"refusing to tag {commit!r} as {tag!r}")

@@ -189,9 +189,14 @@ class FakeTags:
     tags: dict[str, str] = field(default_factory=dict)  # tag -> commit
     # Commits that are not on the release branch.
     elsewhere: set[str] = field(default_factory=set)
+    # (older, newer) pairs of commits, one before the other in history.
+    before: set[tuple[str, str]] = field(default_factory=set)
 
     def is_on_branch(self, commit: str, branch: str, remote: str) -> bool:
         return commit not in self.elsewhere
+
+    def is_ancestor(self, older: str, newer: str) -> bool:
+        return (older, newer) in self.before
 
     def release_tags(self, commit: str, pattern: str) -> list[str]:
         from fnmatch import fnmatchcase

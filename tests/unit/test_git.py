@@ -100,6 +100,16 @@ def test_a_commit_is_on_a_branch_once_merged_into_it(repository):
     assert helper.is_on_branch(side, "main", "origin")
 
 
+def test_one_commit_is_before_another_only_strictly_and_only_by_id(repository):
+    helper = Git(repository)
+    two = git(repository, "rev-parse", "HEAD")
+    one = git(repository, "rev-parse", "HEAD~1")
+    assert helper.is_ancestor(one, two)
+    assert not helper.is_ancestor(two, one)
+    assert not helper.is_ancestor(two, two)
+    assert not helper.is_ancestor("HEAD~1", "HEAD")  # commit ids, nothing else
+
+
 @pytest.mark.parametrize(
     "hostile", ["v1;id", "v$(id)", "v`id`", "v1 2", "v1\nid", "v'1", 'v"1', "v1~1", "-v1", ""]
 )

@@ -288,3 +288,17 @@ def test_a_promotion_waits_for_the_lock_and_gives_up_untouched(promoter):
         promoter.promote("prod", A.image)
     assert promoter.target.calls == []
     assert promoter.ledger.entries("prod") == []
+
+
+def test_an_older_commit_never_replaces_the_release_of_a_newer_one(promoter):
+    staged(promoter, A, B, C)
+    promoter.tags.before.add((A.git_commit, B.git_commit))  # A was merged before B
+    assert promoter.promote("prod", B.image).released
+    calls = list(promoter.target.calls)
+    with pytest.raises(PromotionRefusedError, match=r"older than .* promotions only move "
+                       r"forward: `sentiment rollback prod` goes back"):  # fmt: skip
+        promoter.promote("prod", A.image)
+    assert promoter.target.calls == calls
+    assert results(promoter) == [("promote", "released", B.digest)]
+    # Unrelated or newer commits still go ahead.
+    assert promoter.promote("prod", C.image).released
