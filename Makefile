@@ -42,7 +42,7 @@ unexport ENV IMAGE TO UNTIL RELEASE DATA_DIR BASE_IMAGE
 
 .PHONY: help setup train model run serve test unit integration container lint format config \
 	models lock clean build deploy undeploy status render base-image install-podman \
-	keys gate promote rollback history evidence pipeline state-pull state-push act workflows policy
+	smoke keys gate promote rollback history evidence pipeline state-pull state-push act workflows policy
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -79,12 +79,13 @@ integration: setup ## Integration tests against real gunicorn processes
 container: setup ## Build the image once and run it (skipped when no container engine answers)
 	$(BIN)/pytest tests/container
 
-lint: setup ## ruff; import contracts; the policy against the checkout; actionlint
+lint: setup ## ruff; import contracts; the policy against the checkout; actionlint; zizmor
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/sentiment policy check
 	$(BIN)/actionlint -no-color -shellcheck $(BIN)/shellcheck
+	$(BIN)/zizmor --offline --quiet --no-progress .github/
 
 format: setup ## Apply ruff's formatting and safe fixes
 	$(BIN)/ruff format .
@@ -110,6 +111,9 @@ status: setup ## What runs in each environment
 
 render: setup ## Print ENV's Kubernetes manifests, image pinned by digest, checked
 	$(BIN)/sentiment render $(call quoted,ENV) $(call flag,--image,IMAGE)
+
+smoke: setup ## Smoke-test what runs here as ENV (a pull request's image, in its own job)
+	$(BIN)/sentiment smoke $(call quoted,ENV)
 
 keys: setup ## A key pair per gate on this machine, to sign its evidence (kept if present)
 	$(BIN)/sentiment keys create

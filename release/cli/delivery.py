@@ -1,6 +1,7 @@
 """`sentiment build|image|deploy|undeploy|status|render|registry`: images and where they run."""
 
 import json
+import sys
 
 import click
 
@@ -10,6 +11,7 @@ from delivery import manifests
 from delivery.errors import DeliveryError
 from delivery.registry_server import LocalRegistry
 from promotion.status import environments_status
+from support.process import run
 
 
 @click.command()
@@ -55,6 +57,26 @@ def deploy(environment: str, image: str | None) -> None:
         f"{environment}: {record.url} ready in {record.seconds_to_ready}s, "
         f"model {record.model_version}, image {record.image}"
     )
+
+
+@click.command()
+@environment_argument
+@reports_errors
+def smoke(environment: str) -> None:
+    """Smoke-test what `deploy` runs here as ENV (tests/smoke against its URL); exit 1 if
+    it fails. For a pull request's image, in a container of its own job: no gate, no
+    evidence."""
+    space = workspace()
+    record = space.records.deployment(environment)
+    if record is None:
+        raise DeliveryError(f"nothing is deployed as {environment} here: `make deploy` first")
+    done = run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/smoke",
+         "--base-url", record.url, "--expected-environment", environment],
+        cwd=space.project.root, check=False,
+    )  # fmt: skip
+    click.echo(done.output, nl=False)
+    sys.exit(done.returncode)
 
 
 @click.command()
@@ -142,4 +164,4 @@ def registry_stop() -> None:
     click.echo("registry stopped" if stopped else "no registry started by this tool is running")
 
 
-COMMANDS = (build, image, deploy, undeploy, status, render, registry)
+COMMANDS = (build, image, deploy, smoke, undeploy, status, render, registry)

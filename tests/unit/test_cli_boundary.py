@@ -35,7 +35,7 @@ def run(monkeypatch, tmp_path):
 @pytest.mark.parametrize("value", HOSTILE)
 @pytest.mark.parametrize(
     "command",
-    [["deploy", "{}"], ["undeploy", "{}"], ["rollback", "{}"], ["history", "{}"],
+    [["deploy", "{}"], ["undeploy", "{}"], ["smoke", "{}"], ["rollback", "{}"], ["history", "{}"],
      ["gate", "{}"], ["render", "{}"], ["promote", "--to", "{}"], ["pipeline", "--until", "{}"],
      ["policy", "github-environment", "{}"]],
 )  # fmt: skip
@@ -76,3 +76,9 @@ def test_evidence_naming_a_hostile_image_never_counts_even_when_signed(tmp_path)
         UntrustedEvidenceError, match=r"predicate is not a valid EvidenceRecord: subject\.image"
     ):
         store.get(record.id)
+
+
+def test_smoke_without_a_deployment_says_to_deploy_first(run):
+    result = run("smoke", "dev")
+    assert result.exit_code == 1
+    assert "nothing is deployed as dev here: `make deploy` first" in result.output

@@ -33,6 +33,7 @@ VERBS = [
     ("pipeline", "RELEASE", "--release-tag"),
     ("rollback", "ENV", None),
     ("history", "ENV", None),
+    ("smoke", "ENV", None),
     ("gate", "ENV", None),
     ("train", "ENV", "--env"),
     ("evidence", "IMAGE", "--image"),

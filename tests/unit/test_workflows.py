@@ -219,7 +219,9 @@ def test_permissions_are_least_privilege():
                 assert job.get("uses") == DEPLOY
                 assert job["with"]["operation"] != "deploy"
             elif writes == {"packages"}:
-                assert (name, job_id) == ("ci.yml", "dev"), "only the build pushes images"
+                assert (name, job_id) in {("ci.yml", "dev"), ("ci.yml", "pull-request")}, (
+                    "only the builds push images"
+                )
             else:
                 assert not writes, f"{name}/{job_id} writes {writes}"
 
@@ -230,8 +232,64 @@ def test_deployments_go_through_one_job_that_never_overlaps_itself():
     assert job["concurrency"]["cancel-in-progress"] is False
     for name, document in all_workflows().items():
         for step in steps_of(document):
-            if re.search(r"make (deploy|promote|rollback)\b", step.get("run", "")):
-                assert name == "deploy.yml", f"{name} deploys outside deploy.yml"
+            if re.search(r"make (promote|rollback)\b", step.get("run", "")):
+                assert name == "deploy.yml", f"{name} promotes outside deploy.yml"
+    # A pull request runs its image only in a container of its own job.
+    smoke = step_named(load("ci.yml"), "Run the image in a container of this job and smoke-test it")
+    assert smoke["env"]["DELIVERY_DEPLOY__TARGET"] == "local"
+
+
+def test_pull_requests_touch_no_environment_and_no_secret():
+    jobs = load("ci.yml")["jobs"]
+    pull_request = jobs["pull-request"]
+    assert pull_request["if"] == "github.event_name == 'pull_request'"
+    assert "environment" not in pull_request
+    assert "secrets." not in yaml.safe_dump(pull_request)
+    # Everything that uses an environment runs on pushes to main only.
+    for job_id, job in jobs.items():
+        if "environment" in job or job.get("uses") == DEPLOY:
+            needs = [job_id, *([job["needs"]] if isinstance(job.get("needs"), str) else
+                                job.get("needs", []))]  # fmt: skip
+            assert any(jobs[n].get("if") == "github.event_name == 'push'" for n in needs), job_id
+
+
+def test_no_checkout_keeps_a_token_and_only_the_state_steps_get_one():
+    checkouts = [s for s in all_steps() if s.get("uses", "").startswith("actions/checkout@")]
+    assert checkouts
+    assert all(step["with"]["persist-credentials"] is False for step in checkouts)
+    given = [
+        step
+        for step in all_steps()
+        if "github.token" in str(step.get("env", {}))
+        and step.get("name") != "GHCR settings and login"
+    ]  # a packages token: docker's
+    assert given
+    for step in given:
+        assert step["run"].startswith("bash scripts/with-git-token.sh make state-"), step
+
+
+def test_the_git_token_reaches_git_through_its_environment_only(tmp_path):
+    """scripts/with-git-token.sh: git sees the header, .git/config never holds it."""
+    git = lambda *args: subprocess.run(["git", "-C", str(tmp_path), *args],  # noqa: E731
+                                       capture_output=True, text=True, check=True)  # fmt: skip
+    git("init", "-q")
+    shown = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "with-git-token.sh"), "git", "-C", str(tmp_path),
+         "config", "--get", "http.https://github.com/.extraheader"],
+        env={**os.environ, "GIT_TOKEN": "secret-token"}, capture_output=True, text=True,
+        check=True,
+    )  # fmt: skip
+    assert shown.stdout.splitlines()[-1].startswith("AUTHORIZATION: basic ")
+    assert "secret-token" not in (tmp_path / ".git" / "config").read_text()
+
+
+def test_the_signing_secret_reaches_only_the_steps_that_run_gates():
+    for name, document in all_workflows().items():
+        for step in steps_of(document):
+            if "EVIDENCE_SIGNING_KEY" in str(step.get("env", {})):
+                assert re.search(r"make (gate|promote|rollback)\b", step["run"]), (name, step)
+    text = "\n".join(path.read_text() for path in WORKFLOWS.glob("*.yml"))
+    assert text.count("secrets.EVIDENCE_SIGNING_KEY") == 3  # dev gate, promote, rollback
 
 
 def test_secrets_come_only_from_environments():
