@@ -3,8 +3,8 @@
 The workflow YAML is exercised, not only linted: its jobs check out this tree, set up the
 virtualenv, lint, test, run the dev gate, build and push the image, and run it in a
 container of the job to smoke-test it; no environment is deployed to (that is main's).
-GitHub-only steps are skipped under env.ACT. This takes minutes: `make workflows` runs it (and .ci/run),
-not `make test`.
+GitHub-only steps are skipped under env.ACT. This takes minutes: `make workflows` runs it
+(and .ci/run), not `make test`.
 """
 
 import os
@@ -79,7 +79,8 @@ def test_the_pull_request_workflow_runs_with_act(act_env: dict[str, str], tmp_pa
         assert re.search(rf"\[CI/{re.escape(job)}\s*\] 🏁  Job succeeded", log), job
     # Environments are main's: a pull request deploys to none, not even dev.
     assert "Job succeeded" not in "".join(
-        line for line in log.splitlines()
+        line
+        for line in log.splitlines()
         if re.match(r"\[(CI/(test|stage|dev gate, build and push)|dev/Deploy and gate)", line)
     )
     # The steps that only make sense on GitHub were skipped, the rest ran for real.
