@@ -16,7 +16,7 @@ COPY wheels/ /wheels/
 # first requests are about a second slower without them.
 RUN python3 -m venv /opt/venv \
     && /opt/venv/bin/pip install --no-cache-dir --no-index --find-links /wheels \
-        -r /wheels/runtime.lock \
+        --require-hashes -r /wheels/runtime.lock \
     && /opt/venv/bin/pip install --no-cache-dir --no-index --no-deps /wheels/sentiment_service-*.whl \
     && /opt/venv/bin/pip uninstall --yes --quiet pip setuptools \
     && site=/opt/venv/lib/python3.11/site-packages \

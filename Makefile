@@ -15,7 +15,7 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-PIP_COMPILE := $(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url \
+PIP_COMPILE := $(BIN)/pip-compile --quiet --strip-extras --generate-hashes --no-emit-index-url \
 	--no-emit-find-links --no-emit-trusted-host
 
 # What the verbs take from the command line. CI passes values that came from tags and
@@ -53,7 +53,7 @@ setup: $(VENV)/.installed ## Create .venv with the locked dependencies
 # editable, on the locked dependencies.
 $(VENV)/.installed: pyproject.toml release/pyproject.toml requirements/dev.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements/dev.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/dev.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e . -e ./release
 	touch $@
 

@@ -1,0 +1,42 @@
+"""The lock files pin every package with the hashes of its files, and every install from
+them checks those hashes: a package whose file changed upstream is refused, not run."""
+
+import re
+
+import pytest
+
+from tests.conftest import ROOT
+
+LOCKS = ("requirements/runtime.lock", "requirements/dev.lock")
+PIN = re.compile(r"^([A-Za-z0-9_.-]+)==(\S+)")
+
+
+def requirements(text: str) -> list[str]:
+    """The requirements of a lock, each with its continuation lines joined."""
+    joined = re.sub(r"\s*\\\n\s*", " ", text)
+    return [line for line in joined.splitlines() if line and not line.startswith(("#", " "))]
+
+
+@pytest.mark.parametrize("lock", LOCKS)
+def test_every_pin_carries_the_hashes_of_its_files(lock):
+    found = requirements((ROOT / lock).read_text())
+    assert len(found) > 10
+    for requirement in found:
+        assert PIN.match(requirement), f"{lock}: {requirement!r} is not pinned with =="
+        hashes = re.findall(r"--hash=sha256:([0-9a-f]{64})\b", requirement)
+        assert hashes, f"{lock}: {requirement.split()[0]} has no hash"
+
+
+def test_the_two_locks_agree_on_every_package_they_share():
+    runtime, dev = (
+        dict(PIN.match(r).groups() for r in requirements((ROOT / lock).read_text()))
+        for lock in LOCKS
+    )
+    assert {name: version for name, version in runtime.items() if dev.get(name) != version} == {}
+
+
+def test_installs_require_the_hashes():
+    makefile = (ROOT / "Makefile").read_text()
+    assert "--require-hashes -r requirements/dev.lock" in makefile
+    assert "--generate-hashes" in makefile  # make lock keeps them
+    assert "--require-hashes -r /wheels/runtime.lock" in (ROOT / "Dockerfile").read_text()
