@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Installs Podman and the CNCF registry from Debian packages and applies the two settings
-# these hosts need (see README "Containers"). Safe to run again.
+# Installs Podman, the CNCF registry and skopeo (release tags in the registry) from Debian
+# packages and applies the two settings these hosts need (see README "Containers"). Safe
+# to run again.
 set -euo pipefail
 
-packages=(podman runc catatonit debootstrap docker-registry)
+packages=(podman runc catatonit debootstrap docker-registry skopeo)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \

@@ -61,3 +61,7 @@ def echo_outcome(outcome: Outcome, store: EvidenceStore) -> None:
         echo_outcome(outcome.rollback, store)
     if outcome.rollback_refused:
         click.echo(f"NO AUTOMATIC ROLLBACK: {outcome.rollback_refused}", err=True)
+    if outcome.registry_tag:
+        click.echo(f"registry tag: {outcome.registry_tag}")
+    if outcome.registry_tag_error:
+        click.echo(f"NOT TAGGED IN THE REGISTRY: {outcome.registry_tag_error}", err=True)

@@ -151,6 +151,9 @@ class Pipeline:
         if outcome.rollback_refused:
             summary += "; NO ROLLBACK"
             failures = [*failures, outcome.rollback_refused]
+        if outcome.registry_tag_error:
+            summary += "; NOT TAGGED IN THE REGISTRY"
+            failures = [*failures, outcome.registry_tag_error]
         return outcome.released, summary, "\n".join(failures)
 
     def _local_release_tag(self, built: BuildRecord) -> str | None:

@@ -32,6 +32,7 @@ from promotion.rules import (
     rollback_image,
 )
 from support.clock import utc_now
+from support.errors import ReleaseError
 from support.provenance import actor
 
 
@@ -42,6 +43,9 @@ class Outcome:
     # The rollback a failed gate set off, where the policy says so, or why there was none.
     rollback: "Outcome | None" = None
     rollback_refused: str | None = None
+    # A release: its tag in the registry (REGISTRY/NAME:vX.Y.Z), or why there is none.
+    registry_tag: str | None = None
+    registry_tag_error: str | None = None
 
     @property
     def released(self) -> bool:
@@ -60,6 +64,8 @@ class Promoter:
     tags: ReleaseTags
     # REGISTRY/NAME of the images this promotes: a rollback puts back nothing else.
     repository: str
+    # Names a released image in the registry: (image by digest, release tag) -> reference.
+    tag_release: Callable[[str, str], str]
     log: Callable[[str], None] = field(default=lambda message: None)
 
     def promote(self, target: str, reference: str, given_tag: str | None = None) -> Outcome:
@@ -79,6 +85,8 @@ class Promoter:
                 release_tag=tag, replaced=self.ledger.running(target),
             )  # fmt: skip
             outcome = Outcome(entry, evidence)
+            if outcome.released and tag is not None:
+                self._tag_release(outcome, subject, tag)
             if not outcome.released and environment.on_gate_failure == "rollback":
                 self.log(f"{target}: the gate failed; rolling back to the previous release")
                 try:
@@ -87,6 +95,17 @@ class Promoter:
                     outcome.rollback_refused = str(error)
                     self.log(f"{target}: NO ROLLBACK: {error}")
             return outcome
+
+    def _tag_release(self, outcome: Outcome, subject: Subject, tag: str) -> None:
+        """The release stands whatever happens here: the tag is its name for people and
+        clients, not what runs. A failure is said loudly, and the command still exits 0."""
+        assert subject.image is not None
+        try:
+            outcome.registry_tag = self.tag_release(subject.image, tag)
+            self.log(f"{outcome.entry.environment}: tagged {subject.digest} {outcome.registry_tag}")
+        except ReleaseError as error:
+            outcome.registry_tag_error = str(error)
+            self.log(f"{outcome.entry.environment}: RELEASED, NOT TAGGED IN THE REGISTRY: {error}")
 
     def rollback(self, environment: str) -> Outcome:
         self.policy.environment(environment)

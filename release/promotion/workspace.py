@@ -19,6 +19,7 @@ from delivery.manifests import required_tool
 from delivery.records import BuildRecord, Records
 from delivery.references import pinned_reference
 from delivery.registry_server import LocalRegistry
+from delivery.registry_tags import tag_in_registry
 from delivery.targets import DeployTarget
 from gates.evidence import EvidenceRecord
 from gates.evidence_store import EvidenceStore
@@ -211,6 +212,9 @@ class Workspace:
             ledger=self.ledger,
             tags=self.git,
             repository=self.delivery.registry.image_name,
+            tag_release=lambda image, tag: tag_in_registry(
+                image, tag, self.delivery.registry.tls_verify
+            ),
             log=self.log,
         )
 

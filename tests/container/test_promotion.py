@@ -5,6 +5,7 @@ wrong: a model file tampered with after the build, a bug that shows only in prod
 policy is the repository's, its gates fitted to the fixture model (conftest.py).
 """
 
+import shutil
 import subprocess
 import uuid
 
@@ -141,8 +142,19 @@ def test_a_failed_prod_smoke_rolls_back_to_the_previous_release(engine, delivery
     straight = {"SENTIMENT_POLICY_FILE": delivery.policy(
         "straight", only=["dev", "prod"], settings={"release_branch": release_branch})}  # fmt: skip
     delivery.run("gate", "dev", **straight)  # the variants' tree and model, as built
-    delivery.run("promote", "--to", "prod", "--image", good, "--release-tag", release_tag,
-                 **straight)  # fmt: skip
+    released = delivery.run("promote", "--to", "prod", "--image", good, "--release-tag",
+                            release_tag, **straight)  # fmt: skip
+    # The release has its name in the registry, on the very digest released.
+    if shutil.which("skopeo") is None:
+        assert "NOT TAGGED IN THE REGISTRY: skopeo is not installed" in released.stderr
+    else:
+        assert f"registry tag: {good.split('@')[0]}:{release_tag}" in released.stdout
+        found = subprocess.run(
+            ["skopeo", "inspect", "--tls-verify=false", "--format", "{{.Digest}}",
+             f"docker://{good.split('@')[0]}:{release_tag}"],
+            check=True, capture_output=True, text=True,
+        ).stdout.strip()  # fmt: skip
+        assert found == good.split("@")[1]
 
     done = delivery.run("promote", "--to", "prod", "--image", bad, check=False, **straight)
     assert done.returncode == 1

@@ -12,7 +12,7 @@ from typing import ClassVar
 import yaml
 from securesystemslib.signer import CryptoSigner
 
-from delivery.errors import NotReadyError
+from delivery.errors import DeliveryError, NotReadyError
 from delivery.records import DeploymentRecord
 from delivery.targets import EnvironmentStatus
 from gates.attestation import PAYLOAD_TYPE
@@ -185,6 +185,21 @@ class FakeTarget:
 
 
 @dataclass
+class FakeRegistryTags:
+    """Release tags written into the registry, or a failure to write them."""
+
+    written: dict[str, str] = field(default_factory=dict)  # REGISTRY/NAME:tag -> image
+    failing: bool = False
+
+    def __call__(self, image: str, tag: str) -> str:
+        if self.failing:
+            raise DeliveryError("the registry refused the tag")
+        reference = f"{image.split('@')[0]}:{tag}"
+        self.written[reference] = image
+        return reference
+
+
+@dataclass
 class FakeTags:
     tags: dict[str, str] = field(default_factory=dict)  # tag -> commit
     # Commits that are not on the release branch.
@@ -251,4 +266,5 @@ def make_promoter(
         ledger=Ledger(tmp_path / "ledger"),
         tags=tags or FakeTags(),
         repository=REPOSITORY,
+        tag_release=FakeRegistryTags(),
     )

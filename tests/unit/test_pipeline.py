@@ -20,6 +20,7 @@ from support.project import Project
 from tests.conftest import FIXTURE_DATA, ROOT, make_evidence_store
 from tests.unit.promotion_fakes import (
     FOUR_ENVIRONMENTS,
+    FakeRegistryTags,
     FakeTags,
     FakeTarget,
     Scripted,
@@ -59,10 +60,11 @@ class Stand:
             seconds={"image_build": 0, "push": 0, "total": 0},
         )  # fmt: skip
         runner = GateRunner(self.store, Project(ROOT), None, lambda: FIXTURE_DATA)
+        self.registry_tags = FakeRegistryTags()
         self.promoter = Promoter(
             policy=policy, target=self.target, gates=runner,
             subject_of={IMAGE: self.subject}.__getitem__, store=self.store, ledger=self.ledger,
-            tags=tags, repository=IMAGE.split("@")[0],
+            tags=tags, repository=IMAGE.split("@")[0], tag_release=self.registry_tags,
         )  # fmt: skip
         first = policy.first
         self.pipeline = Pipeline(
@@ -112,6 +114,8 @@ def test_one_image_goes_all_the_way_whatever_the_environments(
     assert first.subject.digest is None  # the dev gate saw a tree and a model, no image
     release = run.ledger.entries(promoted[-1])[-1].release_tag
     assert release == ("release-1.0.0" if named else f"v0.2.0-local.{COMMIT[:12]}")
+    # The released digest got its release tag in the registry, and nothing else did.
+    assert run.registry_tags.written == {f"{IMAGE.split('@')[0]}:{release}": IMAGE}
     assert report.markdown("Pipeline").count("✅") == len(report.steps)
 
 

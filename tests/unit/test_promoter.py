@@ -13,6 +13,7 @@ from promotion.status import environments_status
 from support.errors import ReleaseError
 from tests.unit.promotion_fakes import (
     FOUR_ENVIRONMENTS,
+    REPOSITORY,
     FakeTags,
     Scripted,
     evidence,
@@ -302,3 +303,24 @@ def test_an_older_commit_never_replaces_the_release_of_a_newer_one(promoter):
     assert results(promoter) == [("promote", "released", B.digest)]
     # Unrelated or newer commits still go ahead.
     assert promoter.promote("prod", C.image).released
+
+
+def test_a_release_is_tagged_in_the_registry_and_a_failure_to_tag_is_loud_not_fatal(promoter):
+    staged(promoter, A, B)
+    outcome = promoter.promote("prod", A.image)
+    assert outcome.registry_tag == f"{REPOSITORY}:v1"
+    assert promoter.tag_release.written == {f"{REPOSITORY}:v1": A.image}
+    promoter.tag_release.failing = True
+    outcome = promoter.promote("prod", B.image)
+    assert outcome.released  # prod runs B: the release stands
+    assert outcome.registry_tag is None
+    assert outcome.registry_tag_error == "the registry refused the tag"
+
+
+def test_only_a_release_is_tagged(promoter):
+    evidence(promoter.store, "test", A)
+    assert promoter.promote("stage", A.image).registry_tag is None
+    staged(promoter, B)
+    Scripted.FAILING.add(("prod", B.digest))
+    assert promoter.promote("prod", B.image).registry_tag is None
+    assert promoter.tag_release.written == {}

@@ -1,0 +1,96 @@
+"""A release tag written into a real registry (Debian's docker-registry) with skopeo: on
+the released digest, nothing pulled, and read back."""
+
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from delivery.errors import DeliveryError
+from delivery.registry_server import BINARIES, LocalRegistry
+from delivery.registry_tags import tag_in_registry
+from tests.integration.test_registry_server import free_address
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed"),
+    pytest.mark.skipif(not any(map(shutil.which, BINARIES)), reason="no docker-registry"),
+]
+
+
+@pytest.fixture(autouse=True)
+def not_against_a_deployed_service(request: pytest.FixtureRequest) -> None:
+    if request.config.getoption("--base-url"):
+        pytest.skip("tests the delivery tooling, not the service at --base-url")
+
+
+def blob(layout: Path, content: bytes, media_type: str) -> dict:
+    digest = hashlib.sha256(content).hexdigest()
+    (layout / "blobs" / "sha256" / digest).write_bytes(content)
+    return {"mediaType": media_type, "digest": f"sha256:{digest}", "size": len(content)}
+
+
+def tiny_image(layout: Path) -> None:
+    """An OCI layout holding one image: a config and one empty layer."""
+    (layout / "blobs" / "sha256").mkdir(parents=True)
+    (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
+    layer = blob(layout, b"\0" * 1024, "application/vnd.oci.image.layer.v1.tar")
+    config = blob(layout, json.dumps({
+        "architecture": "amd64", "os": "linux",
+        "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]},
+    }).encode(), "application/vnd.oci.image.config.v1+json")  # fmt: skip
+    manifest = blob(layout, json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": config, "layers": [layer],
+    }).encode(), "application/vnd.oci.image.manifest.v1+json")  # fmt: skip
+    manifest["annotations"] = {"org.opencontainers.image.ref.name": "seed"}
+    (layout / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [manifest]}))
+
+
+@pytest.fixture
+def pushed(tmp_path) -> str:
+    """REGISTRY/NAME@sha256:... of a tiny image in a registry of the test's own."""
+    registry = LocalRegistry(free_address(), tmp_path / "state")
+    registry.ensure_running()
+    try:
+        tiny_image(tmp_path / "layout")
+        name = f"{registry.address}/pytest/tiny"
+        digest_file = tmp_path / "digest"
+        subprocess.run(
+            ["skopeo", "copy", "--quiet", "--dest-tls-verify=false", "--digestfile",
+             str(digest_file), f"oci:{tmp_path / 'layout'}:seed", f"docker://{name}:seed"],
+            check=True, capture_output=True,
+        )  # fmt: skip
+        yield f"{name}@{digest_file.read_text().strip()}"
+    finally:
+        registry.stop()
+
+
+def test_a_release_tag_names_the_released_digest(pushed):
+    tagged = tag_in_registry(pushed, "v1.2.3", tls_verify=False)
+    assert tagged == f"{pushed.split('@')[0]}:v1.2.3"
+    found = subprocess.run(
+        ["skopeo", "inspect", "--tls-verify=false", "--format", "{{.Digest}}", f"docker://{tagged}"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    assert found == pushed.split("@")[1]
+
+
+def test_a_digest_the_registry_lacks_is_not_tagged(pushed):
+    missing = f"{pushed.split('@')[0]}@sha256:{'0' * 64}"
+    with pytest.raises(DeliveryError, match=f"tagging {missing} as v1.2.3"):
+        tag_in_registry(missing, "v1.2.3", tls_verify=False)
+
+
+@pytest.mark.parametrize("tag", ["v1.2.3+build", "-v1", "v 1", "v1;id", ""])
+def test_a_tag_the_registry_would_refuse_is_refused_first(tag):
+    with pytest.raises(DeliveryError, match="cannot be a registry tag"):
+        tag_in_registry(f"127.0.0.1:5000/x@sha256:{'a' * 64}", tag, tls_verify=False)
+
+
+def test_only_an_image_pinned_by_digest_is_tagged():
+    with pytest.raises(DeliveryError, match="not an image pinned by digest"):
+        tag_in_registry("127.0.0.1:5000/x:latest", "v1", tls_verify=False)
