@@ -219,9 +219,9 @@ def test_permissions_are_least_privilege():
                 assert job.get("uses") == DEPLOY
                 assert job["with"]["operation"] != "deploy"
             elif writes == {"packages"}:
-                assert (name, job_id) in {("ci.yml", "dev"), ("ci.yml", "pull-request")}, (
-                    "only the builds push images"
-                )
+                assert (name, job_id) == ("ci.yml", "pull-request"), "only the builds push images"
+            elif writes == {"packages", "id-token", "attestations"}:
+                assert (name, job_id) == ("ci.yml", "dev"), "only main's build attests"
             else:
                 assert not writes, f"{name}/{job_id} writes {writes}"
 
@@ -257,12 +257,15 @@ def test_no_checkout_keeps_a_token_and_only_the_state_steps_get_one():
     checkouts = [s for s in all_steps() if s.get("uses", "").startswith("actions/checkout@")]
     assert checkouts
     assert all(step["with"]["persist-credentials"] is False for step in checkouts)
+    read_only = {
+        "GHCR settings and login",  # a packages token, for docker
+        "The image was built by this repository's CI (its build provenance)",  # gh, reading
+    }
     given = [
         step
         for step in all_steps()
-        if "github.token" in str(step.get("env", {}))
-        and step.get("name") != "GHCR settings and login"
-    ]  # a packages token: docker's
+        if "github.token" in str(step.get("env", {})) and step.get("name") not in read_only
+    ]
     assert given
     for step in given:
         assert step["run"].startswith("bash scripts/with-git-token.sh make state-"), step
@@ -322,3 +325,21 @@ def test_evidence_artifacts_include_the_dot_directory():
     evidence = [step for step in uploads if step["with"]["path"].startswith(".delivery")]
     assert len(evidence) == 2
     assert all(step["with"].get("include-hidden-files") is True for step in evidence)
+
+
+def test_main_s_image_carries_build_provenance_that_the_release_verifies():
+    dev = load("ci.yml")["jobs"]["dev"]
+    attest = next(s for s in dev["steps"] if s.get("uses", "").startswith(
+        "actions/attest-build-provenance@"))  # fmt: skip
+    assert attest["with"]["subject-digest"] == "${{ steps.build.outputs.digest }}"
+    assert attest["with"]["push-to-registry"] is True
+    candidate = load("release.yml")["jobs"]["candidate"]
+    names = [step.get("name") for step in candidate["steps"]]
+    verify = candidate["steps"][names.index(
+        "The image was built by this repository's CI (its build provenance)")]  # fmt: skip
+    assert "gh attestation verify" in verify["run"]
+    assert "--signer-workflow" in verify["run"]
+    assert names.index("The image was built by this repository's CI (its build provenance)") > (
+        names.index("The tagged commit's image with passing evidence, and where a release goes")
+    )
+    assert load("release.yml")["jobs"]["release"]["needs"] == "candidate"
