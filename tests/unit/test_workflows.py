@@ -204,9 +204,11 @@ def test_github_only_actions_are_skipped_under_act():
 def test_permissions_are_least_privilege():
     for name, document in all_workflows().items():
         if "workflow_call" in document["on"]:
-            # Reusable: its jobs get what each caller grants, so it declares nothing.
+            # Reusable: each job narrows what the caller grants; only publish-state writes.
             assert "permissions" not in document
-            assert all("permissions" not in job for job in document["jobs"].values())
+            for job_id, job in document["jobs"].items():
+                writes = {scope for scope, level in job["permissions"].items() if level == "write"}
+                assert writes == ({"contents"} if job_id == "publish-state" else set()), job_id
             continue
         assert document["permissions"] == {}, f"{name}: default must be no permissions"
         for job_id, job in document["jobs"].items():
@@ -215,9 +217,8 @@ def test_permissions_are_least_privilege():
             assert set(granted.values()) <= {"read", "write"}
             writes = {scope for scope, level in granted.items() if level == "write"}
             if writes == {"contents"}:
-                # Only deploy-and-gate jobs push the delivery-state branch.
+                # Only deploy.yml's publish-state job pushes the delivery-state branch.
                 assert job.get("uses") == DEPLOY
-                assert job["with"]["operation"] != "deploy"
             elif writes == {"packages"}:
                 assert (name, job_id) == ("ci.yml", "pull-request"), "only the builds push images"
             elif writes == {"packages", "id-token", "attestations"}:
@@ -323,7 +324,7 @@ def test_evidence_artifacts_include_the_dot_directory():
     """upload-artifact leaves out hidden files unless told: .delivery/ would upload empty."""
     uploads = [s for s in all_steps() if s.get("uses", "").startswith("actions/upload-artifact@")]
     evidence = [step for step in uploads if step["with"]["path"].startswith(".delivery")]
-    assert len(evidence) == 2
+    assert len(evidence) == 3
     assert all(step["with"].get("include-hidden-files") is True for step in evidence)
 
 
@@ -343,3 +344,16 @@ def test_main_s_image_carries_build_provenance_that_the_release_verifies():
         names.index("The tagged commit's image with passing evidence, and where a release goes")
     )
     assert load("release.yml")["jobs"]["release"]["needs"] == "candidate"
+
+
+def test_only_the_publish_state_job_holds_a_write_token_and_it_runs_no_tests():
+    jobs = load("deploy.yml")["jobs"]
+    publish = jobs["publish-state"]
+    runs = [step.get("run", "") for step in publish["steps"]]
+    assert [run for run in runs if run] == ["bash scripts/with-git-token.sh make state-push"]
+    assert "state-push" not in yaml.safe_dump(jobs["deploy"])
+    upload = next(s for s in jobs["deploy"]["steps"] if s.get("name", "").startswith(
+        "This run's evidence and ledger"))  # fmt: skip
+    download = next(s for s in publish["steps"] if s.get("name") == (
+        "The deploy job's evidence and ledger"))  # fmt: skip
+    assert upload["with"]["name"] == download["with"]["name"]
