@@ -16,6 +16,7 @@ promotion pushes nothing, so the previous release is always known.
 """
 
 import hashlib
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -145,6 +146,12 @@ class Ledger:
         for number, line in enumerate(text.split("\n"), start=1):
             if not line.strip():
                 continue
+            if _before_chaining(line):
+                raise LedgerTamperedError(
+                    f"{path} line {number} was written before ledgers were hash-chained (it "
+                    "has no `previous`), so nothing can vouch for it: move the file aside and "
+                    "let the next promotion start the ledger afresh"
+                )
             entry = parse_record(LedgerEntry, line, f"{path} line {number}")
             expected = chain[-1][1] if chain else None
             if entry.environment != environment:
@@ -196,3 +203,14 @@ class Ledger:
         it was deploying: what runs is then unknown, and `status` says so)."""
         entries = self.entries(environment)
         return entries[-1].digest if entries else None
+
+
+def _before_chaining(line: str) -> bool:
+    """An entry of the unchained format (sequence numbers, no hash of the line before)."""
+    try:
+        document = json.loads(line)
+    except ValueError:
+        return False
+    if not isinstance(document, dict) or type(document.get("schema_version")) is not int:
+        return False
+    return document["schema_version"] == 1 and "sequence" in document and "previous" not in document

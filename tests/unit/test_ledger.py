@@ -156,6 +156,18 @@ def test_an_edited_reordered_or_cut_ledger_is_refused(ledger, change):
         ledger.entries("prod")
 
 
+def test_a_ledger_from_before_the_chain_is_refused_with_what_to_do(ledger):
+    ledger.path("prod").parent.mkdir(parents=True)
+    unchained = json.loads(ENTRY.replace("IMAGE", "null"))
+    del unchained["previous"]
+    ledger.path("prod").write_text(
+        json.dumps({**unchained, "sequence": 1, "schema_version": 1}) + "\n"
+    )
+    with pytest.raises(LedgerTamperedError, match=r"line 1 was written before ledgers were "
+                       r"hash-chained .* move the file aside"):  # fmt: skip
+        ledger.entries("prod")
+
+
 def test_a_ledger_that_is_not_a_file_is_an_error_not_a_traceback(ledger):
     ledger.path("prod").mkdir(parents=True)
     with pytest.raises(RecordError, match=r"prod\.jsonl cannot be read"):

@@ -357,3 +357,16 @@ def test_only_the_publish_state_job_holds_a_write_token_and_it_runs_no_tests():
     download = next(s for s in publish["steps"] if s.get("name") == (
         "The deploy job's evidence and ledger"))  # fmt: skip
     assert upload["with"]["name"] == download["with"]["name"]
+
+
+def test_the_venv_cache_is_keyed_on_everything_make_setup_reads():
+    steps = yaml.safe_load((ROOT / ".github" / "actions" / "setup" / "action.yml").read_text())
+    cache = next(
+        s for s in steps["runs"]["steps"] if s.get("uses", "").startswith("actions/cache@")
+    )
+    prerequisites = re.search(r"^\$\(VENV\)/\.installed: (.*)$", (ROOT / "Makefile").read_text(),
+                              re.MULTILINE)[1].split()  # fmt: skip
+    assert prerequisites
+    for path in prerequisites:
+        assert f"'{path}'" in cache["with"]["key"], f"{path} is not in the cache key"
+    assert cache["with"]["path"] == ".venv"
