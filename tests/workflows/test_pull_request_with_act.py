@@ -24,7 +24,6 @@ from tests.container.conftest import FITTED_CHECKS, free_ports, write_policy
 
 PR_JOBS = (
     "lint (ruff, import contracts, policy, actionlint)",
-    "unit tests",
     "integration tests",
     "dev gate, build and smoke",
 )
