@@ -9,13 +9,19 @@ Reading verifies: a record whose envelope does not verify against the trust poli
 never returned; `rejected` says which were set aside and why, for refusals to cite.
 """
 
+import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from securesystemslib.signer import CryptoSigner
 
-from gates.attestation import attest, gate_named_in, read_attestation
+from gates.attestation import (
+    UntrustedEvidenceError,
+    attest,
+    gate_named_in,
+    read_attestation,
+)
 from gates.evidence import ID_PATTERN, EvidenceError, EvidenceRecord
 from gates.trust import Keyring
 from support.clock import compact
@@ -36,6 +42,10 @@ class EvidenceStore:
     def __init__(self, root: Path, keyring: Keyring):
         self.root = root
         self.keyring = keyring
+        # What each file's content verified to, by (id, sha256 of the content): one
+        # promotion reads every record several times (rules, ledger check, refusals),
+        # and a file rewritten since is read afresh.
+        self._verified: dict[tuple[str, bytes], EvidenceRecord | str] = {}
 
     def new_id(self, gate: str, key: str, moment: datetime) -> str:
         """A fresh id; `key` is the digest or tree the gate checked."""
@@ -72,7 +82,16 @@ class EvidenceStore:
             document = path.read_bytes()
         except FileNotFoundError:
             raise EvidenceError(f"no evidence {evidence_id} in {self.root}") from None
-        return read_attestation(document, evidence_id, self.keyring)
+        key = (evidence_id, hashlib.sha256(document).digest())
+        if key not in self._verified:
+            try:
+                self._verified[key] = read_attestation(document, evidence_id, self.keyring)
+            except UntrustedEvidenceError as error:
+                self._verified[key] = str(error)
+        found = self._verified[key]
+        if isinstance(found, str):
+            raise UntrustedEvidenceError(found)
+        return found
 
     def records(self) -> list[EvidenceRecord]:
         """Every record that verifies, oldest first."""

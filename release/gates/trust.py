@@ -105,9 +105,6 @@ class Keyring:
             found[key.keyid] = TrustedKey(key, gate, str(local))
         return found
 
-    def gates_trusting(self, key_id: str, gates: list[str]) -> list[str]:
-        return [gate for gate in gates if key_id in self.trusted(gate)]
-
     def signer(self, gate: str) -> CryptoSigner:
         """What signs `gate`'s evidence here; SigningKeyError before any check runs when
         there is nothing to sign with, or its signature would not count."""
