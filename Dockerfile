@@ -5,8 +5,9 @@
 #             (service/ and model/: no training, delivery, gate or promotion code)
 #   config/   the service's config: base.yaml and one file per environment
 #   models/   a model registry holding exactly one version, marked current
-# Labels (commit, source tree, model version and sha256) are set by the build command.
-ARG BASE_IMAGE=docker.io/library/python:3.11-slim-bookworm
+# Labels (commit, source tree, model version and sha256) are set by the build command, and
+# so is BASE_IMAGE: config/delivery.yaml's build.base_image, pinned by digest.
+ARG BASE_IMAGE
 
 FROM ${BASE_IMAGE} AS builder
 COPY wheels/ /wheels/

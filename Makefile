@@ -168,6 +168,9 @@ act: setup ## Run the pull-request workflow's jobs locally with act, as GitHub w
 install-podman: ## Install Podman and the local registry (Debian, root)
 	bash scripts/install-podman.sh
 
+pin-base-image: setup ## Pin config/delivery.yaml's base image to the digest its tag names now
+	$(BIN)/sentiment base-image pin
+
 base-image: ## Make BASE_IMAGE from Debian packages (hosts that cannot pull images)
 	bash scripts/debian-base-image.sh "$${DELIVERY_ENGINE:-podman}" $(call quoted,BASE_IMAGE)
 

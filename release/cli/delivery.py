@@ -1,4 +1,5 @@
-"""`sentiment build|image|deploy|undeploy|status|render|registry`: images and where they run."""
+"""`sentiment build|image|deploy|undeploy|status|render|registry|base-image`: images and
+where they run."""
 
 import json
 import sys
@@ -7,11 +8,14 @@ import click
 
 from cli.options import environment_argument, image_option
 from cli.output import reports_errors, workspace
+from delivery import base_image as base_images
 from delivery import manifests
+from delivery.config import DELIVERY_FILE
 from delivery.errors import DeliveryError
 from delivery.registry_server import LocalRegistry
 from promotion.status import environments_status
 from support.process import run
+from support.project import Project
 
 
 @click.command()
@@ -164,4 +168,22 @@ def registry_stop() -> None:
     click.echo("registry stopped" if stopped else "no registry started by this tool is running")
 
 
-COMMANDS = (build, image, deploy, smoke, undeploy, status, render, registry)
+@click.group("base-image")
+def base_image() -> None:
+    """The image the service image is built FROM (config/delivery.yaml build.base_image)."""
+
+
+@base_image.command("pin")
+@reports_errors
+def base_image_pin() -> None:
+    """Pin build.base_image to the digest its tag names in the registry now (skopeo, no
+    pull), rewriting only that line of config/delivery.yaml; commit the change."""
+    config_file = Project.here().config_dir / DELIVERY_FILE
+    before, after = base_images.pin(config_file)
+    if before == after:
+        click.echo(f"{config_file}: {after} is still what its tag names")
+    else:
+        click.echo(f"{config_file}: base image pinned\n  was {before}\n  now {after}")
+
+
+COMMANDS = (build, image, deploy, smoke, undeploy, status, render, registry, base_image)

@@ -1,11 +1,12 @@
 """The delivery configuration: config/delivery.yaml, then DELIVERY_* variables."""
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 from pydantic_settings import SettingsConfigDict
 
+from delivery.base_image import check_pinned
 from service.settings.schema import Section, YamlSettings
 from support.config import load_yaml_settings
 
@@ -13,7 +14,8 @@ DELIVERY_FILE = "delivery.yaml"
 
 
 class BuildSettings(Section):
-    base_image: str = Field(min_length=1)
+    # NAME:TAG@sha256:... (`make pin-base-image`), or a localhost/ image made on this host.
+    base_image: Annotated[str, AfterValidator(check_pinned)]
     python_version: str = Field(pattern=r"^3\.\d+$")
     platforms: list[str] = Field(min_length=1)
     size_budget_mb: int = Field(ge=1)

@@ -12,6 +12,8 @@ DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 PINNED = re.compile(
     r"^(?P<name>[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+)@(?P<digest>sha256:[0-9a-f]{64})$"
 )
+# What an OCI registry accepts as a tag.
+OCI_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 # In typed records: a digest, and an image pinned by one (never a tag, never an option).
 Digest = Annotated[str, Field(pattern=DIGEST.pattern)]
 PinnedImage = Annotated[str, Field(pattern=PINNED.pattern)]

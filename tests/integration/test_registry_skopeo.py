@@ -1,5 +1,5 @@
-"""A release tag written into a real registry (Debian's docker-registry) with skopeo: on
-the released digest, nothing pulled, and read back."""
+"""skopeo against a real registry (Debian's docker-registry): a release tag written on the
+released digest, nothing pulled, and read back; the base image's pin resolved from a tag."""
 
 import hashlib
 import json
@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from delivery import base_image
 from delivery.errors import DeliveryError
 from delivery.registry_server import BINARIES, LocalRegistry
 from delivery.registry_tags import tag_in_registry
@@ -33,11 +34,11 @@ def blob(layout: Path, content: bytes, media_type: str) -> dict:
     return {"mediaType": media_type, "digest": f"sha256:{digest}", "size": len(content)}
 
 
-def tiny_image(layout: Path) -> None:
-    """An OCI layout holding one image: a config and one empty layer."""
+def tiny_image(layout: Path, layer_content: bytes = b"\0" * 1024) -> None:
+    """An OCI layout holding one image: a config and one layer."""
     (layout / "blobs" / "sha256").mkdir(parents=True)
     (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
-    layer = blob(layout, b"\0" * 1024, "application/vnd.oci.image.layer.v1.tar")
+    layer = blob(layout, layer_content, "application/vnd.oci.image.layer.v1.tar")
     config = blob(layout, json.dumps({
         "architecture": "amd64", "os": "linux",
         "rootfs": {"type": "layers", "diff_ids": [layer["digest"]]},
@@ -58,15 +59,20 @@ def pushed(tmp_path) -> str:
     try:
         tiny_image(tmp_path / "layout")
         name = f"{registry.address}/pytest/tiny"
-        digest_file = tmp_path / "digest"
-        subprocess.run(
-            ["skopeo", "copy", "--quiet", "--dest-tls-verify=false", "--digestfile",
-             str(digest_file), f"oci:{tmp_path / 'layout'}:seed", f"docker://{name}:seed"],
-            check=True, capture_output=True,
-        )  # fmt: skip
-        yield f"{name}@{digest_file.read_text().strip()}"
+        yield f"{name}@{push(tmp_path / 'layout', f'{name}:seed')}"
     finally:
         registry.stop()
+
+
+def push(layout: Path, tagged: str) -> str:
+    """Pushes the layout's image as `tagged`; the registry's digest for it."""
+    digest_file = layout.parent / "digest"
+    subprocess.run(
+        ["skopeo", "copy", "--quiet", "--dest-tls-verify=false", "--digestfile",
+         str(digest_file), f"oci:{layout}:seed", f"docker://{tagged}"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return digest_file.read_text().strip()
 
 
 def test_a_release_tag_names_the_released_digest(pushed):
@@ -94,3 +100,36 @@ def test_a_tag_the_registry_would_refuse_is_refused_first(tag):
 def test_only_an_image_pinned_by_digest_is_tagged():
     with pytest.raises(DeliveryError, match="not an image pinned by digest"):
         tag_in_registry("127.0.0.1:5000/x:latest", "v1", tls_verify=False)
+
+
+CONFIG = """\
+build:
+  # followed by `make pin-base-image`
+  base_image: {value}  # the pin
+  python_version: "3.11"
+"""
+
+
+def test_the_base_image_pin_follows_its_tag_to_the_digest_the_registry_serves(pushed, tmp_path):
+    name, digest = pushed.split("@")
+    config = tmp_path / "delivery.yaml"
+    config.write_text(CONFIG.format(value=f"{name}:seed"))
+
+    assert base_image.pin(config) == (f"{name}:seed", f"{name}:seed@{digest}")
+    assert config.read_text() == CONFIG.format(value=f"{name}:seed@{digest}")
+    assert base_image.pin(config) == (f"{name}:seed@{digest}",) * 2
+
+    tiny_image(tmp_path / "newer", layer_content=b"\1" * 1024)
+    moved = push(tmp_path / "newer", f"{name}:seed")
+    assert moved != digest
+    assert base_image.pin(config)[1] == f"{name}:seed@{moved}"
+    assert config.read_text() == CONFIG.format(value=f"{name}:seed@{moved}")
+
+
+def test_a_tag_the_registry_lacks_leaves_the_pin_alone(pushed, tmp_path):
+    name, digest = pushed.split("@")
+    config = tmp_path / "delivery.yaml"
+    config.write_text(CONFIG.format(value=f"{name}:gone@{digest}"))
+    with pytest.raises(DeliveryError, match=f"resolving {name}:gone"):
+        base_image.pin(config)
+    assert config.read_text() == CONFIG.format(value=f"{name}:gone@{digest}")
