@@ -128,6 +128,9 @@ promote: keys ## Deploy IMAGE (default: latest build) to TO=<env> and run its ga
 rollback: keys ## Put ENV's previous release back, with the rollback checks
 	$(BIN)/sentiment rollback $(call quoted,ENV)
 
+tag-release: setup ## Tag ENV's current release in the registry (when the promotion does not)
+	$(BIN)/sentiment registry tag-release $(call quoted,ENV)
+
 history: setup ## ENV's promotion ledger
 	$(BIN)/sentiment history $(call quoted,ENV)
 

@@ -168,6 +168,16 @@ def registry_stop() -> None:
     click.echo("registry stopped" if stopped else "no registry started by this tool is running")
 
 
+@registry.command("tag-release")
+@environment_argument
+@reports_errors
+def registry_tag_release(environment: str) -> None:
+    """Tag ENV's current release in the registry (REGISTRY/NAME:vX.Y.Z on its digest), as
+    the verified ledger and evidence name them. For registry.tag_releases: false."""
+    with workspace() as space:
+        click.echo(space.promoter.tag_current_release(environment))
+
+
 @click.group("base-image")
 def base_image() -> None:
     """The image the service image is built FROM (config/delivery.yaml build.base_image)."""

@@ -26,6 +26,7 @@ class RegistrySettings(Section):
     repository: str = Field(pattern=r"^[a-z0-9]+([._/-][a-z0-9]+)*$")
     tls_verify: bool
     local_server: bool
+    tag_releases: bool
 
     @property
     def host(self) -> str:

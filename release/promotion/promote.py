@@ -23,6 +23,7 @@ from gates.subject import Subject
 from promotion.ledger import DEPLOYING, FAILED, RELEASED, Ledger, LedgerEntry
 from promotion.policy import ROLLBACK_GATE, Policy
 from promotion.rules import (
+    PromotionRefusedError,
     ReleaseTags,
     RollbackRefusedError,
     check_ledger,
@@ -30,6 +31,7 @@ from promotion.rules import (
     release_tag,
     required_evidence,
     rollback_image,
+    vouched_image,
 )
 from support.clock import utc_now
 from support.errors import ReleaseError
@@ -67,6 +69,9 @@ class Promoter:
     # Names a released image in the registry: (image by digest, release tag) -> reference.
     tag_release: Callable[[str, str], str]
     log: Callable[[str], None] = field(default=lambda message: None)
+    # False: a release is tagged afterwards by `tag_current_release`, run where a registry
+    # write is allowed (on GitHub, a job of its own: the gates here run with a read token).
+    tag_on_release: bool = True
 
     def promote(self, target: str, reference: str, given_tag: str | None = None) -> Outcome:
         environment = self.policy.environment(target)
@@ -86,7 +91,10 @@ class Promoter:
             )  # fmt: skip
             outcome = Outcome(entry, evidence)
             if outcome.released and tag is not None:
-                self._tag_release(outcome, subject, tag)
+                if self.tag_on_release:
+                    self._tag_release(outcome, subject, tag)
+                else:
+                    self.log(f"{target}: `sentiment registry tag-release {target}` tags it")
             if not outcome.released and environment.on_gate_failure == "rollback":
                 self.log(f"{target}: the gate failed; rolling back to the previous release")
                 try:
@@ -106,6 +114,32 @@ class Promoter:
         except ReleaseError as error:
             outcome.registry_tag_error = str(error)
             self.log(f"{outcome.entry.environment}: RELEASED, NOT TAGGED IN THE REGISTRY: {error}")
+
+    def tag_current_release(self, environment: str) -> str:
+        """Tags `environment`'s current release in the registry with its release tag; the
+        reference. Image and tag come from the verified ledger, never from the caller, so
+        the job allowed to write to the registry has nothing to be talked into."""
+        self.policy.environment(environment)
+        refused = f"refusing to tag {environment}'s release"
+        with self.ledger.locked(environment, self.policy.lock_timeout_seconds):
+            check_ledger(environment, self.ledger, self.store)
+            entries = self.ledger.entries(environment)
+            releases = self.ledger.releases(environment)
+            last = entries[-1] if entries else None
+            if last is None or not last.released or last.digest != releases[-1].digest:
+                raise PromotionRefusedError(
+                    f"{refused}: its last ledger entry is not a release (see `sentiment "
+                    f"history {environment}`)"
+                )
+            current = releases[-1]
+            if current.release_tag is None:
+                raise PromotionRefusedError(
+                    f"{refused}: ledger entry #{current.sequence} has no release tag"
+                )
+            image = vouched_image(environment, current, self.store, self.repository, refused)
+        tagged = self.tag_release(image, current.release_tag)
+        self.log(f"{environment}: tagged {current.digest} {tagged}")
+        return tagged
 
     def rollback(self, environment: str) -> Outcome:
         self.policy.environment(environment)

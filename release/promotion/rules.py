@@ -171,35 +171,53 @@ def rollback_image(
     environment: str, target: LedgerEntry | None, store: EvidenceStore, repository: str
 ) -> str:
     """The image a rollback of `environment` puts back: `target`'s (the ledger's rollback
-    target). RollbackRefusedError when there is none, or it is not an image of the
-    configured repository, or no passing gate of this environment vouches for its digest."""
+    target). RollbackRefusedError when there is none, or it is not vouched for."""
     refused = f"refusing to roll {environment} back"
     if target is None or target.image is None:
         raise RollbackRefusedError(
             f"{refused}: it has no earlier release (see `sentiment history {environment}`); "
             "what runs stays"
         )
-    match = PINNED.fullmatch(target.image)
-    if match is None or match["name"] != repository or match["digest"] != target.digest:
+    return vouched_image(environment, target, store, repository, refused, "; what runs stays")
+
+
+def vouched_image(
+    environment: str,
+    entry: LedgerEntry,
+    store: EvidenceStore,
+    repository: str,
+    refused: str,
+    consequence: str = "",
+) -> str:
+    """`entry`'s image, if it is an image of the configured repository that a passing gate
+    of `environment` vouched for (RollbackRefusedError, "`refused`: why`consequence`",
+    otherwise): a ledger line alone never names an image to act on."""
+    match = PINNED.fullmatch(entry.image or "")
+    if match is None or match["name"] != repository or match["digest"] != entry.digest:
         raise RollbackRefusedError(
-            f"{refused}: ledger entry #{target.sequence} names {target.image}, not an image of "
-            f"{repository} (config/delivery.yaml registry); what runs stays"
+            f"{refused}: ledger entry #{entry.sequence} names {entry.image}, not an image of "
+            f"{repository} (config/delivery.yaml registry){consequence}"
         )
     why = ""
     try:
-        record = store.get(target.evidence) if target.evidence else None
+        record = store.get(entry.evidence) if entry.evidence else None
     except ReleaseError as error:
         record, why = None, f": {error}"
     vouches = (
         record is not None and record.passed and record.environment == environment
-        and record.subject.digest == target.digest
+        and record.subject.digest == entry.digest
     )  # fmt: skip
     if not vouches:
         raise RollbackRefusedError(
-            f"{refused}: no passing {environment} gate vouches for {target.digest} (ledger "
-            f"entry #{target.sequence} relies on evidence {target.evidence}{why}); what runs stays"
+            f"{refused}: no passing {environment} gate vouches for {entry.digest} (ledger "
+            f"entry #{entry.sequence} relies on evidence {entry.evidence}{why}){consequence}"
         )
-    return target.image
+    return match.string
+
+
+# What an outcome entry says of its own; the rest repeats its "deploying" entry, which the
+# gate's signed record anchors by hash.
+OUTCOME_OWN = {"sequence", "previous", "result", "evidence", "at"}
 
 
 def check_ledger(environment: str, ledger: Ledger, store: EvidenceStore) -> None:
@@ -217,6 +235,14 @@ def check_ledger(environment: str, ledger: Ledger, store: EvidenceStore) -> None
             raise LedgerTamperedError(
                 f"{where}: entry #{entry.sequence} records an outcome with no deploy of "
                 f"{entry.digest} before it; nothing relies on this ledger"
+            )
+        deployed, recorded = (e.model_dump(exclude=OUTCOME_OWN) for e in (before, entry))
+        if deployed != recorded:
+            differ = ", ".join(sorted(k for k in deployed if deployed[k] != recorded[k]))
+            raise LedgerTamperedError(
+                f"{where}: entry #{entry.sequence} records another deploy than entry "
+                f"#{before.sequence}, the one its gate followed ({differ}); nothing relies "
+                "on this ledger"
             )
         try:
             record = store.get(entry.evidence or "")

@@ -216,6 +216,7 @@ class Workspace:
                 image, tag, self.delivery.registry.tls_verify
             ),
             log=self.log,
+            tag_on_release=self.delivery.registry.tag_releases,
         )
 
     def pipeline(self) -> Pipeline:

@@ -155,9 +155,17 @@ def first_release(**changes):
     ("tamper", "refusal"),
     [
         (
-            # Recomputing the chain does not help: the later signed gate names the old hash.
+            # Recomputing the chain does not help: the outcome no longer repeats its deploy,
             lambda p: rechain(p, first_release(image=f"evil.example/x@{A.digest}")),
-            "entry #4 (released, " + B.digest + ") is not what evidence",
+            "entry #2 records another deploy than entry #1, the one its gate followed (image)",
+        ),
+        (
+            # and when both are rewritten, its signed gate names the deploy's old hash.
+            lambda p: rechain(p, lambda entries: [
+                {**entry, "image": f"evil.example/x@{A.digest}"} if index < 2 else entry
+                for index, entry in enumerate(entries)
+            ]),
+            "entry #2 (released, " + A.digest + ") is not what evidence",
         ),
         (
             lambda p: rechain(p, first_release(evidence=None)),
@@ -184,8 +192,8 @@ def first_release(**changes):
             "(entry #4) does not follow the line before it",
         ),
     ],
-    ids=["rechained foreign image", "no evidence", "another digest", "truncated", "evidence gone",
-         "a line replayed"],
+    ids=["rechained foreign image", "rechained foreign deploy", "no evidence", "another digest",
+         "truncated", "evidence gone", "a line replayed"],
 )  # fmt: skip
 def test_a_rollback_puts_back_only_a_verified_image_from_a_ledger_that_holds(
     promoter, tamper, refusal
@@ -323,4 +331,73 @@ def test_only_a_release_is_tagged(promoter):
     staged(promoter, B)
     Scripted.FAILING.add(("prod", B.digest))
     assert promoter.promote("prod", B.image).registry_tag is None
+    assert promoter.tag_release.written == {}
+
+
+@pytest.fixture
+def tagged_later(promoter):
+    """A promoter that leaves release tags to `tag_current_release` (GitHub's set-up)."""
+    promoter.tag_on_release = False
+    return promoter
+
+
+def test_a_release_left_to_the_tag_job_is_tagged_from_the_verified_ledger(tagged_later):
+    promoter = tagged_later
+    staged(promoter, A, B)
+    outcome = promoter.promote("prod", A.image)
+    assert outcome.released
+    assert (outcome.registry_tag, outcome.registry_tag_error) == (None, None)
+    assert promoter.tag_release.written == {}
+    assert promoter.tag_current_release("prod") == f"{REPOSITORY}:v1"
+    assert promoter.tag_release.written == {f"{REPOSITORY}:v1": A.image}
+    # After a failed release and its automatic rollback, the release is A's again.
+    Scripted.FAILING.add(("prod", B.digest))
+    assert promoter.promote("prod", B.image).rollback.released
+    promoter.tag_release.written.clear()
+    assert promoter.tag_current_release("prod") == f"{REPOSITORY}:v1"
+    assert promoter.tag_release.written == {f"{REPOSITORY}:v1": A.image}
+
+
+def test_only_a_current_release_is_tagged(tagged_later):
+    promoter = tagged_later
+    with pytest.raises(PromotionRefusedError, match="its last ledger entry is not a release"):
+        promoter.tag_current_release("prod")
+    staged(promoter, A)
+    Scripted.FAILING.add(("prod", A.digest))
+    promoter.promote("prod", A.image)  # failed, and nothing to roll back to
+    with pytest.raises(PromotionRefusedError, match="its last ledger entry is not a release"):
+        promoter.tag_current_release("prod")
+    evidence(promoter.store, "test", B)
+    promoter.promote("stage", B.image)
+    with pytest.raises(PromotionRefusedError, match="entry #2 has no release tag"):
+        promoter.tag_current_release("stage")
+    assert promoter.tag_release.written == {}
+
+
+@pytest.mark.parametrize(
+    ("tamper", "refusal"),
+    [
+        (
+            lambda p: rechain(p, first_release(image=f"evil.example/x@{A.digest}")),
+            "entry #2 records another deploy than entry #1, the one its gate followed (image)",
+        ),
+        (
+            lambda p: rechain(p, first_release(release_tag="v2")),
+            "entry #2 records another deploy than entry #1, the one its gate followed "
+            "(release_tag)",
+        ),
+        (
+            lambda p: (p.store.root / f"{p.ledger.entries('prod')[1].evidence}.json").unlink(),
+            "entry #2 relies on evidence that does not count (no evidence",
+        ),
+    ],
+    ids=["foreign image", "another tag", "evidence gone"],
+)  # fmt: skip
+def test_a_tag_is_written_only_for_what_verified_evidence_released(tagged_later, tamper, refusal):
+    promoter = tagged_later
+    staged(promoter, A)
+    promoter.promote("prod", A.image)
+    tamper(promoter)
+    with pytest.raises(ReleaseError, match=re.escape(refusal)):
+        promoter.tag_current_release("prod")
     assert promoter.tag_release.written == {}

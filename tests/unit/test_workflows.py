@@ -220,7 +220,7 @@ def test_permissions_are_least_privilege():
                 # Only deploy.yml's publish-state job pushes the delivery-state branch.
                 assert job.get("uses") == DEPLOY
             elif writes == {"packages"}:
-                assert (name, job_id) == ("ci.yml", "pull-request"), "only the builds push images"
+                assert (name, job_id) in {("ci.yml", "pull-request"), ("release.yml", "tag")}
             elif writes == {"packages", "id-token", "attestations"}:
                 assert (name, job_id) == ("ci.yml", "dev"), "only main's build attests"
             else:
@@ -236,8 +236,8 @@ def test_deployments_go_through_one_job_that_never_overlaps_itself():
             if re.search(r"make (promote|rollback)\b", step.get("run", "")):
                 assert name == "deploy.yml", f"{name} promotes outside deploy.yml"
     # A pull request runs its image only in a container of its own job.
-    smoke = step_named(load("ci.yml"), "Run the image in a container of this job and smoke-test it")
-    assert smoke["env"]["DELIVERY_DEPLOY__TARGET"] == "local"
+    run = step_named(load("ci.yml"), "Run the image in a container of this job")
+    assert run["env"]["DELIVERY_DEPLOY__TARGET"] == "local"
 
 
 def test_pull_requests_touch_no_environment_and_no_secret():
@@ -259,7 +259,7 @@ def test_no_checkout_keeps_a_token_and_only_the_state_steps_get_one():
     assert checkouts
     assert all(step["with"]["persist-credentials"] is False for step in checkouts)
     read_only = {
-        "GHCR settings and login",  # a packages token, for docker
+        "docker login ghcr.io",  # a packages token, for docker (held as the next tests say)
         "The image was built by this repository's CI (its build provenance)",  # gh, reading
     }
     given = [
@@ -370,3 +370,49 @@ def test_the_venv_cache_is_keyed_on_everything_make_setup_reads():
     for path in prerequisites:
         assert f"'{path}'" in cache["with"]["key"], f"{path} is not in the cache key"
     assert cache["with"]["path"] == ".venv"
+
+
+LOGIN = "./.github/actions/registry-login"
+LOGOUT = "docker logout ghcr.io"
+# What runs tests or third-party tools: never while a registry write token is held.
+TESTS = re.compile(r"make (gate|smoke|model|train|unit|integration|container|test|lint|promote"
+                   r"|rollback|pipeline)\b")  # fmt: skip
+
+
+def test_a_registry_write_token_is_held_only_around_a_push_or_a_tag():
+    setup = (ROOT / ".github" / "actions" / "setup" / "action.yml").read_text()
+    assert "docker login" not in setup
+    jobs = [(f"{name}/{job_id}", job) for name, document in all_workflows().items()
+            for job_id, job in document["jobs"].items()]  # fmt: skip
+    writers = [(where, job) for where, job in jobs
+               if job.get("permissions", {}).get("packages") == "write"]  # fmt: skip
+    assert {where for where, _ in writers} == {
+        "ci.yml/dev",
+        "ci.yml/pull-request",
+        "release.yml/tag",
+    }
+    for where, job in writers:
+        steps = job["steps"]
+        logins = [i for i, step in enumerate(steps) if step.get("uses") == LOGIN]
+        logouts = [i for i, step in enumerate(steps) if step.get("run") == LOGOUT]
+        assert len(logins) == len(logouts) == 1, where
+        login, logout = logins[0], logouts[0]
+        assert login < logout, where
+        assert steps[logout]["if"] == "${{ always() && !env.ACT }}", where
+        held = steps[login:logout]
+        assert any(re.search(r"make (build|tag-release)\b", s.get("run", "")) for s in held)
+        for step in held:
+            assert not TESTS.search(step.get("run", "")), f"{where}: {step.get('name')}"
+
+
+def test_every_job_that_touches_images_logs_in_first():
+    for name, document in all_workflows().items():
+        for job_id, job in document["jobs"].items():
+            steps = job.get("steps", [])
+            touches = [i for i, s in enumerate(steps)
+                       if re.search(r"make (build|deploy|promote|rollback|tag-release)\b",
+                                    s.get("run", ""))]  # fmt: skip
+            if touches:
+                logins = [i for i, s in enumerate(steps) if s.get("uses") == LOGIN]
+                assert logins, f"{name}/{job_id}"
+                assert logins[0] < touches[0], f"{name}/{job_id}"
