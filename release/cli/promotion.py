@@ -1,5 +1,5 @@
-"""`sentiment gate|promote|rollback|history|evidence|pipeline|release-candidate|state|policy`:
-evidence-driven promotion, as config/promotion.yaml says."""
+"""`sentiment gate|promote|rollback|history|evidence|pipeline|release-candidate|superseded|
+state|policy`: evidence-driven promotion, as config/promotion.yaml says."""
 
 import json
 import sys
@@ -240,4 +240,22 @@ def policy_release_environment() -> None:
     click.echo(workspace().policy.release_environment().name)
 
 
-COMMANDS = (gate, promote, rollback, history, evidence, pipeline, release_candidate, state, policy)
+@click.command()
+@environment_argument
+@image_option
+@reports_errors
+def superseded(environment: str, image: str | None) -> None:
+    """Print "true" when a newer commit's image already runs in ENV or is its release, so
+    IMAGE (default: the latest build) stops here, else "false"; why, on stderr. CI's deploy
+    job asks before it deploys a queued run's image."""
+    with workspace() as space:
+        why = space.superseded(environment, image)
+    if why:
+        click.echo(f"SUPERSEDED: {why}", err=True)
+    click.echo("true" if why else "false")
+
+
+COMMANDS = (
+    gate, promote, rollback, history, evidence, pipeline, release_candidate, superseded, state,
+    policy,
+)  # fmt: skip

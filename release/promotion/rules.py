@@ -82,17 +82,45 @@ def not_older_than_the_release(
     is the way back. Another build of the same commit, or of a commit on another line of
     history, may follow."""
     releases = ledger.releases(target)
-    if not releases or releases[-1].git_commit is None:
+    current = releases[-1] if releases else None
+    if current is None or current.git_commit is None:
         return
-    current = releases[-1]
-    older, newer = subject.git_commit.removesuffix("-dirty"), current.git_commit or ""
-    if history.is_ancestor(older, newer.removesuffix("-dirty")):
+    if _precedes(subject.git_commit, current.git_commit, history):
         raise PromotionRefusedError(
             f"refusing to promote to {target}: image {subject.digest} is of commit "
-            f"{older[:12]}, older than {newer[:12]}, whose image {current.digest} is "
-            f"{target}'s release (ledger #{current.sequence}); promotions only move forward: "
-            f"`sentiment rollback {target}` goes back"
+            f"{_bare(subject.git_commit)[:12]}, older than {_bare(current.git_commit)[:12]}, "
+            f"whose image {current.digest} is {target}'s release (ledger #{current.sequence}); "
+            f"promotions only move forward: `sentiment rollback {target}` goes back"
         )
+
+
+def superseded(
+    target: str, subject: Subject, running: Subject | None, ledger: Ledger, history: ReleaseTags
+) -> str | None:
+    """Why `subject` has been superseded in `target`, or None: an image of a newer commit
+    already runs there (`running`) or is its release. A run of an earlier merge that comes
+    late then stops there, and says so, instead of failing or moving `target` back."""
+    releases = ledger.releases(target)
+    found = [("runs", running.git_commit, running.digest)] if running else []
+    if releases and releases[-1].git_commit:
+        found.append(("has as its release", releases[-1].git_commit, releases[-1].digest))
+    for what, commit, digest in found:
+        if _precedes(subject.git_commit, commit, history):
+            return (
+                f"{target} already {what} image {digest} of commit {_bare(commit)[:12]}, which "
+                f"follows {_bare(subject.git_commit)[:12]} (image {subject.digest}) on the "
+                "branch: that newer commit goes on instead"
+            )
+    return None
+
+
+def _bare(commit: str) -> str:
+    return commit.removesuffix("-dirty")
+
+
+def _precedes(older: str, newer: str, history: ReleaseTags) -> bool:
+    """`older` comes before `newer` in history (another build of one commit does not)."""
+    return _bare(older) != _bare(newer) and history.is_ancestor(_bare(older), _bare(newer))
 
 
 def release_tag(

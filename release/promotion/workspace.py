@@ -17,7 +17,7 @@ from delivery.kubernetes import Kubernetes
 from delivery.local import LocalContainers
 from delivery.manifests import required_tool
 from delivery.records import BuildRecord, Records
-from delivery.references import pinned_reference
+from delivery.references import PINNED, pinned_reference
 from delivery.registry_server import LocalRegistry
 from delivery.registry_tags import tag_in_registry
 from delivery.targets import DeployTarget
@@ -31,6 +31,7 @@ from promotion.ledger import Ledger
 from promotion.pipeline import Pipeline, PipelineReport
 from promotion.policy import Policy, load_policy
 from promotion.promote import Promoter
+from promotion.rules import superseded
 from promotion.state_branch import StateBranch
 from service.settings import ConfigError, Settings, load_settings
 from support.errors import ReleaseError
@@ -218,6 +219,23 @@ class Workspace:
             log=self.log,
             tag_on_release=self.delivery.registry.tag_releases,
         )
+
+    def superseded(self, environment: str, image: str | None) -> str | None:
+        """Why the image may not go on to `environment` because a newer commit is there
+        already (promotion.rules.superseded), or None. What runs there is read from the
+        target and its image's labels; a running image that cannot be read counts as none."""
+        self.policy.environment(environment)
+        reference = self.image_reference(image)
+        self.ensure_registry()
+        subject = image_subject(self.engine, reference)
+        running = None
+        running_image = self.target.status(environment).image
+        if running_image and PINNED.fullmatch(running_image) and running_image != reference:
+            try:
+                running = image_subject(self.engine, running_image)
+            except ReleaseError as error:
+                self.log(f"{environment}: what runs ({running_image}) cannot be read: {error}")
+        return superseded(environment, subject, running, self.ledger, self.git)
 
     def pipeline(self) -> Pipeline:
         return Pipeline(

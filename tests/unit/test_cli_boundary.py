@@ -37,7 +37,7 @@ def run(monkeypatch, tmp_path):
     "command",
     [["deploy", "{}"], ["undeploy", "{}"], ["smoke", "{}"], ["rollback", "{}"], ["history", "{}"],
      ["gate", "{}"], ["render", "{}"], ["promote", "--to", "{}"], ["pipeline", "--until", "{}"],
-     ["policy", "github-environment", "{}"]],
+     ["policy", "github-environment", "{}"], ["registry", "tag-release", "{}"]],
 )  # fmt: skip
 def test_an_environment_must_be_one_of_the_policy(run, command, value):
     result = run(*[part.replace("{}", value) for part in command])

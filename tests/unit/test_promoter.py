@@ -8,7 +8,7 @@ import re
 import pytest
 
 from promotion.ledger import LedgerTamperedError, PromotionBusyError
-from promotion.rules import PromotionRefusedError
+from promotion.rules import PromotionRefusedError, superseded
 from promotion.status import environments_status
 from support.errors import ReleaseError
 from tests.unit.promotion_fakes import (
@@ -401,3 +401,26 @@ def test_a_tag_is_written_only_for_what_verified_evidence_released(tagged_later,
     with pytest.raises(ReleaseError, match=re.escape(refusal)):
         promoter.tag_current_release("prod")
     assert promoter.tag_release.written == {}
+
+
+def test_an_image_is_superseded_where_a_newer_commit_runs_or_is_released(promoter):
+    history = promoter.tags
+    history.before |= {(A.git_commit, B.git_commit), (B.git_commit, C.git_commit),
+                       (A.git_commit, C.git_commit)}  # fmt: skip
+    ledger = promoter.ledger
+    assert superseded("prod", A, None, ledger, history) is None  # nothing there yet
+    assert superseded("prod", A, B, ledger, history) == (
+        f"prod already runs image {B.digest} of commit {B.git_commit[:12]}, which follows "
+        f"{A.git_commit[:12]} (image {A.digest}) on the branch: that newer commit goes on instead"
+    )
+    assert superseded("prod", C, B, ledger, history) is None  # the newer one goes ahead
+    rebuilt = subject(1).model_copy(update={"digest": f"sha256:{'e' * 64}"})
+    assert superseded("prod", rebuilt, A, ledger, history) is None  # a rebuild of one commit
+    assert superseded("prod", A, subject(1, dirty=True), ledger, history) is None
+    assert superseded("prod", subject(4), B, ledger, history) is None  # another line of history
+
+    staged(promoter, B)
+    promoter.promote("prod", B.image)
+    why = superseded("prod", A, None, ledger, history)
+    assert why.startswith(f"prod already has as its release image {B.digest}")
+    assert superseded("stage", A, None, ledger, history) is None  # per environment

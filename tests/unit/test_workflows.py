@@ -132,13 +132,16 @@ def test_every_deploy_runs_in_the_github_environment_the_policy_names():
     assert "environment" not in jobs["plan"]  # the plan itself holds no secret
 
 
-def run_script(step: dict, env: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess:
+def run_script(
+    step: dict, env: dict[str, str], tmp_path: Path, cwd: Path = ROOT
+) -> subprocess.CompletedProcess:
     """A run: step's script executed by bash here, as the runner would, with its env."""
-    files = {name: tmp_path / name for name in ("GITHUB_ENV", "GITHUB_OUTPUT")}
+    files = {name: tmp_path / name for name in ("GITHUB_ENV", "GITHUB_OUTPUT",
+                                                "GITHUB_STEP_SUMMARY")}  # fmt: skip
     for path in files.values():
         path.write_text("")
     return subprocess.run(
-        ["bash", "-e", "-c", step["run"]], cwd=ROOT, capture_output=True, text=True, check=False,
+        ["bash", "-e", "-c", step["run"]], cwd=cwd, capture_output=True, text=True, check=False,
         env={**os.environ, "RUNNER_TEMP": str(tmp_path), **{k: str(v) for k, v in files.items()},
              **env},
     )  # fmt: skip
@@ -416,3 +419,87 @@ def test_every_job_that_touches_images_logs_in_first():
                 logins = [i for i, s in enumerate(steps) if s.get("uses") == LOGIN]
                 assert logins, f"{name}/{job_id}"
                 assert logins[0] < touches[0], f"{name}/{job_id}"
+
+
+# A newer commit supersedes an older one; nothing is lost without a word.
+
+
+def test_every_commit_on_main_runs_to_its_own_end_and_its_deploys_queue():
+    ci = load("ci.yml")
+    group = ci["concurrency"]["group"]
+    assert group == "ci-${{ github.event_name == 'pull_request' && github.ref || github.sha }}"
+    assert ci["concurrency"]["cancel-in-progress"] == "${{ github.event_name == 'pull_request' }}"
+    deploy = load("deploy.yml")
+    assert deploy["on"]["workflow_call"]["outputs"]["superseded"]["value"] == (
+        "${{ jobs.deploy.outputs.superseded }}"
+    )
+    job = deploy["jobs"]["deploy"]
+    assert job["outputs"]["superseded"] == "${{ steps.order.outputs.superseded }}"
+    order = next(i for i, step in enumerate(job["steps"]) if step.get("id") == "order")
+    for i, step in enumerate(job["steps"]):
+        if re.search(r"make (deploy|promote)\b", step.get("run", "")):
+            assert i > order
+            assert "steps.order.outputs.superseded != 'true'" in step["if"], step["name"]
+    # A promotion that follows a superseded one does not run for that image.
+    jobs = ci["jobs"]
+    for job_id, caller in jobs.items():
+        if caller.get("uses") == DEPLOY and caller["with"]["operation"] == "promote":
+            before = next(n for n in _needs(caller) if jobs[n].get("uses") == DEPLOY)
+            assert f"needs.{before}.outputs.superseded != 'true'" in caller["if"], job_id
+
+
+@pytest.fixture
+def fake_cli(tmp_path):
+    """A checkout whose `.venv/bin/sentiment superseded` answers as told, logging its args."""
+    checkout = tmp_path / "checkout"
+    (checkout / ".venv" / "bin").mkdir(parents=True)
+    cli = checkout / ".venv" / "bin" / "sentiment"
+
+    def answering(answer: str) -> Path:
+        cli.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > "{tmp_path}/args"\necho {answer}\n')
+        cli.chmod(0o755)
+        return checkout
+
+    return answering
+
+
+@pytest.mark.parametrize("answer", ["true", "false"])
+def test_the_order_step_passes_the_image_as_one_argument_and_says_when_it_stops(
+    tmp_path, fake_cli, answer
+):
+    step = step_named(load("deploy.yml"), "Is a newer commit already in ${{ inputs.environment }}?")
+    image = f"127.0.0.1:5000/x@sha256:{'a' * 64}; touch pwned"
+    done = run_script(step, {"ENV": "test", "IMAGE": image}, tmp_path, cwd=fake_cli(answer))
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "args").read_text().splitlines() == ["superseded", "test", "--image", image]
+    assert (tmp_path / "GITHUB_OUTPUT").read_text() == f"superseded={answer}\n"
+    summary = (tmp_path / "GITHUB_STEP_SUMMARY").read_text()
+    assert ("**Superseded in test**" in summary) == (answer == "true")
+    assert not (tmp_path / "checkout" / "pwned").exists()
+
+
+def test_the_outcome_job_shows_a_commit_a_newer_one_overtook_as_superseded(tmp_path):
+    step = step_named(load("ci.yml"), "Each environment's outcome for this commit")
+    needs = {
+        "dev": {"result": "success", "outputs": {"image": "x"}},
+        "deploy-dev": {"result": "success", "outputs": {"superseded": "false"}},
+        "test": {"result": "success", "outputs": {"superseded": "true"}},
+        "stage": {"result": "skipped", "outputs": {}},
+    }
+    done = run_script(step, {"NEEDS": json.dumps(needs), "GITHUB_SHA": "ab" * 20}, tmp_path)
+    assert done.returncode == 0, done.stderr
+    rows = (tmp_path / "GITHUB_STEP_SUMMARY").read_text().splitlines()
+    assert rows[0] == f"## Where commit {'ab' * 6} went"
+    assert rows[3:] == [
+        "| dev | success |",
+        "| test | superseded: a newer commit was already there |",
+        "| stage | not reached |",
+    ]
+    needs["test"] = {"result": "cancelled", "outputs": {}}
+    done = run_script(step, {"NEEDS": json.dumps(needs), "GITHUB_SHA": "ab" * 20}, tmp_path)
+    assert (
+        "| test | superseded: a newer commit took its place in the deploy queue"
+        in (tmp_path / "GITHUB_STEP_SUMMARY").read_text()
+    )
+    assert load("ci.yml")["jobs"]["outcome"]["needs"] == ["dev", "deploy-dev", *promotion_chain(
+        load("ci.yml"))]  # fmt: skip
