@@ -2,6 +2,7 @@
 
 import json
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
@@ -21,11 +22,18 @@ def metric_value(text: str, sample: str) -> float:
 def test_metrics_are_summed_across_workers(own_server, trained_registry, tmp_path):
     server = own_server(tmp_path, trained_registry, workers=2)
     sent = 0
-    # A new connection each time; the kernel decides which worker accepts it, so keep
-    # going (at least 40, at most 400) until both have answered.
-    while sent < 40 or (len(list(server.metrics_dir.glob("counter_*.db"))) < 2 and sent < 400):
+
+    def predict(_: int) -> None:
         requests.post(f"{server.base_url}/predict/", json={"review": "I hate it"}, timeout=10)
-        sent += 1
+
+    # The kernel decides which worker accepts a connection, and one idle worker can take
+    # every request sent one after another. Four in flight at a time keep a sync worker
+    # busy, so the other one accepts; keep going (at least 40, at most 400) until both
+    # have answered.
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        while sent < 40 or (len(list(server.metrics_dir.glob("counter_*.db"))) < 2 and sent < 400):
+            list(pool.map(predict, range(8)))
+            sent += 8
     worker_files = {p.name for p in server.metrics_dir.glob("counter_*.db")}
     assert len(worker_files) >= 2, f"expected samples from both workers after {sent} requests"
     sample = 'sentiment_http_requests_total{method="POST",route="/predict/",status="200"}'
