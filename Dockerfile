@@ -12,7 +12,7 @@ ARG BASE_IMAGE
 FROM ${BASE_IMAGE} AS builder
 COPY wheels/ /wheels/
 # Serving needs neither the installers nor the libraries' own test suites and C headers
-# (numpy.testing stays: unpickling a scikit-learn model imports it).
+# (numpy.testing stays: unpickling a scikit-learn model, where the lock has one, imports it).
 # .pyc files are compiled here because the runtime root filesystem is read-only, and the
 # first requests are about a second slower without them.
 RUN python3 -m venv /opt/venv \

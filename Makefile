@@ -182,9 +182,12 @@ policy: setup ## The environments in promotion order, with their gates
 
 # The release tooling depends on the runtime, which no index has: its wheel stands in.
 lock: setup ## Re-pin requirements/*.lock from the two pyproject.toml files
-	$(PIP_COMPILE) --upgrade -o requirements/runtime.lock pyproject.toml
+	$(PIP_COMPILE) --upgrade --extra scikit-learn -o requirements/runtime-scikit-learn.lock \
+		pyproject.toml
+	$(PIP_COMPILE) -c requirements/runtime-scikit-learn.lock -o requirements/runtime.lock \
+		pyproject.toml
 	rm -rf build/lock-wheels && $(BIN)/pip wheel --quiet --no-deps -w build/lock-wheels .
-	$(PIP_COMPILE) --upgrade --extra dev -c requirements/runtime.lock \
+	$(PIP_COMPILE) --upgrade --extra dev -c requirements/runtime-scikit-learn.lock \
 		--find-links build/lock-wheels --unsafe-package sentiment-service \
 		--unsafe-package pip --unsafe-package setuptools \
 		-o requirements/dev.lock release/pyproject.toml

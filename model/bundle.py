@@ -1,4 +1,5 @@
-"""One bundle: a joblib model file and the metadata that vouches for it."""
+"""One bundle: a joblib model file, its compiled scorer where the model has a shape that
+scorer reproduces, and the metadata that vouches for both."""
 
 import hashlib
 import io
@@ -8,12 +9,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-import joblib
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from model.compiled import COMPILED_FILE, CompiledModelError, CompiledScorer
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
 FORMAT_VERSION = 1
+SHA256 = r"^[0-9a-f]{64}$"
+# auto: the compiled scorer where the bundle has one (no unpickling), else scikit-learn.
+Engine = Literal["auto", "compiled", "scikit-learn"]
 
 
 class BundleError(Exception):
@@ -28,6 +33,22 @@ class BundleIntegrityError(BundleError):
     """The bundle's files do not match what its metadata records."""
 
 
+class CompiledFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    file: Literal["scorer.json"] = COMPILED_FILE
+    sha256: str = Field(pattern=SHA256)
+
+
+class SampleScore(BaseModel):
+    """A review and the P(positive) scikit-learn gave it when the bundle was published."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    text: str
+    positive: float = Field(ge=0, le=1)
+
+
 class BundleMetadata(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -36,7 +57,7 @@ class BundleMetadata(BaseModel):
     created_at: datetime
     git_commit: str
     model_file: Literal["model.joblib"] = MODEL_FILE
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    sha256: str = Field(pattern=SHA256)
     # Class index -> label name, e.g. {"0": "negative", "1": "positive"}.
     labels: dict[str, str]
     threshold: float = Field(gt=0, lt=1)
@@ -45,13 +66,24 @@ class BundleMetadata(BaseModel):
     hyperparameters: dict[str, Any]
     metrics: dict[str, Any]
     libraries: dict[str, str]
+    compiled: CompiledFile | None = None
+    # Whichever engine scores, it must give these back first (model/scoring.py).
+    samples: list[SampleScore] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _compiled_has_samples(self) -> "BundleMetadata":
+        if self.compiled is not None and not self.samples:
+            raise ValueError("a compiled scorer comes with the samples it is checked on")
+        return self
 
 
 @dataclass(frozen=True)
 class LoadedBundle:
     path: Path
     metadata: BundleMetadata
-    model: Any
+    # The unpickled scikit-learn model, or the compiled scorer: one of the two.
+    model: Any | None
+    compiled: CompiledScorer | None = None
 
 
 def sha256_hex(data: bytes) -> str:
@@ -70,14 +102,34 @@ def read_metadata(bundle_dir: Path) -> BundleMetadata:
         raise BundleIntegrityError(f"{path} is not valid bundle metadata: {error}") from None
 
 
-def read_bundle(bundle_dir: Path) -> LoadedBundle:
-    """Loads the model only after its bytes match the sha256 in the metadata.
-
-    The bytes that were hashed are the bytes that get unpickled, so the file
-    cannot be swapped between the check and the load.
-    """
-    metadata, data = read_verified_bytes(bundle_dir)
+def read_bundle(bundle_dir: Path, engine: Engine = "auto") -> LoadedBundle:
+    """Loads the compiled scorer or the model once every file of the bundle matches its
+    sha256 in the metadata. The bytes that were hashed are the bytes that get read, so a
+    file cannot be swapped between the check and the load. With a compiled scorer,
+    nothing is unpickled."""
+    metadata = read_metadata(bundle_dir)
     model_path = bundle_dir / metadata.model_file
+    data = _verified_bytes(model_path, metadata.sha256)  # whole or not at all
+    if engine != "scikit-learn" and metadata.compiled is not None:
+        path = bundle_dir / metadata.compiled.file
+        data = _verified_bytes(path, metadata.compiled.sha256)
+        try:
+            compiled = CompiledScorer.from_bytes(data)
+        except CompiledModelError as error:
+            raise BundleIntegrityError(f"{path}: {error}") from None
+        return LoadedBundle(bundle_dir, metadata, None, compiled)
+    if engine == "compiled":
+        raise BundleError(
+            f"model {metadata.version} has no compiled scorer (its model has a shape "
+            "training/compile.py does not compile); serve it with scorer auto or scikit-learn"
+        )
+    try:
+        import joblib  # only for bundles served by scikit-learn
+    except ImportError:
+        raise BundleError(
+            f"model {metadata.version} needs scikit-learn and joblib, which are not installed "
+            "here, and has no compiled scorer"
+        ) from None
     try:
         model = joblib.load(io.BytesIO(data))
     except Exception as error:  # unpickling can fail in many ways; all mean "unusable"
@@ -88,15 +140,25 @@ def read_bundle(bundle_dir: Path) -> LoadedBundle:
 def read_verified_bytes(bundle_dir: Path) -> tuple[BundleMetadata, bytes]:
     """The metadata and the model file's bytes, once they match its recorded sha256."""
     metadata = read_metadata(bundle_dir)
-    model_path = bundle_dir / metadata.model_file
+    return metadata, _verified_bytes(bundle_dir / metadata.model_file, metadata.sha256)
+
+
+def read_verified_compiled(bundle_dir: Path, metadata: BundleMetadata) -> bytes | None:
+    """The compiled scorer's bytes, once they match their recorded sha256; None without."""
+    if metadata.compiled is None:
+        return None
+    return _verified_bytes(bundle_dir / metadata.compiled.file, metadata.compiled.sha256)
+
+
+def _verified_bytes(path: Path, recorded: str) -> bytes:
     try:
-        data = model_path.read_bytes()
+        data = path.read_bytes()
     except FileNotFoundError:
-        raise BundleNotFoundError(f"{model_path} does not exist") from None
+        raise BundleNotFoundError(f"{path} does not exist") from None
     actual = sha256_hex(data)
-    if actual != metadata.sha256:
+    if actual != recorded:
         raise BundleIntegrityError(
-            f"{model_path} has sha256 {actual} but its metadata records {metadata.sha256}; "
+            f"{path} has sha256 {actual} but its metadata records {recorded}; "
             "refusing to load a tampered or corrupted model"
         )
-    return metadata, data
+    return data

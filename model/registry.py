@@ -2,6 +2,7 @@
 
 Layout:
     <root>/versions/<version>/model.joblib
+    <root>/versions/<version>/scorer.json      the compiled scorer, where the model has one
     <root>/versions/<version>/metadata.json
     <root>/CURRENT                      the current version id
 This module reads it; the release tooling's training writes it (staged, then renamed
@@ -14,6 +15,7 @@ from pathlib import Path
 from model.bundle import (
     BundleMetadata,
     BundleNotFoundError,
+    Engine,
     LoadedBundle,
     read_bundle,
     read_metadata,
@@ -54,8 +56,8 @@ class ModelRegistry:
             raise BundleNotFoundError(f"model version {version} is not in {self.versions_dir}")
         return path
 
-    def load(self, version: str = "current") -> LoadedBundle:
-        return read_bundle(self.path_of(self.resolve(version)))
+    def load(self, version: str = "current", engine: Engine = "auto") -> LoadedBundle:
+        return read_bundle(self.path_of(self.resolve(version)), engine)
 
     def metadata(self, version: str = "current") -> BundleMetadata:
         """The bundle's metadata only (its model file is neither read nor verified)."""

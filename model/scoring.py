@@ -4,13 +4,16 @@ skew gate all score through here, so they cannot disagree."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from model.bundle import BundleMetadata, LoadedBundle
+from model.bundle import BundleIntegrityError, BundleMetadata, LoadedBundle
 
 POSITIVE_CLASS = 1
 # Class -> label name, as recorded in every bundle's metadata.
 LABELS = {"0": "negative", "1": "positive"}
+# How far a loaded model may score the bundle's samples from what scikit-learn gave them
+# at publish time: the compiled scorer, or another scikit-learn build, must be this exact.
+AGREEMENT_TOLERANCE = 1e-12
 
 
 def positive_scores(model: Any, texts: Sequence[str]) -> list[float]:
@@ -32,16 +35,28 @@ class Prediction:
 
 
 class Scorer:
-    """A loaded bundle and the rules to score with it."""
+    """A loaded bundle and the rules to score with it: its compiled scorer where it has
+    one, else its scikit-learn model. Either must first give back the scores recorded for
+    the bundle's samples, or the bundle is not used."""
 
     def __init__(self, bundle: LoadedBundle):
         self.metadata: BundleMetadata = bundle.metadata
         self._model = bundle.model
-        if POSITIVE_CLASS not in list(self._model.classes_):
+        self._compiled = bundle.compiled
+        self.engine: Literal["compiled", "scikit-learn"]
+        if self._compiled is not None:
+            self.engine = "compiled"
+            classes = list(self._compiled.classes)
+        else:
+            self.engine = "scikit-learn"
+            classes = list(self._model.classes_)
+        if POSITIVE_CLASS not in classes:
             raise ValueError(f"the model has no class {POSITIVE_CLASS} (positive) to score")
+        self._positive_is_second = classes.index(POSITIVE_CLASS) == 1
         if set(self.metadata.labels) != set(LABELS):
             raise ValueError(f"the bundle names labels {self.metadata.labels}, not {set(LABELS)}")
         self._labels = {int(key): name for key, name in self.metadata.labels.items()}
+        self._check_samples()
 
     @property
     def version(self) -> str:
@@ -49,7 +64,10 @@ class Scorer:
 
     def scores(self, texts: Sequence[str]) -> list[float]:
         """Scores a batch in one call: vectorizing texts together beats one at a time."""
-        return positive_scores(self._model, texts)
+        if self._compiled is None:
+            return positive_scores(self._model, texts)
+        second = self._compiled.scores(texts)
+        return second if self._positive_is_second else [1.0 - p for p in second]
 
     def predict(self, texts: Sequence[str]) -> list[Prediction]:
         threshold = self.metadata.threshold
@@ -61,3 +79,20 @@ class Scorer:
             )
             for score in self.scores(texts)
         ]
+
+    def _check_samples(self) -> None:
+        samples = self.metadata.samples
+        scores = self.scores([sample.text for sample in samples])
+        off = [
+            (sample, score)
+            for sample, score in zip(samples, scores, strict=True)
+            if not abs(score - sample.positive) <= AGREEMENT_TOLERANCE
+        ]
+        if off:
+            sample, score = off[0]
+            raise BundleIntegrityError(
+                f"model {self.version} scored by {self.engine} gives {len(off)} of "
+                f"{len(samples)} sample reviews another score than scikit-learn gave at "
+                f"publish time (e.g. {sample.text[:40]!r}: {score!r}, recorded "
+                f"{sample.positive!r}; tolerance {AGREEMENT_TOLERANCE:g}); not serving it"
+            )

@@ -73,7 +73,8 @@ def readyz() -> Response:
 @api.get("/v1/model")
 def model_info() -> Response:
     state = get_state()
-    metadata = state.ready_scorer().metadata
+    scorer = state.ready_scorer()
+    metadata = scorer.metadata
     build = state.settings.build
     response = schemas.ModelInfo(
         model=schemas.ModelDescription(
@@ -86,6 +87,7 @@ def model_info() -> Response:
             metrics=metadata.metrics,
             dataset=metadata.dataset,
             hyperparameters=metadata.hyperparameters,
+            scorer=scorer.engine,
         ),
         service=schemas.ServiceDescription(
             environment=state.settings.environment,

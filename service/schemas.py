@@ -1,7 +1,7 @@
 """Request and response shapes. They validate requests and generate the OpenAPI document."""
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -56,6 +56,8 @@ class ModelDescription(BaseModel):
     metrics: dict[str, Any]
     dataset: dict[str, Any]
     hyperparameters: dict[str, Any]
+    # What scores: "compiled" (the bundle's plain-array scorer) or "scikit-learn".
+    scorer: Literal["compiled", "scikit-learn"]
 
 
 class ServiceDescription(BaseModel):

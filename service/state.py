@@ -33,14 +33,18 @@ def load_scorer(settings: Settings) -> tuple[Scorer | None, str | None]:
     """Loads and verifies the configured bundle once; a bad bundle leaves the app not ready."""
     registry = ModelRegistry(settings.model.registry_dir)
     try:
-        bundle = registry.load(settings.model.version)
+        bundle = registry.load(settings.model.version, settings.model.scorer)
         scorer = Scorer(bundle)
     except (BundleError, ValueError, KeyError) as error:
         logger.error("model not loaded; the service stays not ready: %s", error)
         return None, str(error)
     logger.info(
         "model loaded",
-        extra={"model_version": scorer.version, "model_sha256": scorer.metadata.sha256},
+        extra={
+            "model_version": scorer.version,
+            "model_sha256": scorer.metadata.sha256,
+            "scorer": scorer.engine,
+        },
     )
     return scorer, None
 

@@ -41,6 +41,11 @@ def train(environment, data_dir, skip_bad_lines, if_missing) -> None:
         sys.exit(1)
     published = result.published
     click.echo(f"published model {published.version} (sha256 {published.sha256}) as current")
+    if published.compiled is not None:
+        compiled = published.compiled
+        click.echo(f"compiled scorer {compiled.file} (sha256 {compiled.sha256})")
+    else:
+        click.echo(f"no compiled scorer ({result.not_compiled}): scikit-learn will serve it")
 
 
 @click.command()

@@ -1,7 +1,9 @@
 """`build`: model bundle + locked wheels + config -> one image, pushed, recorded by digest.
 
 The image gets the serving runtime only (the project's root distribution and the
-runtime lock); the release tooling never enters it.
+runtime lock); the release tooling never enters it. A bundle with a compiled scorer is
+served without scikit-learn, numpy, scipy or unpickling (requirements/runtime.lock); one
+without gets them (runtime-scikit-learn.lock).
 """
 
 import hashlib
@@ -64,10 +66,13 @@ def assemble_context(
     delivery: DeliverySettings,
     project: Project,
     registry: ModelRegistry,
+    version: str,
     wheelhouse: Path,
+    lock: Path,
     environments: Iterable[str],
 ) -> tuple[Path, ModelRef]:
-    """The build context: Dockerfile, wheels/, config/, models/ (one bundle). Nothing else."""
+    """The build context: Dockerfile, wheels/ (`lock`, as runtime.lock), config/, models/
+    (the bundle `version`). Nothing else."""
     context = delivery.state_dir / "context"
     shutil.rmtree(context, ignore_errors=True)
     wheels = context / "wheels"
@@ -75,13 +80,13 @@ def assemble_context(
     shutil.copy2(project.dockerfile, context / "Dockerfile")
     for wheel in wheelhouse.iterdir():
         _link_or_copy(wheel, wheels / wheel.name)
-    shutil.copy2(project.runtime_lock, wheels / "runtime.lock")
+    shutil.copy2(lock, wheels / "runtime.lock")
     runtime_wheel(project.root, wheels)
 
     (context / "config").mkdir()
     for path in image_files(project.service_config_dir, environments):
         shutil.copy2(path, context / "config" / path.name)
-    metadata = export(registry, "current", context / "models")
+    metadata = export(registry, version, context / "models")
     return context, ModelRef(version=metadata.version, sha256=metadata.sha256)
 
 
@@ -119,8 +124,13 @@ def build_image(
     """Builds, pushes and records the image; the record (digest, size, labels, timings)."""
     started = time.monotonic()
     _ensure_base_image(engine, delivery.build.base_image)
-    wheelhouse = fill_wheelhouse(delivery, project.runtime_lock)
-    context, model = assemble_context(delivery, project, registry, wheelhouse, environments)
+    bundle = registry.metadata("current")
+    # A compiled scorer serves without scikit-learn, numpy, scipy or any unpickling.
+    lock = project.runtime_lock(scikit_learn=bundle.compiled is None)
+    wheelhouse = fill_wheelhouse(delivery, lock)
+    context, model = assemble_context(
+        delivery, project, registry, bundle.version, wheelhouse, lock, environments
+    )
 
     source = Git(project.root).source()
     built_at = timestamp(utc_now())

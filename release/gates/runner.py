@@ -28,6 +28,9 @@ from support.project import Project
 from support.provenance import actor, ci_run_url
 
 IMAGE_MODELS = "/app/models"
+# The gates hold the bundle's scikit-learn model: what the service scores (the compiled
+# scorer, where the bundle has one) is checked against it (the skew check).
+REFERENCE_ENGINE = "scikit-learn"
 
 
 @dataclass
@@ -89,7 +92,7 @@ class GateRunner:
         """The first environment's gate: on the working tree and the current model, before
         an image exists. Its evidence is bound to the tree's content and the model."""
         try:
-            bundle = registry.load("current")
+            bundle = registry.load("current", REFERENCE_ENGINE)
         except BundleError as error:
             raise DeliveryError(
                 f"the {environment} gate needs a current model ({error}); run `make train`"
@@ -161,7 +164,7 @@ class GateRunner:
         if self.engine is None or subject.image is None:
             raise DeliveryError("reading the model needs an image and a container engine")
         self.engine().copy_from_image(subject.image, IMAGE_MODELS, scratch / "models")
-        bundle = ModelRegistry(scratch / "models").load("current")
+        bundle = ModelRegistry(scratch / "models").load("current", REFERENCE_ENGINE)
         if bundle.metadata.sha256 != subject.model_sha256:
             raise DeliveryError(
                 f"the image holds model {bundle.metadata.sha256[:12]}..., its label says "

@@ -43,6 +43,8 @@ class Project:
     def dockerfile(self) -> Path:
         return self.root / "Dockerfile"
 
-    @property
-    def runtime_lock(self) -> Path:
-        return self.root / "requirements" / "runtime.lock"
+    def runtime_lock(self, scikit_learn: bool = False) -> Path:
+        """What the image installs: the runtime, plus scikit-learn only for a bundle that
+        must be unpickled (one without a compiled scorer)."""
+        name = "runtime-scikit-learn.lock" if scikit_learn else "runtime.lock"
+        return self.root / "requirements" / name

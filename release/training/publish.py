@@ -18,7 +18,9 @@ from model.bundle import (
     MODEL_FILE,
     BundleError,
     BundleMetadata,
+    CompiledFile,
     read_verified_bytes,
+    read_verified_compiled,
     sha256_hex,
 )
 from model.registry import ModelRegistry
@@ -34,14 +36,23 @@ def serialize_model(model: Any) -> bytes:
     return buffer.getvalue()
 
 
-def publish(registry: ModelRegistry, model_bytes: bytes, fields: dict[str, Any]) -> BundleMetadata:
-    """Writes a new immutable bundle and makes it current."""
+def publish(
+    registry: ModelRegistry,
+    model_bytes: bytes,
+    fields: dict[str, Any],
+    compiled_bytes: bytes | None = None,
+) -> BundleMetadata:
+    """Writes a new immutable bundle (with its compiled scorer, if given) and makes it
+    current."""
     created_at = utc_now()
     digest = sha256_hex(model_bytes)
     version = f"{created_at:%Y%m%dT%H%M%SZ}-{digest[:8]}"
-    metadata = BundleMetadata(version=version, created_at=created_at, sha256=digest, **fields)
+    compiled = None if compiled_bytes is None else CompiledFile(sha256=sha256_hex(compiled_bytes))
+    metadata = BundleMetadata(
+        version=version, created_at=created_at, sha256=digest, compiled=compiled, **fields
+    )
     document = json.dumps(metadata.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
-    _write_bundle(registry, metadata, model_bytes, document.encode())
+    _write_bundle(registry, metadata, model_bytes, compiled_bytes, document.encode())
     set_current(registry, version)
     return metadata
 
@@ -53,8 +64,10 @@ def export(source: ModelRegistry, version: str, target: Path) -> BundleMetadata:
     """
     bundle_dir = source.path_of(source.resolve(version))
     metadata, model_bytes = read_verified_bytes(bundle_dir)
+    compiled_bytes = read_verified_compiled(bundle_dir, metadata)
     exported = ModelRegistry(target)
-    _write_bundle(exported, metadata, model_bytes, (bundle_dir / METADATA_FILE).read_bytes())
+    _write_bundle(exported, metadata, model_bytes, compiled_bytes,
+                  (bundle_dir / METADATA_FILE).read_bytes())  # fmt: skip
     set_current(exported, metadata.version)
     return metadata
 
@@ -65,7 +78,11 @@ def set_current(registry: ModelRegistry, version: str) -> None:
 
 
 def _write_bundle(
-    registry: ModelRegistry, metadata: BundleMetadata, model_bytes: bytes, document: bytes
+    registry: ModelRegistry,
+    metadata: BundleMetadata,
+    model_bytes: bytes,
+    compiled_bytes: bytes | None,
+    document: bytes,
 ) -> None:
     target = registry.versions_dir / metadata.version
     if target.exists():
@@ -74,9 +91,11 @@ def _write_bundle(
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=registry.versions_dir))
     try:
         staging.chmod(0o755)  # mkdtemp's 0700 would hide the bundle from a service user
-        write_durably(staging / MODEL_FILE, model_bytes)
-        write_durably(staging / METADATA_FILE, document)
-        for name in (MODEL_FILE, METADATA_FILE):
+        files = {MODEL_FILE: model_bytes, METADATA_FILE: document}
+        if metadata.compiled is not None and compiled_bytes is not None:
+            files[metadata.compiled.file] = compiled_bytes
+        for name, data in files.items():
+            write_durably(staging / name, data)
             (staging / name).chmod(READ_ONLY)
         staging.rename(target)
     except BaseException:

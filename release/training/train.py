@@ -10,13 +10,24 @@ import scipy
 import sklearn
 
 from model import BundleMetadata, ModelRegistry
-from model.scoring import LABELS
+from model.scoring import LABELS, positive_scores
+from training.compile import NotCompilable, compile_pipeline
 from training.config import TrainingConfig
 from training.dataset import load_dataset
 from training.evaluate import evaluate
 from training.pipeline import build_pipeline, drop_process_state, hyperparameters, split_dataset
 from training.publish import publish, serialize_model
 from training.quality import GateFailure, quality_gate
+
+# Reviews every bundle is checked on before it serves, besides the first held-out ones:
+# no known word, case and punctuation, negation, accents and emoji, one long review.
+EDGE_CASES = (
+    "qqqzx vvvwy",
+    "GREAT great GrEaT!!! not bad... NOT good?",
+    "Café déjà vu: the crème brûlée was naïve 😀",
+    " ".join(["the food was good but the service was slow"] * 40),
+)
+HELD_OUT_SAMPLES = 24
 
 
 @dataclass(frozen=True)
@@ -25,6 +36,17 @@ class TrainingResult:
     dataset: dict
     gate_failures: list[GateFailure]
     published: BundleMetadata | None
+    # Why the model has no compiled scorer (it is then served by scikit-learn), or None.
+    not_compiled: str | None = None
+
+
+def sample_scores(model: object, held_out: list[str]) -> list[dict]:
+    """The reviews a loaded bundle must score as scikit-learn does now, with its scores."""
+    texts = [*held_out[:HELD_OUT_SAMPLES], *EDGE_CASES]
+    return [
+        {"text": text, "positive": score}
+        for text, score in zip(texts, positive_scores(model, texts), strict=True)
+    ]
 
 
 def train(
@@ -50,6 +72,11 @@ def train(
     if failures:
         return TrainingResult(metrics, fingerprint, failures, None)
 
+    compiled, not_compiled = None, None
+    try:
+        compiled = compile_pipeline(model)
+    except NotCompilable as error:
+        not_compiled = str(error)
     published = publish(
         registry,
         serialize_model(drop_process_state(model)),
@@ -74,6 +101,8 @@ def train(
                 "numpy": numpy.__version__,
                 "scipy": scipy.__version__,
             },
+            "samples": sample_scores(model, split.test_texts),
         },
+        compiled,
     )
-    return TrainingResult(metrics, fingerprint, [], published)
+    return TrainingResult(metrics, fingerprint, [], published, not_compiled)

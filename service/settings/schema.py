@@ -21,6 +21,7 @@ class Section(BaseModel):
 class ModelSettings(Section):
     registry_dir: Path
     version: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    scorer: Literal["auto", "compiled", "scikit-learn"]
 
 
 class ServiceSettings(Section):

@@ -81,8 +81,10 @@ def test_the_image_holds_the_serving_runtime_and_no_release_code(engine, built):
     listing = _in_image(engine, tag, f"ls -1 /app /app/config; ls -1 {site}; ls -1 /opt/venv/bin")
     names = set(listing.split())
     assert {"config", "models", "base.yaml", "dev.yaml", "prod.yaml", "stage.yaml"} <= names
-    assert {"service", "model", "flask", "sklearn", "sentiment-serve"} <= names
+    assert {"service", "model", "flask", "sentiment-serve"} <= names
     assert not names & {*RELEASE_PACKAGES, *RELEASE_ONLY_LIBRARIES, "sentiment", "pip"}
+    # The bundle has a compiled scorer: nothing to unpickle, no scikit-learn stack.
+    assert not names & {"sklearn", "scipy", "numpy", "joblib"}
     assert not names & {"promotion.yaml", "delivery.yaml", "training.yaml", "wheels"}
     # Nor anywhere else: no module of the release tooling can be imported in the image.
     probe = "; ".join(
@@ -135,6 +137,7 @@ def test_it_reports_the_model_baked_in(on_test, built, delivery):
     model = requests.get(f"{delivery.url('test')}/v1/model", timeout=5).json()
     assert model["model"]["version"] == built[0].model.version == on_test.model_version
     assert model["model"]["sha256"] == built[0].model.sha256
+    assert model["model"]["scorer"] == "compiled"
     assert model["service"]["environment"] == "test"
 
 

@@ -1,5 +1,6 @@
 """Every endpoint through Flask's test client; responses are checked against /openapi.json."""
 
+import hashlib
 import json
 from importlib.metadata import version
 
@@ -53,7 +54,7 @@ REVIEWS = ["great", "awful", "ok", "I love it", "never again, it broke"]
 
 def offline_scores(registry_dir, reviews):
     """P(positive) straight from the bundle's scikit-learn pipeline, not through the API."""
-    bundle = ModelRegistry(registry_dir).load()
+    bundle = ModelRegistry(registry_dir).load(engine="scikit-learn")
     column = list(bundle.model.classes_).index(1)
     return bundle.metadata, bundle.model.predict_proba(reviews)[:, column].tolist()
 
@@ -143,6 +144,7 @@ def test_health_ready_and_model_info(client, settings):
     info = client.get("/v1/model").get_json()
     assert ready == {"status": "ready", "model_version": info["model"]["version"]}
     assert len(info["model"]["sha256"]) == 64
+    assert info["model"]["scorer"] == "compiled"
     assert info["model"]["metrics"]["roc_auc"] > 0.5
     assert info["model"]["dataset"]["rows"] == 72
     assert info["service"] == {
@@ -207,8 +209,25 @@ def _remove_current(registry):
     registry.current_file.unlink()
 
 
+def _skew_compiled(registry):
+    """A compiled scorer off by 1e-9, its sha256 recorded anew: only the samples tell."""
+    bundle_dir = registry.path_of(registry.current_version())
+    compiled = json.loads((bundle_dir / "scorer.json").read_text())
+    compiled["classifier"]["intercept"] += 1e-9
+    data = json.dumps(compiled).encode()
+    (bundle_dir / "scorer.json").write_bytes(data)
+    metadata = json.loads((bundle_dir / "metadata.json").read_text())
+    metadata["compiled"]["sha256"] = hashlib.sha256(data).hexdigest()
+    (bundle_dir / "metadata.json").write_text(json.dumps(metadata))
+
+
 @pytest.mark.parametrize(
-    ("damage", "reason"), [(_tamper, "sha256"), (_remove_current, "no current model")]
+    ("damage", "reason"),
+    [
+        (_tamper, "sha256"),
+        (_remove_current, "no current model"),
+        (_skew_compiled, "another score than scikit-learn gave at publish time"),
+    ],
 )
 def test_a_bad_bundle_keeps_the_service_alive_but_not_ready(
     not_ready_client, damage, reason, capsys
@@ -240,7 +259,7 @@ def test_the_model_is_loaded_once_not_per_request(trained_registry, monkeypatch)
 
     loads = []
     real_read = registry_module.read_bundle
-    monkeypatch.setattr(registry_module, "read_bundle", lambda p: loads.append(p) or real_read(p))
+    monkeypatch.setattr(registry_module, "read_bundle", lambda *a: loads.append(a) or real_read(*a))
     client = create_app(
         make_settings("test", **{"model.registry_dir": trained_registry})
     ).test_client()

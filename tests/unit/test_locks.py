@@ -7,7 +7,18 @@ import pytest
 
 from tests.conftest import ROOT
 
-LOCKS = ("requirements/runtime.lock", "requirements/dev.lock")
+LOCKS = ("requirements/runtime.lock", "requirements/runtime-scikit-learn.lock",
+         "requirements/dev.lock")  # fmt: skip
+# What only a bundle without a compiled scorer needs in the image.
+SCIKIT_LEARN = {
+    "cloudpickle",
+    "joblib",
+    "narwhals",
+    "numpy",
+    "scikit-learn",
+    "scipy",
+    "threadpoolctl",
+}
 PIN = re.compile(r"^([A-Za-z0-9_.-]+)==(\S+)")
 
 
@@ -27,12 +38,21 @@ def test_every_pin_carries_the_hashes_of_its_files(lock):
         assert hashes, f"{lock}: {requirement.split()[0]} has no hash"
 
 
-def test_the_two_locks_agree_on_every_package_they_share():
-    runtime, dev = (
-        dict(PIN.match(r).groups() for r in requirements((ROOT / lock).read_text()))
-        for lock in LOCKS
-    )
-    assert {name: version for name, version in runtime.items() if dev.get(name) != version} == {}
+def pins(lock: str) -> dict[str, str]:
+    return dict(PIN.match(r).groups() for r in requirements((ROOT / lock).read_text()))
+
+
+def test_the_locks_agree_on_every_package_they_share():
+    runtime, scikit_learn, dev = map(pins, LOCKS)
+    for smaller, larger in ((runtime, scikit_learn), (scikit_learn, dev)):
+        assert {name: v for name, v in smaller.items() if larger.get(name) != v} == {}
+
+
+def test_the_lean_runtime_holds_no_scikit_learn_and_the_other_lock_adds_only_that():
+    runtime, scikit_learn, _ = map(pins, LOCKS)
+    assert not SCIKIT_LEARN & set(runtime)
+    assert {"joblib", "numpy", "scikit-learn", "scipy"} <= set(scikit_learn)
+    assert set(scikit_learn) - set(runtime) <= SCIKIT_LEARN
 
 
 def test_installs_require_the_hashes():

@@ -1,0 +1,75 @@
+"""A fitted pipeline compiled for model/compiled.py: the vocabulary, idf, analyzer settings,
+coefficients and intercept as plain arrays, when the pipeline has a shape that scorer
+reproduces exactly; otherwise why not (the bundle is then served by scikit-learn)."""
+
+import json
+from typing import Any
+
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+
+from model.compiled import FORMAT, CompiledModel
+
+# Vectorizer settings the compiled scorer does not reproduce, with the values it needs.
+REQUIRED = {
+    "input": "content",
+    "analyzer": "word",
+    "preprocessor": None,
+    "tokenizer": None,
+    "stop_words": None,
+    "strip_accents": None,
+}
+
+
+class NotCompilable(Exception):
+    """The pipeline has a shape the compiled scorer does not reproduce."""
+
+
+def compile_pipeline(model: Any) -> bytes:
+    """The compiled model as JSON bytes (floats written exactly); NotCompilable otherwise."""
+    if not isinstance(model, Pipeline) or len(model.steps) != 2:
+        raise NotCompilable("not a two-step scikit-learn pipeline (vectorizer, classifier)")
+    (_, vectorizer), (_, classifier) = model.steps
+    if type(vectorizer) not in (CountVectorizer, TfidfVectorizer):
+        raise NotCompilable(f"the vectorizer is a {type(vectorizer).__name__}")
+    if type(classifier) is not LogisticRegression:
+        raise NotCompilable(f"the classifier is a {type(classifier).__name__}")
+    settings = vectorizer.get_params()
+    for name, needed in REQUIRED.items():
+        if settings[name] != needed:
+            raise NotCompilable(f"vectorizer {name}={settings[name]!r}, not {needed!r}")
+    if len(classifier.classes_) != 2 or classifier.coef_.shape[0] != 1:
+        raise NotCompilable("the classifier is not binary")
+    terms = [""] * len(vectorizer.vocabulary_)
+    for term, index in vectorizer.vocabulary_.items():
+        terms[int(index)] = term
+    tfidf = isinstance(vectorizer, TfidfVectorizer)
+    document = {
+        "format": FORMAT,
+        "vectorizer": {
+            "kind": "tfidf" if tfidf else "count",
+            "lowercase": bool(settings["lowercase"]),
+            "token_pattern": settings["token_pattern"],
+            "ngram_range": [int(n) for n in settings["ngram_range"]],
+            "binary": bool(settings["binary"]),
+            "terms": terms,
+            **(
+                {
+                    "sublinear_tf": bool(settings["sublinear_tf"]),
+                    "idf": vectorizer.idf_.tolist() if settings["use_idf"] else None,
+                    "norm": settings["norm"],
+                }
+                if tfidf
+                else {}
+            ),
+        },
+        "classifier": {
+            "coef": classifier.coef_[0].tolist(),
+            "intercept": float(classifier.intercept_[0]),
+            "classes": [int(c) for c in classifier.classes_],
+        },
+    }
+    CompiledModel.model_validate(document)  # what the service will read
+    # repr() of a float reads back as the same float: JSON keeps every bit.
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
