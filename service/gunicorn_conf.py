@@ -49,7 +49,7 @@ worker_tmp_dir = "/dev/shm" if Path("/dev/shm").is_dir() else None  # noqa: S108
 
 
 def child_exit(server, worker) -> None:
-    """A dead worker's live gauges must not be reported any more."""
-    from prometheus_client import multiprocess
+    """A dead (or recycled) worker's samples go into the archive files, its own go."""
+    from service.metrics import archive_dead_worker
 
-    multiprocess.mark_process_dead(worker.pid)
+    archive_dead_worker(_metrics_dir, worker.pid)

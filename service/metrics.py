@@ -3,10 +3,18 @@
 With PROMETHEUS_MULTIPROC_DIR set (gunicorn_conf.py sets it before the app is
 imported) every worker writes its samples to files there and a scrape sums them;
 without it (tests, `flask run`) the metrics live in a registry of this app's own.
+Recycled workers would leave a file each behind, so a dead worker's samples are added
+into one archive file and its own files removed (`archive_dead_worker`).
+
+Label values never come from the client as sent: the route is the URL rule (or
+"unmatched"), the method one of METHODS (or "other"), the status the one we answer.
 """
 
+import fcntl
 import os
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -17,11 +25,52 @@ from prometheus_client import (
     multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
+from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.registry import Collector
 
 from model import Scorer
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# The sample files that are sums (a dead worker's share still counts); gauges of this
+# service are not file-backed.
+SUMMED = ("counter", "histogram")
+ARCHIVE = "archive"
+LOCK_FILE = ".lock"
+
+
+def method_label(method: str) -> str:
+    return method if method in METHODS else "other"
+
+
+@contextmanager
+def _locked(directory: Path, mode: int) -> Iterator[None]:
+    """Scrapes share the lock; archiving takes it alone, so a scrape never sees a dead
+    worker's samples twice (in its file and in the archive) or a file vanish mid-read."""
+    with open(directory / LOCK_FILE, "a") as handle:
+        fcntl.flock(handle, mode)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def archive_dead_worker(directory: Path, pid: int) -> None:
+    """Adds a dead worker's counter and histogram samples into the archive files and
+    removes its own: the totals stay, the file count stays bounded."""
+    with _locked(directory, fcntl.LOCK_EX):
+        for kind in SUMMED:
+            dead = directory / f"{kind}_{pid}.db"
+            if not dead.exists():
+                continue
+            archive = MmapedDict(str(directory / f"{kind}_{ARCHIVE}.db"))
+            try:
+                for key, value, timestamp, _ in MmapedDict.read_all_values_from_file(str(dead)):
+                    archived, _ = archive.read_value(key)
+                    archive.write_value(key, archived + value, timestamp)
+            finally:
+                archive.close()
+            dead.unlink()
 
 
 class ModelCollector(Collector):
@@ -67,13 +116,18 @@ class Metrics:
         self._own_registry = own
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
+        """`route` is a URL rule or "unmatched"; `method` is bucketed here."""
+        method = method_label(method)
         self.requests.labels(route, method, str(status)).inc()
         self.latency.labels(route, method).observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
         registry = self._own_registry
-        if registry is None:
-            registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)
-            registry.register(self._model_collector)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
+        if registry is not None:
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, str(directory))
+        registry.register(self._model_collector)
+        with _locked(directory, fcntl.LOCK_SH):
+            return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -7,7 +7,7 @@ import uuid
 
 from flask import Flask, Response, g, request
 
-from service.metrics import Metrics
+from service.metrics import Metrics, method_label
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # Incoming ids are echoed into logs and headers, so only plain tokens are trusted.
@@ -30,12 +30,13 @@ def register_request_logging(app: Flask, metrics: Metrics) -> None:
         # The rule, not the path: a client cannot create new label values or log fields.
         route = request.url_rule.rule if request.url_rule else "unmatched"
         response.headers[REQUEST_ID_HEADER] = request_id
-        metrics.observe_request(route, request.method, response.status_code, seconds)
+        method = method_label(request.method)
+        metrics.observe_request(route, method, response.status_code, seconds)
         logger.info(
             "request",
             extra={
                 "request_id": request_id,
-                "method": request.method,
+                "method": method,
                 "route": route,
                 "status": response.status_code,
                 "latency_ms": round(seconds * 1000, 3),

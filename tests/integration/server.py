@@ -47,9 +47,14 @@ class Server:
 
 @contextmanager
 def running_server(
-    workdir: Path, registry_dir: Path, workers: int = 2, startup_timeout: float = 60
+    workdir: Path,
+    registry_dir: Path,
+    workers: int = 2,
+    startup_timeout: float = 60,
+    settings: dict[str, str] | None = None,
 ) -> Iterator[Server]:
-    """Yields once /healthz answers. The server is stopped on exit, whatever happened."""
+    """Yields once /healthz answers. The server is stopped on exit, whatever happened.
+    `settings` are more SENTIMENT_* variables."""
     port = free_port()
     env = {
         **os.environ,
@@ -59,6 +64,7 @@ def running_server(
         "SENTIMENT_MODEL__REGISTRY_DIR": str(registry_dir),
         "SENTIMENT_GUNICORN__WORKERS": str(workers),
         "SENTIMENT_GUNICORN__METRICS_DIR": str(workdir / "metrics"),
+        **(settings or {}),
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     workdir.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 import json
 import re
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -41,6 +42,35 @@ def test_metrics_are_summed_across_workers(own_server, trained_registry, tmp_pat
         text = requests.get(f"{server.base_url}/metrics", timeout=5).text
         assert metric_value(text, sample) == sent
         assert metric_value(text, 'sentiment_predictions_total{label="negative"}') == sent
+
+
+def test_recycled_workers_leave_their_counts_in_one_archive(own_server, trained_registry, tmp_path):
+    """Workers recycled every 20 requests: their samples are summed into the archive files
+    and their own files go, so the directory stays small and the totals stay right."""
+    server = own_server(tmp_path, trained_registry, workers=2, settings={
+        "SENTIMENT_GUNICORN__MAX_REQUESTS": "20", "SENTIMENT_GUNICORN__MAX_REQUESTS_JITTER": "0",
+    })  # fmt: skip
+    sent = 0
+    with requests.Session() as session:
+        for _ in range(150):
+            response = session.post(f"{server.base_url}/predict/", json={"review": "bad"},
+                                    timeout=10)  # fmt: skip
+            assert response.status_code == 200
+            sent += 1
+    time.sleep(1)  # the last recycled worker's exit is handled
+    files = sorted(p.name for p in server.metrics_dir.glob("*.db"))
+    assert {"counter_archive.db", "histogram_archive.db"} <= set(files)
+    assert len(files) <= 2 + 2 * 2, files  # the archives, and two live workers' files
+    sample = 'sentiment_http_requests_total{method="POST",route="/predict/",status="200"}'
+    text = requests.get(f"{server.base_url}/metrics", timeout=5).text
+    assert metric_value(text, sample) == sent
+    assert metric_value(text, 'sentiment_predictions_total{label="negative"}') == sent
+    assert (
+        metric_value(
+            text, 'sentiment_http_request_duration_seconds_count{method="POST",route="/predict/"}'
+        )
+        == sent
+    )
 
 
 def test_not_ready_without_a_model_then_ready_once_one_is_published(own_server, tmp_path):

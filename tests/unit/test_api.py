@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import re
 from importlib.metadata import version
 
 import pytest
@@ -178,6 +179,31 @@ def test_unmatched_paths_share_one_metrics_label(client):
     text = client.get("/metrics").get_data(as_text=True)
     assert 'route="unmatched",status="404"} 3.0' in text
     assert 'route="/a"' not in text
+
+
+def test_label_values_stay_few_whatever_clients_send(client, capsys):
+    """A client choosing methods and paths creates no new series: 300 requests with 300
+    made-up methods and paths leave one method label, "other", and one route label."""
+    for n in range(300):
+        client.open(f"/made-up/{n}", method=f"X{n}METHOD")
+    for n in range(20):
+        client.open("/v1/predict", method=f"Z{n}")
+    text = client.get("/metrics").get_data(as_text=True)
+    series = [
+        line for line in text.splitlines() if line.startswith("sentiment_http_requests_total")
+    ]
+    methods = set(re.findall(r'method="([^"]*)"', "\n".join(series)))
+    routes = set(re.findall(r'route="([^"]*)"', "\n".join(series)))
+    assert methods <= {"GET", "POST", "other"}
+    assert "other" in methods
+    assert routes <= {"unmatched", *(rule.rule for rule in client.application.url_map.iter_rules())}
+    assert 'sentiment_http_requests_total{method="other",route="unmatched",status="405"} 20.0' in (
+        text
+    )
+    logged = [
+        json.loads(line) for line in capsys.readouterr().err.splitlines() if '"route"' in line
+    ]
+    assert {entry["method"] for entry in logged} <= {"GET", "other"}
 
 
 def test_request_ids_are_propagated_or_generated(client):
