@@ -1,6 +1,6 @@
 """The app factory. `create_app` is the only way in; nothing happens at import time."""
 
-from flask import Flask
+from flask import Flask, Response
 
 from service.api import api
 from service.errors import register_error_handlers
@@ -19,10 +19,18 @@ def create_app(settings: Settings | None = None) -> Flask:
         DEBUG=settings.service.debug,
         MAX_CONTENT_LENGTH=settings.service.max_body_bytes,
     )
-    scorer, load_error = load_scorer(settings)
-    state = init_state(app, settings, scorer, load_error)
+    scorer, not_ready_reason = load_scorer(settings)
+    state = init_state(app, settings, scorer, not_ready_reason)
 
     register_error_handlers(app)
     register_request_logging(app, state.metrics)
     app.register_blueprint(api)
+    app.after_request(_security_headers)
     return app
+
+
+def _security_headers(response: Response) -> Response:
+    """Answers are data for programs: never sniffed as another type, never cached."""
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -6,7 +6,7 @@ from importlib import metadata
 
 from flask import Flask, current_app
 
-from model import BundleError, ModelRegistry, Scorer
+from model import BundleError, BundleIntegrityError, BundleNotFoundError, ModelRegistry, Scorer
 from service.errors import NotReady
 from service.metrics import Metrics
 from service.settings import Settings
@@ -19,25 +19,38 @@ logger = logging.getLogger(__name__)
 class ServiceState:
     settings: Settings
     scorer: Scorer | None
-    load_error: str | None
+    # Why no model serves, in words for clients: no paths or internals (those are logged).
+    not_ready_reason: str | None
     metrics: Metrics
     package_version: str
 
     def ready_scorer(self) -> Scorer:
         if self.scorer is None:
-            raise NotReady(f"model is not loaded: {self.load_error}", "model_not_ready")
+            raise NotReady(
+                f"model is not loaded: {self.not_ready_reason} (the service log says more)",
+                "model_not_ready",
+            )
         return self.scorer
 
 
+def public_reason(error: Exception) -> str:
+    if isinstance(error, BundleNotFoundError):
+        return "no model bundle is available"
+    if isinstance(error, BundleIntegrityError):
+        return "the model bundle failed verification"
+    return "the model bundle cannot be used"
+
+
 def load_scorer(settings: Settings) -> tuple[Scorer | None, str | None]:
-    """Loads and verifies the configured bundle once; a bad bundle leaves the app not ready."""
+    """Loads and verifies the configured bundle once; a bad bundle leaves the app not ready.
+    The scorer, or why not (for clients; the log has the details)."""
     registry = ModelRegistry(settings.model.registry_dir)
     try:
         bundle = registry.load(settings.model.version, settings.model.scorer)
         scorer = Scorer(bundle)
     except (BundleError, ValueError, KeyError) as error:
         logger.error("model not loaded; the service stays not ready: %s", error)
-        return None, str(error)
+        return None, public_reason(error)
     logger.info(
         "model loaded",
         extra={
@@ -56,11 +69,11 @@ def package_version() -> str:
         return "0+unknown"
 
 
-def init_state(app: Flask, settings: Settings, scorer: Scorer | None, error: str | None):
+def init_state(app: Flask, settings: Settings, scorer: Scorer | None, not_ready_reason: str | None):
     state = ServiceState(
         settings=settings,
         scorer=scorer,
-        load_error=error,
+        not_ready_reason=not_ready_reason,
         metrics=Metrics(lambda: state.scorer),
         package_version=package_version(),
     )

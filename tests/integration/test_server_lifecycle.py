@@ -98,7 +98,8 @@ def test_a_tampered_bundle_is_refused(own_server, registry_copy, tmp_path):
     server = own_server(tmp_path / "server", registry_copy.root, workers=1)
     ready = requests.get(f"{server.base_url}/readyz", timeout=5)
     assert ready.status_code == 503
-    assert "sha256" in ready.json()["error"]["message"]
+    assert "failed verification" in ready.json()["error"]["message"]
+    assert str(registry_copy.root) not in ready.text
     response = requests.post(f"{server.base_url}/predict/", json={"review": "fine"}, timeout=5)
     assert response.status_code == 503
     errors = [

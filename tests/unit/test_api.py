@@ -206,6 +206,17 @@ def test_label_values_stay_few_whatever_clients_send(client, capsys):
     assert {entry["method"] for entry in logged} <= {"GET", "other"}
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/healthz"), ("GET", "/v1/model"), ("POST", "/v1/predict"), ("GET", "/nowhere"),
+     ("GET", "/metrics"), ("DELETE", "/v1/predict")],
+)  # fmt: skip
+def test_every_answer_is_neither_sniffed_nor_cached(client, method, path):
+    response = client.open(path, method=method, json={"reviews": ["good"]})
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Cache-Control"] == "no-store"
+
+
 def test_request_ids_are_propagated_or_generated(client):
     assert client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["X-Request-ID"] == (
         "abc-123"
@@ -248,27 +259,30 @@ def _skew_compiled(registry):
 
 
 @pytest.mark.parametrize(
-    ("damage", "reason"),
+    ("damage", "reason", "told"),
     [
-        (_tamper, "sha256"),
-        (_remove_current, "no current model"),
-        (_skew_compiled, "another score than scikit-learn gave at publish time"),
+        (_tamper, "sha256", "the model bundle failed verification"),
+        (_remove_current, "no current model", "no model bundle is available"),
+        (_skew_compiled, "another score than scikit-learn gave at publish time",
+         "the model bundle failed verification"),
     ],
-)
+)  # fmt: skip
 def test_a_bad_bundle_keeps_the_service_alive_but_not_ready(
-    not_ready_client, damage, reason, capsys
+    not_ready_client, damage, reason, told, capsys
 ):
     client = not_ready_client(damage)
     logged = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     errors = [entry["message"] for entry in logged if entry["level"] == "ERROR"]
     assert len(errors) == 1
     assert "stays not ready" in errors[0]
-    assert reason in errors[0]
+    assert reason in errors[0]  # the details go to the log
     assert client.get("/healthz").status_code == 200
     ready = client.get("/readyz")
     assert ready.status_code == 503
-    assert ready.get_json()["error"]["code"] == "model_not_ready"
-    assert reason in ready.get_json()["error"]["message"]
+    assert ready.get_json()["error"] == {
+        "code": "model_not_ready",
+        "message": f"model is not loaded: {told} (the service log says more)",
+    }  # no path, no digest, no internals
     for response in (
         client.post("/predict/", json={"review": "fine"}),
         client.post("/v1/predict", json={"reviews": ["fine"]}),
