@@ -25,7 +25,7 @@ from service.logs import logging_config  # noqa: E402  (imports the app: must fo
 
 bind = f"{_settings.service.host}:{_settings.service.port}"
 
-# Sync workers: scoring is CPU-bound, so threads would only add contention.
+worker_class = _gunicorn.worker_class
 workers = _gunicorn.workers
 threads = _gunicorn.threads
 # A worker silent for this long is killed and replaced.

@@ -38,6 +38,7 @@ class ServiceSettings(Section):
 
 
 class GunicornSettings(Section):
+    worker_class: Literal["sync", "gthread", "gevent"]
     workers: int = Field(ge=1, le=64)
     threads: int = Field(ge=1, le=64)
     timeout_seconds: int = Field(ge=1, le=3600)
@@ -47,6 +48,13 @@ class GunicornSettings(Section):
     max_requests: int = Field(ge=0)
     max_requests_jitter: int = Field(ge=0)
     metrics_dir: Path
+
+    @model_validator(mode="after")
+    def _threads_need_gthread(self) -> "GunicornSettings":
+        # gunicorn would quietly run gthread instead: say so rather than surprise.
+        if self.worker_class == "sync" and self.threads != 1:
+            raise ValueError("worker_class sync runs one thread: set threads 1, or gthread")
+        return self
 
 
 class BuildSettings(Section):

@@ -120,6 +120,14 @@ def test_the_documented_curl_request_works(on_test, delivery):
     assert abs(body["positive"] + body["negative"] - 1) < 1e-9
 
 
+def test_a_body_of_megabytes_through_the_port_gets_the_413_json(on_test, delivery):
+    """Through the engine's port forwarding an unread body used to reset the connection."""
+    body = b'{"reviews": ["' + b"x" * 2_000_000 + b'"]}'
+    response = requests.post(f"{delivery.url('test')}/v1/predict", data=body, timeout=30)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+
 def test_it_runs_as_a_non_root_user(engine, on_test, delivery):
     assert _exec(engine, delivery.container("test"), "id", "-u").stdout.strip() == "10001"
 

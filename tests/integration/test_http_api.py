@@ -86,6 +86,14 @@ def test_every_error_class_is_json(base_url, method, path, body, status, code):
     assert response.json()["error"]["code"] == code
 
 
+@pytest.mark.parametrize("size", [2_000_000, 12_000_000])
+def test_a_body_of_megabytes_gets_the_413_json_not_a_reset(base_url, size):
+    body = b'{"reviews": ["' + b"x" * size + b'"]}'
+    response = requests.post(f"{base_url}/v1/predict", data=body, headers=FORM, timeout=30)
+    assert response.status_code == 413
+    assert response.json()["error"]["code"] == "payload_too_large"
+
+
 def test_health_readiness_and_model_metadata(base_url):
     assert requests.get(f"{base_url}/healthz", timeout=5).json() == {"status": "ok"}
     ready = requests.get(f"{base_url}/readyz", timeout=5)

@@ -2,6 +2,7 @@
 
 import json
 import re
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -71,6 +72,30 @@ def test_recycled_workers_leave_their_counts_in_one_archive(own_server, trained_
         )
         == sent
     )
+
+
+def test_slow_clients_do_not_delay_health_or_predictions(own_server, trained_registry, tmp_path):
+    """Twenty requests that stop halfway (headers sent, the body never) hold threads, not
+    the workers: /healthz and predictions still answer at once."""
+    server = own_server(tmp_path, trained_registry, workers=2)
+    host, port = server.base_url.removeprefix("http://").split(":")
+    stalled = []
+    try:
+        for _ in range(20):
+            connection = socket.create_connection((host, int(port)))
+            connection.sendall(b"POST /predict/ HTTP/1.1\r\nHost: x\r\n"
+                               b"Content-Length: 40\r\n\r\n{\"rev")  # fmt: skip
+            stalled.append(connection)
+        time.sleep(0.5)
+        started = time.monotonic()
+        assert requests.get(f"{server.base_url}/healthz", timeout=2).status_code == 200
+        predicted = requests.post(f"{server.base_url}/predict/", json={"review": "great"},
+                                  timeout=2)  # fmt: skip
+        assert predicted.status_code == 200
+        assert time.monotonic() - started < 2
+    finally:
+        for connection in stalled:
+            connection.close()
 
 
 def test_not_ready_without_a_model_then_ready_once_one_is_published(own_server, tmp_path):

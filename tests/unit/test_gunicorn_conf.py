@@ -14,7 +14,16 @@ import pytest
 
 from tests.conftest import ROOT, env_name
 
-KEYS = ["workers", "threads", "preload_app", "bind", "timeout", "graceful_timeout", "accesslog"]
+KEYS = [
+    "worker_class",
+    "workers",
+    "threads",
+    "preload_app",
+    "bind",
+    "timeout",
+    "graceful_timeout",
+    "accesslog",
+]
 READ_CONF = f"""
 import json, os, runpy, sys
 conf = runpy.run_path(sys.argv[1])
@@ -46,10 +55,9 @@ def load_conf(tmp_path):
     return load
 
 
-def test_defaults_are_two_preloaded_sync_workers(load_conf):
+def test_defaults_are_two_preloaded_threaded_workers(load_conf):
     conf = load_conf("dev")
-    assert conf["workers"] == 2
-    assert conf["threads"] == 1
+    assert (conf["worker_class"], conf["workers"], conf["threads"]) == ("gthread", 2, 32)
     assert conf["preload_app"] is True
     assert conf["bind"] == "127.0.0.1:8000"
     assert conf["control_socket_disable"] is True

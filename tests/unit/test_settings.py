@@ -79,6 +79,9 @@ def test_environment_variables_override_single_keys():
         ({"gunicorn.workers": 0}, "gunicorn.workers"),
         ({"service.log_level": "LOUD"}, "service.log_level"),
         ({"service.prot": 1}, "service.prot"),
+        ({"gunicorn.worker_class": "eventlet"}, "gunicorn.worker_class"),
+        # gunicorn would quietly run gthread instead.
+        ({"gunicorn.worker_class": "sync"}, "gunicorn: worker_class sync runs one thread"),
     ],
 )
 def test_bad_values_stop_loading_with_the_key_named(overrides, named):
