@@ -168,6 +168,9 @@ act: setup ## Run the pull-request workflow's jobs locally with act, as GitHub w
 		--eventpath .github/act/pull_request.json --platform ubuntu-latest=-self-hosted \
 		--concurrent-jobs 1 $(ACT_STAND_INS) $(ACT_ENV)
 
+bench: setup ## Benchmark /predict/ against the floor and the classic app (wrk; minutes)
+	$(BIN)/sentiment bench $(call flag,--data-dir,DATA_DIR)
+
 install-podman: ## Install Podman and the local registry (Debian, root)
 	bash scripts/install-podman.sh
 

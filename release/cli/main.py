@@ -1,9 +1,10 @@
 """`sentiment`: the release tooling's one command. Its subcommands live in cli/model.py,
-cli/delivery.py, cli/promotion.py and cli/keys.py; each parses, calls the library and prints."""
+cli/delivery.py, cli/promotion.py, cli/keys.py and cli/benchmark.py; each parses, calls
+the library and prints."""
 
 import click
 
-from cli import delivery, keys, model, promotion
+from cli import benchmark, delivery, keys, model, promotion
 
 
 @click.group()
@@ -11,5 +12,11 @@ def cli() -> None:
     """Train, serve, build, deploy, gate and promote the sentiment model."""
 
 
-for command in (*model.COMMANDS, *delivery.COMMANDS, *promotion.COMMANDS, *keys.COMMANDS):
+for command in (
+    *model.COMMANDS,
+    *delivery.COMMANDS,
+    *promotion.COMMANDS,
+    *keys.COMMANDS,
+    *benchmark.COMMANDS,
+):
     cli.add_command(command)

@@ -132,14 +132,16 @@ def start(
     *,
     stdout: IO[Any] | int | None = subprocess.PIPE,
     detached: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen:
     """Starts a background process (a server, a port-forward). detached: it gets its own
-    session, so it outlives this command as a daemon would."""
+    session, so it outlives this command as a daemon would. `env` adds to this process's
+    environment."""
     command = [str(part) for part in argv]
     try:
         return subprocess.Popen(  # noqa: S603  (an argument list, no shell)
             command, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.STDOUT,
-            text=stdout is subprocess.PIPE, start_new_session=detached,
+            text=stdout is subprocess.PIPE, start_new_session=detached, env=_environment(env),
         )  # fmt: skip
     except OSError as error:
         raise CommandError(f"{describe(command)} cannot start: {error}") from None

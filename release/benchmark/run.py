@@ -1,0 +1,85 @@
+"""One benchmark run: each server started in turn, warmed up, loaded at each concurrency
+with wrk, weighed; the service also with full batches."""
+
+import json
+import statistics
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from benchmark.servers import RunningServer, serving, specs
+from benchmark.wrk import LoadResult, load
+
+CONCURRENCY = (1, 8, 32)
+WRK_CORE = 1  # wrk on this core; the servers are not pinned
+
+
+@dataclass
+class ServerResult:
+    name: str
+    seconds_to_ready: float
+    pss_mb: float
+    points: list[LoadResult] = field(default_factory=list)
+
+    def at(self, connections: int) -> LoadResult:
+        return next(point for point in self.points if point.connections == connections)
+
+
+@dataclass
+class BenchmarkResult:
+    servers: list[ServerResult]
+    seconds: float
+    review_chars: int
+    batch_size: int
+    batch: LoadResult | None = None
+
+    def server(self, name: str) -> ServerResult:
+        return next(result for result in self.servers if result.name == name)
+
+    @property
+    def batch_reviews_per_second(self) -> float:
+        return self.batch.requests_per_second * self.batch_size if self.batch else 0.0
+
+
+def typical_review(texts: list[str]) -> str:
+    """The review of median length: what one request usually carries."""
+    length = statistics.median_low(len(text) for text in texts)
+    return next(text for text in texts if len(text) == length)
+
+
+def benchmark(
+    texts: list[str],
+    batch_size: int,
+    seconds: float,
+    warmup: float,
+    log: Callable[[str], None],
+) -> BenchmarkResult:
+    review = typical_review(texts)
+    single = json.dumps({"review": review}).encode()
+    batch = json.dumps({"reviews": texts[:batch_size]}).encode()
+    result = BenchmarkResult([], seconds, len(review), batch_size)
+    with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        for spec in specs():
+            with serving(spec, Path(scratch)) as server:
+                log(f"{spec.name}: ready in {server.seconds_to_ready:.2f}s")
+                measured = ServerResult(spec.name, server.seconds_to_ready, 0.0)
+                load(f"{spec.url}/predict/", single, 8, warmup, WRK_CORE)
+                for connections in CONCURRENCY:
+                    point = load(f"{spec.url}/predict/", single, connections, seconds, WRK_CORE)
+                    log(f"{spec.name}: c={connections} {point.requests_per_second:,.0f} req/s, "
+                        f"p99 {point.p99_ms:.1f} ms, {point.errors} errors")  # fmt: skip
+                    measured.points.append(point)
+                measured.pss_mb = server.pss_mb()
+                if spec.name == "service":
+                    result.batch = _batch(server, batch, seconds, log, batch_size)
+                result.servers.append(measured)
+    return result
+
+
+def _batch(
+    server: RunningServer, body: bytes, seconds: float, log: Callable[[str], None], size: int
+) -> LoadResult:
+    point = load(f"{server.spec.url}/v1/predict", body, 8, seconds, WRK_CORE)
+    log(f"service: batches of {size}: {point.requests_per_second * size:,.0f} reviews/s")
+    return point

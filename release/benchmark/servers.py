@@ -1,0 +1,94 @@
+"""A server under test: started as a process of its own, timed from start to ready,
+weighed (PSS of its whole process tree), stopped."""
+
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import requests
+
+from support.errors import ReleaseError
+from support.process import start, stop, tail
+
+READY_TIMEOUT_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@dataclass
+class RunningServer:
+    spec: ServerSpec
+    process: psutil.Process
+    seconds_to_ready: float
+
+    def pss_mb(self) -> float:
+        """Proportional set size of the server and its workers: shared pages counted once."""
+        processes = [self.process, *self.process.children(recursive=True)]
+        return sum(p.memory_full_info().pss for p in processes) / 1e6
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def specs() -> list[ServerSpec]:
+    """The service and the floor under one gunicorn and one config (prod's); the classic
+    app under Flask's development server. Each on a free port."""
+    python = str(Path(sys.executable).parent / "python")
+    gunicorn = [python, "-m", "gunicorn", "--config", "python:service.gunicorn_conf"]
+    commands = {
+        "service": [str(Path(sys.executable).parent / "sentiment-serve"), "--env", "prod"],
+        "floor": [*gunicorn, "benchmark.apps:floor_app()"],
+        "classic": [python, "-m", "flask", "--app", "benchmark.apps:classic_app", "run",
+                    "--no-reload", "--port"],
+    }  # fmt: skip
+    built = []
+    for name, argv in commands.items():
+        port = free_port()
+        env = {"APP_ENV": "prod", "SENTIMENT_SERVICE__PORT": str(port)}
+        built.append(ServerSpec(name, argv + [str(port)] * (name == "classic"), env, port))
+    return built
+
+
+@contextmanager
+def serving(spec: ServerSpec, log_dir: Path) -> Iterator[RunningServer]:
+    log_path = log_dir / f"{spec.name}.log"
+    env = {**spec.env, "SENTIMENT_GUNICORN__METRICS_DIR": str(log_dir / f"{spec.name}-metrics")}
+    with open(log_path, "wb") as log:
+        started = time.monotonic()
+        process = start(spec.argv, stdout=log, env=env)
+    try:
+        while True:
+            if process.poll() is not None:
+                raise ReleaseError(
+                    f"{spec.name} exited with {process.returncode}:\n{tail(log_path)}"
+                )
+            try:
+                if requests.get(f"{spec.url}/readyz", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() - started > READY_TIMEOUT_SECONDS:
+                raise ReleaseError(f"{spec.name} was not ready in {READY_TIMEOUT_SECONDS}s:\n"
+                                   f"{tail(log_path)}")  # fmt: skip
+            time.sleep(0.01)
+        yield RunningServer(spec, psutil.Process(process.pid), time.monotonic() - started)
+    finally:
+        stop(process)

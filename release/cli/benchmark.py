@@ -1,0 +1,47 @@
+"""`sentiment bench`: the service, the floor of its stack and the classic app, side by side."""
+
+import sys
+from pathlib import Path
+
+import click
+
+from benchmark.report import chart, load_benchmark_settings, markdown, verdicts
+from benchmark.run import benchmark
+from cli.options import data_dir_option
+from cli.output import log, reports_errors, workspace
+from training.data_source import data_dir_for
+from training.dataset import load_dataset
+
+
+@click.command()
+@data_dir_option
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("docs/benchmark"), show_default=True,
+              help="Where benchmark.md and benchmark.png are written.")  # fmt: skip
+@click.option("--seconds", type=click.FloatRange(1, 600), default=None,
+              help="Per point (default: config/benchmark.yaml).")  # fmt: skip
+@click.option("--strict", is_flag=True, help="Exit 1 when a target is missed.")
+@reports_errors
+def bench(data_dir: Path | None, out_dir: Path, seconds: float | None, strict: bool) -> None:
+    """Measure /predict/ against the floor and the classic app (wrk), batches, start to
+    ready and memory; print the table and check config/benchmark.yaml's targets."""
+    space = workspace(data_dir)
+    settings = load_benchmark_settings(space.project.config_dir)
+    sources = space.training.dataset.sources
+    texts = load_dataset(data_dir_for(space.training, data_dir), sources).texts
+    batch_size = space.service_settings("prod").service.max_batch_size
+    result = benchmark(texts, batch_size, seconds or settings.seconds,
+                       settings.warmup_seconds, log)  # fmt: skip
+    latest = space.records.latest_build()
+    checks = verdicts(result, settings.targets, latest.size_mb if latest else None)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table = markdown(result, checks)
+    (out_dir / "benchmark.md").write_text(table, encoding="utf-8")
+    chart(result, out_dir / "benchmark.png")
+    click.echo(table)
+    click.echo(f"written: {out_dir / 'benchmark.md'}, {out_dir / 'benchmark.png'}")
+    if strict and not all(check.met for check in checks):
+        sys.exit(1)
+
+
+COMMANDS = (bench,)
