@@ -12,7 +12,8 @@ exactly; any other model is served by scikit-learn.
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
@@ -99,9 +100,14 @@ class CompiledScorer:
         self._binary = vectorizer.binary
         self._sublinear = vectorizer.sublinear_tf
         self._norm = vectorizer.norm
-        self._index = {term: i for i, term in enumerate(vectorizer.terms)}
-        self._idf = vectorizer.idf
-        self._coef = classifier.coef
+        idf = vectorizer.idf or [1.0] * len(vectorizer.terms)
+        # n-gram -> (its idf, its coefficient): one look-up per distinct n-gram.
+        self._weights = dict(zip(vectorizer.terms, zip(idf, classifier.coef, strict=True),
+                                 strict=True))  # fmt: skip
+        # The two terms of an n-gram seen once (w = idf): w * coef, and w * w or |w|.
+        self._dot_once = {term: w * coef for term, (w, coef) in self._weights.items()}
+        self._norm_once = {term: w * w if self._norm == "l2" else abs(w)
+                           for term, (w, _) in self._weights.items()}  # fmt: skip
         self._intercept = classifier.intercept
 
     @classmethod
@@ -112,39 +118,48 @@ class CompiledScorer:
             raise CompiledModelError(f"not a compiled model: {error}") from None
 
     def _grams(self, text: str) -> list[str]:
-        """scikit-learn's word analyzer: preprocess, tokenize, n-grams, in its order."""
+        """scikit-learn's word analyzer: preprocess, tokenize, n-grams."""
         tokens = self._tokens.findall(text.lower() if self._lowercase else text)
-        grams = list(tokens) if self._min_n == 1 else []
-        count = len(tokens)
-        for n in range(max(self._min_n, 2), min(self._max_n, count) + 1):
-            grams += [" ".join(tokens[i : i + n]) for i in range(count - n + 1)]
+        grams = tokens if self._min_n == 1 else []
+        for n in range(max(self._min_n, 2), min(self._max_n, len(tokens)) + 1):
+            shifted = [tokens[k:] for k in range(n)]
+            grams = grams + list(map(" ".join, zip(*shifted, strict=False)))
         return grams
 
     def score(self, text: str) -> float:
-        counts: dict[int, int] = {}
-        index = self._index
-        for gram in self._grams(text):
-            feature = index.get(gram)
-            if feature is not None:
-                counts[feature] = counts.get(feature, 0) + 1
-        features = sorted(counts)  # scikit-learn sums a row in feature order
-        values = [1.0 if self._binary else float(counts[f]) for f in features]
+        """The decision is sum(w * coef) / norm(w) + intercept over the known n-grams,
+        w = tf (1 when binary; 1 + log tf when sublinear) * idf: scikit-learn divides each
+        w by the norm first, which changes the result by about 1e-16. An n-gram seen once
+        (most are) has w = idf whatever the settings, so its two terms are precomputed and
+        summed without a Python-level loop; repeated n-grams are then corrected."""
+        grams = self._grams(text)
+        distinct: Iterable[str] = grams
+        counts = None
+        if len(set(grams)) != len(grams):
+            distinct = counts = Counter(grams)
+        dot = sum(filter(None, map(self._dot_once.get, distinct)))
+        total = sum(filter(None, map(self._norm_once.get, distinct)))
+        if counts is not None:
+            for gram, count in counts.items():
+                if count > 1 and gram in self._weights:
+                    dot, total = self._recount(gram, count, dot, total)
+        if self._norm == "l2":
+            total = math.sqrt(total)
+        if self._norm is not None and total > 0:
+            dot /= total
+        return sigmoid(dot + self._intercept)
+
+    def _recount(self, gram: str, count: int, dot: float, total: float) -> tuple[float, float]:
+        """The sums with `gram` counted `count` times instead of once."""
+        idf, coef = self._weights[gram]
+        value = 1.0 if self._binary else float(count)
         if self._sublinear:
-            values = [math.log(v) + 1.0 for v in values]
-        if self._idf is not None:
-            idf = self._idf
-            values = [v * idf[f] for v, f in zip(values, features, strict=True)]
-        if self._norm is not None:
-            total = (
-                sum(abs(v) for v in values)
-                if self._norm == "l1"
-                else math.sqrt(sum(v * v for v in values))
-            )
-            if total > 0:
-                values = [v / total for v in values]
-        coef = self._coef
-        decision = sum(v * coef[f] for v, f in zip(values, features, strict=True))
-        return sigmoid(decision + self._intercept)
+            value = math.log(value) + 1.0
+        value *= idf
+        dot += (value - idf) * coef
+        if self._norm == "l2":
+            return dot, total + value * value - idf * idf
+        return dot, total + abs(value) - abs(idf)
 
     def scores(self, texts: Sequence[str]) -> list[float]:
         return [self.score(text) for text in texts]

@@ -1,11 +1,31 @@
 """JSON log lines (one object per line) for the app and for gunicorn itself."""
 
+import json
 import logging
 import logging.config
+from datetime import UTC, datetime
 
 from flask import g, has_request_context
 
 FIELDS = "%(levelname)s %(name)s %(message)s"
+ACCESS_LOGGER = "service.access"
+ACCESS_FIELDS = ("request_id", "method", "route", "status", "latency_ms")
+
+
+class AccessFormatter(logging.Formatter):
+    """The access line, with the keys and the timestamp format of every other line, built
+    directly: python-json-logger's generic merge of record attributes cost about a quarter
+    of a request."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            **{name: getattr(record, name) for name in ACCESS_FIELDS if hasattr(record, name)},
+            "timestamp": datetime.fromtimestamp(record.created, tz=UTC).isoformat(),
+        }
+        return json.dumps(line)
 
 
 class RequestContextFilter(logging.Filter):
@@ -29,13 +49,19 @@ def logging_config(level: str) -> dict:
                 "fmt": FIELDS,
                 "rename_fields": {"levelname": "level", "name": "logger"},
                 "timestamp": True,
-            }
+            },
+            "access": {"()": AccessFormatter},
         },
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
                 "formatter": "json",
                 "filters": ["request_context"],
+                "stream": "ext://sys.stderr",
+            },
+            "access": {
+                "class": "logging.StreamHandler",
+                "formatter": "access",
                 "stream": "ext://sys.stderr",
             },
             # gunicorn's own logging config looks for a handler by this name.
@@ -49,6 +75,7 @@ def logging_config(level: str) -> dict:
         "loggers": {
             "gunicorn.error": {"level": level, "handlers": ["error_console"], "propagate": False},
             "werkzeug": {"level": "WARNING"},
+            ACCESS_LOGGER: {"level": level, "handlers": ["access"], "propagate": False},
         },
     }
 

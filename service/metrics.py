@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -110,6 +111,8 @@ class Metrics:
         self.predictions = Counter(
             "sentiment_predictions", "Reviews scored, by predicted label", ["label"], registry=own
         )
+        # (route, method, status) -> its counter and histogram: few keys, labels bounded.
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._model_collector = ModelCollector(current_scorer)
         if own is not None:
             own.register(self._model_collector)
@@ -117,9 +120,14 @@ class Metrics:
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
         """`route` is a URL rule or "unmatched"; `method` is bucketed here."""
-        method = method_label(method)
-        self.requests.labels(route, method, str(status)).inc()
-        self.latency.labels(route, method).observe(seconds)
+        key = (route, method_label(method), status)
+        children = self._children.get(key)
+        if children is None:  # label look-ups cost more than the increments: once per key
+            children = (self.requests.labels(key[0], key[1], str(status)),
+                        self.latency.labels(key[0], key[1]))  # fmt: skip
+            self._children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self) -> tuple[bytes, str]:
         registry = self._own_registry

@@ -7,13 +7,14 @@ import uuid
 
 from flask import Flask, Response, g, request
 
+from service.logs import ACCESS_LOGGER
 from service.metrics import Metrics, method_label
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # Incoming ids are echoed into logs and headers, so only plain tokens are trusted.
 VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
-logger = logging.getLogger("service.access")
+logger = logging.getLogger(ACCESS_LOGGER)
 
 
 def register_request_logging(app: Flask, metrics: Metrics) -> None:

@@ -46,7 +46,7 @@ class Verdict:
 
 def server_cores() -> int:
     """Cores left to the servers: wrk takes one."""
-    return max(1, (os.cpu_count() or 2) - 1)
+    return max(1, len(os.sched_getaffinity(0)) - 1)
 
 
 def verdicts(result: BenchmarkResult, targets: Targets, image_mb: float | None) -> list[Verdict]:

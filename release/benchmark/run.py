@@ -12,7 +12,7 @@ from benchmark.servers import RunningServer, serving, specs
 from benchmark.wrk import LoadResult, load
 
 CONCURRENCY = (1, 8, 32)
-WRK_CORE = 1  # wrk on this core; the servers are not pinned
+WRK_CORE = 1  # wrk on this core; the servers on the others
 
 
 @dataclass
@@ -60,7 +60,7 @@ def benchmark(
     batch = json.dumps({"reviews": texts[:batch_size]}).encode()
     result = BenchmarkResult([], seconds, len(review), batch_size)
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
-        for spec in specs():
+        for spec in specs(WRK_CORE):
             with serving(spec, Path(scratch)) as server:
                 log(f"{spec.name}: ready in {server.seconds_to_ready:.2f}s")
                 measured = ServerResult(spec.name, server.seconds_to_ready, 0.0)

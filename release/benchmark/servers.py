@@ -1,6 +1,7 @@
 """A server under test: started as a process of its own, timed from start to ready,
 weighed (PSS of its whole process tree), stopped."""
 
+import os
 import socket
 import sys
 import time
@@ -48,9 +49,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def specs() -> list[ServerSpec]:
+def server_cpus(wrk_core: int) -> list[str]:
+    """`taskset` for the servers: every core but the load generator's, so the two do not
+    fight over one (the figures were twice as noisy unpinned)."""
+    cores = [str(core) for core in sorted(os.sched_getaffinity(0)) if core != wrk_core]
+    return ["taskset", "-c", ",".join(cores)] if cores else []
+
+
+def specs(wrk_core: int) -> list[ServerSpec]:
     """The service and the floor under one gunicorn and one config (prod's); the classic
-    app under Flask's development server. Each on a free port."""
+    app under Flask's development server. Each on a free port, off the load generator's
+    core."""
     python = str(Path(sys.executable).parent / "python")
     gunicorn = [python, "-m", "gunicorn", "--config", "python:service.gunicorn_conf"]
     commands = {
@@ -63,7 +72,8 @@ def specs() -> list[ServerSpec]:
     for name, argv in commands.items():
         port = free_port()
         env = {"APP_ENV": "prod", "SENTIMENT_SERVICE__PORT": str(port)}
-        built.append(ServerSpec(name, argv + [str(port)] * (name == "classic"), env, port))
+        argv = [*server_cpus(wrk_core), *argv, *[str(port)] * (name == "classic")]
+        built.append(ServerSpec(name, argv, env, port))
     return built
 
 
