@@ -5,6 +5,7 @@ from flask import Flask, Response
 from service.api import api
 from service.errors import register_error_handlers
 from service.logs import configure_logging
+from service.page import page
 from service.request_log import register_request_logging
 from service.settings import Settings, load_settings
 from service.state import init_state, load_scorer
@@ -14,7 +15,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
     configure_logging(settings.service.log_level)
 
-    app = Flask(__name__)
+    # The page's assets are served by its blueprint, only where the page is on.
+    app = Flask(__name__, static_folder=None)
     app.config.update(
         DEBUG=settings.service.debug,
         MAX_CONTENT_LENGTH=settings.service.max_body_bytes,
@@ -25,6 +27,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_error_handlers(app)
     register_request_logging(app, state.metrics)
     app.register_blueprint(api)
+    if settings.service.try_it_page:
+        app.register_blueprint(page)
     app.after_request(_security_headers)
     return app
 

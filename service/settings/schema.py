@@ -32,6 +32,8 @@ class ServiceSettings(Section):
     max_batch_size: int = Field(ge=1, le=10_000)
     max_review_chars: int = Field(ge=1, le=1_000_000)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+    # The try-it page at / (service/page.py).
+    try_it_page: bool
     log_review_text: bool
     # Customers' traffic reaches it: debug mode and review-text logging are refused.
     customer_facing: bool

@@ -128,6 +128,14 @@ def test_a_body_of_megabytes_through_the_port_gets_the_413_json(on_test, deliver
     assert response.json()["error"]["code"] == "payload_too_large"
 
 
+def test_the_try_it_page_and_its_assets_are_in_the_image(on_test, delivery):
+    for path, kind in (("/", "text/html"), ("/static/try-it.js", "text/javascript"),
+                       ("/static/try-it.css", "text/css")):  # fmt: skip
+        response = requests.get(f"{delivery.url('test')}{path}", timeout=5)
+        assert response.status_code == 200, path
+        assert response.headers["Content-Type"].startswith(kind), path
+
+
 def test_it_runs_as_a_non_root_user(engine, on_test, delivery):
     assert _exec(engine, delivery.container("test"), "id", "-u").stdout.strip() == "10001"
 

@@ -306,3 +306,28 @@ def test_the_model_is_loaded_once_not_per_request(trained_registry, monkeypatch)
     for _ in range(5):
         assert client.post("/predict/", json={"review": "fine"}).status_code == 200
     assert len(loads) == 1
+
+
+@pytest.mark.parametrize("environment", ["dev", "test", "stage"])
+def test_the_try_it_page_is_served_where_config_turns_it_on(trained_registry, environment):
+    settings = make_settings(environment, **{"model.registry_dir": trained_registry})
+    client = create_app(settings).test_client()
+    page = client.get("/")
+    assert page.status_code == 200
+    assert page.mimetype == "text/html"
+    assert f'data-max-chars="{settings.service.max_review_chars}"' in page.get_data(as_text=True)
+    policy = page.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in policy
+    assert "script-src 'self'" in policy  # no inline script, no CDN
+    assert page.headers["X-Frame-Options"] == "DENY"
+    for asset in ("/static/try-it.js", "/static/try-it.css"):
+        assert client.get(asset).status_code == 200
+
+
+def test_prod_has_no_page_and_no_assets(trained_registry):
+    settings = make_settings("prod", **{"model.registry_dir": trained_registry})
+    client = create_app(settings).test_client()
+    for path in ("/", "/static/try-it.js"):
+        response = client.get(path)
+        assert response.status_code == 404
+        assert response.get_json()["error"]["code"] == "not_found"
