@@ -5,6 +5,8 @@ import logging
 from flask import Blueprint, Response, g, jsonify, request
 
 from service import schemas
+from service.errors import NotReady
+from service.lifecycle import draining
 from service.openapi import build_spec
 from service.state import get_state
 from service.validation import check_batch, check_review, parse, read_json
@@ -66,6 +68,8 @@ def healthz() -> Response:
 
 @api.get("/readyz")
 def readyz() -> Response:
+    if draining():
+        raise NotReady("the service is shutting down", "draining")
     scorer = get_state().ready_scorer()
     return jsonify(schemas.Ready(status="ready", model_version=scorer.version).model_dump())
 

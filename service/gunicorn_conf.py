@@ -7,6 +7,8 @@ directory. Only gunicorn imports it: importing it is what applies it.
 
 import os
 import shutil
+import signal
+import threading
 from pathlib import Path
 
 from service.settings import load_settings
@@ -21,7 +23,8 @@ _metrics_dir = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_gunic
 shutil.rmtree(_metrics_dir, ignore_errors=True)
 _metrics_dir.mkdir(parents=True, exist_ok=True)
 
-from service.logs import logging_config  # noqa: E402  (imports the app: must follow the above)
+from service.lifecycle import DRAINING  # noqa: E402  (imports the app: must follow the above)
+from service.logs import logging_config  # noqa: E402
 
 bind = f"{_settings.service.host}:{_settings.service.port}"
 
@@ -46,6 +49,27 @@ logconfig_dict = logging_config(_settings.service.log_level)
 control_socket_disable = True
 # Worker heartbeat files: /dev/shm is memory, so a slow disk never looks like a hung worker.
 worker_tmp_dir = "/dev/shm" if Path("/dev/shm").is_dir() else None  # noqa: S108
+
+
+def on_starting(server) -> None:
+    """The first SIGTERM drains instead of stopping: the draining mark makes /readyz answer
+    503, the workers keep serving for drain_seconds, then the SIGTERM is handled as
+    gunicorn does (a graceful stop). A second SIGTERM meanwhile stops at once."""
+    stop = server.handle_term
+    drain = _gunicorn.drain_seconds
+    mark = _metrics_dir / DRAINING
+
+    def handle_term() -> None:
+        if drain <= 0 or mark.exists():
+            stop()
+            return
+        mark.touch()
+        server.log.info("SIGTERM: not ready from now on; serving %ss more, then stopping", drain)
+        timer = threading.Timer(drain, server.SIG_QUEUE.put_nowait, [signal.SIGTERM])
+        timer.daemon = True
+        timer.start()
+
+    server.handle_term = handle_term
 
 
 def child_exit(server, worker) -> None:

@@ -50,6 +50,9 @@ class GunicornSettings(Section):
     max_requests: int = Field(ge=0)
     max_requests_jitter: int = Field(ge=0)
     metrics_dir: Path
+    # On SIGTERM: /readyz answers 503 at once, requests are served this long, then the
+    # graceful stop (graceful_timeout_seconds) begins. A second SIGTERM stops at once.
+    drain_seconds: float = Field(ge=0, le=300)
 
     @model_validator(mode="after")
     def _threads_need_gthread(self) -> "GunicornSettings":

@@ -2,7 +2,9 @@
 
 import json
 import re
+import signal
 import socket
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -96,6 +98,55 @@ def test_slow_clients_do_not_delay_health_or_predictions(own_server, trained_reg
     finally:
         for connection in stalled:
             connection.close()
+
+
+def test_sigterm_drains_not_ready_first_and_loses_no_request(
+    own_server, trained_registry, tmp_path
+):
+    """A load balancer's view: requests keep coming until /readyz fails, then stop. With a
+    drain, every one of them is answered, and so is everything sent while the balancer had
+    not noticed yet; then the server stops by itself, cleanly."""
+    server = own_server(tmp_path, trained_registry, workers=2,
+                        settings={"SENTIMENT_GUNICORN__DRAIN_SECONDS": "2"})  # fmt: skip
+    answers: list[int | str] = []
+    noticed = threading.Event()
+
+    def client() -> None:
+        with requests.Session() as session:
+            while not noticed.is_set():
+                try:
+                    answers.append(
+                        session.post(
+                            f"{server.base_url}/predict/", json={"review": "good"}, timeout=5
+                        ).status_code
+                    )
+                except requests.RequestException as error:
+                    answers.append(type(error).__name__)
+
+    def balancer() -> None:
+        while True:
+            ready = requests.get(f"{server.base_url}/readyz", timeout=5)
+            if ready.status_code == 503:
+                assert ready.json()["error"]["code"] == "draining"
+                time.sleep(0.5)  # a balancer notices late
+                noticed.set()
+                return
+            time.sleep(0.05)
+
+    threads = [threading.Thread(target=client) for _ in range(4)]
+    watcher = threading.Thread(target=balancer)
+    for thread in [*threads, watcher]:
+        thread.start()
+    time.sleep(0.5)
+    server.process.send_signal(signal.SIGTERM)
+    watcher.join(timeout=10)
+    for thread in threads:
+        thread.join(timeout=10)
+    assert noticed.is_set()
+    assert answers
+    assert set(answers) == {200}, [a for a in answers if a != 200][:5]
+    assert server.process.wait(timeout=30) == 0
+    assert "serving 2.0s more, then stopping" in server.logs()
 
 
 def test_not_ready_without_a_model_then_ready_once_one_is_published(own_server, tmp_path):

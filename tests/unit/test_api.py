@@ -331,3 +331,19 @@ def test_prod_has_no_page_and_no_assets(trained_registry):
         response = client.get(path)
         assert response.status_code == 404
         assert response.get_json()["error"]["code"] == "not_found"
+
+
+def test_readiness_fails_while_draining_and_predictions_go_on(client, tmp_path, monkeypatch):
+    """gunicorn_conf marks a SIGTERM'd server as draining: balancers see it not ready at
+    once, while what they still send is answered."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    assert client.get("/readyz").status_code == 200
+    (tmp_path / "draining").touch()
+    ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.get_json()["error"] == {
+        "code": "draining",
+        "message": "the service is shutting down",
+    }
+    assert client.post("/predict/", json={"review": "fine"}).status_code == 200
+    assert client.get("/healthz").status_code == 200
