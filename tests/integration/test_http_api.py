@@ -7,8 +7,12 @@ import subprocess
 import pytest
 import requests
 
+from tests.conftest import make_settings
+
 pytestmark = pytest.mark.integration
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+# The deployed service reads this repository's config too.
+LIMITS = make_settings("test").service
 
 
 def test_the_documented_curl_call_gets_a_negative_leaning_score(base_url):
@@ -70,11 +74,17 @@ def test_batch_call(base_url):
         (
             "POST",
             "/v1/predict",
-            json.dumps({"reviews": ["a"] * 65}).encode(),
+            json.dumps({"reviews": ["a"] * (LIMITS.max_batch_size + 1)}).encode(),
             422,
             "batch_too_large",
         ),
-        ("POST", "/predict/", b'{"review": "' + b"x" * 70_000 + b'"}', 413, "payload_too_large"),
+        (
+            "POST",
+            "/predict/",
+            b'{"review": "' + b"x" * (LIMITS.max_body_bytes + 10) + b'"}',
+            413,
+            "payload_too_large",
+        ),
         ("GET", "/no/such/path", None, 404, "not_found"),
         ("PUT", "/predict/", b"{}", 405, "method_not_allowed"),
     ],

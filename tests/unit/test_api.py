@@ -86,7 +86,7 @@ def test_a_bundle_with_another_threshold_labels_by_that_threshold(tmp_path):
     ]
 
 
-NESTED = "[" * 30_000 + "]" * 30_000  # deep, yet under the 64 KiB body limit
+NESTED = "[" * 30_000 + "]" * 30_000  # deep, yet under the body limit
 
 
 @pytest.mark.parametrize(

@@ -68,7 +68,7 @@ def test_environment_variables_override_single_keys():
     settings = make_settings("test", **{"service.port": 9123, "gunicorn.workers": 3})
     assert settings.service.port == 9123
     assert settings.gunicorn.workers == 3
-    assert settings.service.max_batch_size == 64  # untouched keys keep their values
+    assert settings.service.max_batch_size == 1000  # untouched keys keep their values
 
 
 @pytest.mark.parametrize(
