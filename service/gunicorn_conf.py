@@ -73,7 +73,12 @@ def on_starting(server) -> None:
 
 
 def child_exit(server, worker) -> None:
-    """A dead (or recycled) worker's samples go into the archive files, its own go."""
+    """A dead (or recycled) worker's samples go into the archive files, its own go. This
+    runs in the master: a failure is logged, never raised into gunicorn's loop (the
+    worker's files then stay, and are still summed)."""
     from service.metrics import archive_dead_worker
 
-    archive_dead_worker(_metrics_dir, worker.pid)
+    try:
+        archive_dead_worker(_metrics_dir, worker.pid)
+    except Exception:
+        server.log.exception("metrics of worker %s not archived", worker.pid)

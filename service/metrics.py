@@ -12,6 +12,7 @@ Label values never come from the client as sent: the route is the URL rule (or
 
 import fcntl
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +39,8 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 SUMMED = ("counter", "histogram")
 ARCHIVE = "archive"
 LOCK_FILE = ".lock"
+# The gunicorn master archives: it must not stall behind a flood of scrapes.
+ARCHIVE_WAIT_SECONDS = 2.0
 
 
 def method_label(method: str) -> str:
@@ -45,11 +48,23 @@ def method_label(method: str) -> str:
 
 
 @contextmanager
-def _locked(directory: Path, mode: int) -> Iterator[None]:
+def _locked(directory: Path, mode: int, wait_seconds: float | None = None) -> Iterator[None]:
     """Scrapes share the lock; archiving takes it alone, so a scrape never sees a dead
-    worker's samples twice (in its file and in the archive) or a file vanish mid-read."""
+    worker's samples twice (in its file and in the archive) or a file vanish mid-read.
+    With `wait_seconds`, TimeoutError when the lock is not had by then."""
     with open(directory / LOCK_FILE, "a") as handle:
-        fcntl.flock(handle, mode)
+        if wait_seconds is None:
+            fcntl.flock(handle, mode)
+        else:
+            deadline = time.monotonic() + wait_seconds
+            while True:
+                try:
+                    fcntl.flock(handle, mode | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"{directory / LOCK_FILE} stayed locked") from None
+                    time.sleep(0.01)
         try:
             yield
         finally:
@@ -58,8 +73,9 @@ def _locked(directory: Path, mode: int) -> Iterator[None]:
 
 def archive_dead_worker(directory: Path, pid: int) -> None:
     """Adds a dead worker's counter and histogram samples into the archive files and
-    removes its own: the totals stay, the file count stays bounded."""
-    with _locked(directory, fcntl.LOCK_EX):
+    removes its own: the totals stay, the file count stays bounded. Scrapes that keep the
+    lock busy (TimeoutError) only delay this: the files are summed as they are until then."""
+    with _locked(directory, fcntl.LOCK_EX, wait_seconds=ARCHIVE_WAIT_SECONDS):
         for kind in SUMMED:
             dead = directory / f"{kind}_{pid}.db"
             if not dead.exists():

@@ -49,12 +49,18 @@ def server_cores() -> int:
     return max(1, len(os.sched_getaffinity(0)) - 1)
 
 
+def _ratio(measured: float, reference: float) -> float:
+    """measured / reference; a reference that answered nothing makes no ratio (nan: every
+    comparison with it fails, so the target reads MISSED)."""
+    return measured / reference if reference > 0 else float("nan")
+
+
 def verdicts(result: BenchmarkResult, targets: Targets, image_mb: float | None) -> list[Verdict]:
     service, floor, classic = (result.server(n) for n in ("service", "floor", "classic"))
-    share = {c: service.at(c).requests_per_second / floor.at(c).requests_per_second
+    share = {c: _ratio(service.at(c).requests_per_second, floor.at(c).requests_per_second)
              for c in (8, 32)}  # fmt: skip
-    p99 = service.at(32).p99_ms / floor.at(32).p99_ms
-    speedup = service.at(8).requests_per_second / classic.at(8).requests_per_second
+    p99 = _ratio(service.at(32).p99_ms, floor.at(32).p99_ms)
+    speedup = _ratio(service.at(8).requests_per_second, classic.at(8).requests_per_second)
     per_core = result.batch_reviews_per_second / server_cores()
     errors = sum(point.errors for server in result.servers for point in server.points)
     found = [

@@ -2,6 +2,7 @@
 with wrk, weighed; the service also with full batches."""
 
 import json
+import os
 import statistics
 import tempfile
 from collections.abc import Callable
@@ -12,7 +13,11 @@ from benchmark.servers import RunningServer, serving, specs
 from benchmark.wrk import LoadResult, load
 
 CONCURRENCY = (1, 8, 32)
-WRK_CORE = 1  # wrk on this core; the servers on the others
+
+
+def wrk_core() -> int:
+    """wrk's core: the last one this process may use; the servers get the others."""
+    return max(os.sched_getaffinity(0))
 
 
 @dataclass
@@ -60,26 +65,32 @@ def benchmark(
     batch = json.dumps({"reviews": texts[:batch_size]}).encode()
     result = BenchmarkResult([], seconds, len(review), batch_size)
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
-        for spec in specs(WRK_CORE):
+        core = wrk_core()
+        for spec in specs(core):
             with serving(spec, Path(scratch)) as server:
                 log(f"{spec.name}: ready in {server.seconds_to_ready:.2f}s")
                 measured = ServerResult(spec.name, server.seconds_to_ready, 0.0)
-                load(f"{spec.url}/predict/", single, 8, warmup, WRK_CORE)
+                load(f"{spec.url}/predict/", single, 8, warmup, core)
                 for connections in CONCURRENCY:
-                    point = load(f"{spec.url}/predict/", single, connections, seconds, WRK_CORE)
+                    point = load(f"{spec.url}/predict/", single, connections, seconds, core)
                     log(f"{spec.name}: c={connections} {point.requests_per_second:,.0f} req/s, "
                         f"p99 {point.p99_ms:.1f} ms, {point.errors} errors")  # fmt: skip
                     measured.points.append(point)
                 measured.pss_mb = server.pss_mb()
                 if spec.name == "service":
-                    result.batch = _batch(server, batch, seconds, log, batch_size)
+                    result.batch = _batch(server, batch, seconds, core, log, batch_size)
                 result.servers.append(measured)
     return result
 
 
 def _batch(
-    server: RunningServer, body: bytes, seconds: float, log: Callable[[str], None], size: int
+    server: RunningServer,
+    body: bytes,
+    seconds: float,
+    core: int,
+    log: Callable[[str], None],
+    size: int,
 ) -> LoadResult:
-    point = load(f"{server.spec.url}/v1/predict", body, 8, seconds, WRK_CORE)
+    point = load(f"{server.spec.url}/v1/predict", body, 8, seconds, core)
     log(f"service: batches of {size}: {point.requests_per_second * size:,.0f} reviews/s")
     return point

@@ -124,12 +124,13 @@ def build_image(
     """Builds, pushes and records the image; the record (digest, size, labels, timings)."""
     started = time.monotonic()
     _ensure_base_image(engine, delivery.build.base_image)
-    bundle = registry.metadata("current")
+    version = registry.resolve("current")  # once: the lock and the bundle must agree
+    bundle = registry.metadata(version)
     # A compiled scorer serves without scikit-learn, numpy, scipy or any unpickling.
     lock = project.runtime_lock(scikit_learn=bundle.compiled is None)
     wheelhouse = fill_wheelhouse(delivery, lock)
     context, model = assemble_context(
-        delivery, project, registry, bundle.version, wheelhouse, lock, environments
+        delivery, project, registry, version, wheelhouse, lock, environments
     )
 
     source = Git(project.root).source()

@@ -230,7 +230,10 @@ class Workspace:
         subject = image_subject(self.engine, reference)
         running = None
         running_image = self.target.status(environment).image
-        if running_image and PINNED.fullmatch(running_image) and running_image != reference:
+        pinned = PINNED.fullmatch(running_image or "")
+        # Only an image of the configured repository can supersede (not one put there by hand).
+        ours = pinned is not None and pinned["name"] == self.delivery.registry.image_name
+        if ours and running_image != reference:
             try:
                 running = image_subject(self.engine, running_image)
             except ReleaseError as error:

@@ -3,13 +3,21 @@ coefficients and intercept as plain arrays, when the pipeline has a shape that s
 reproduces exactly; otherwise why not (the bundle is then served by scikit-learn)."""
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from model.compiled import FORMAT, CompiledModel
+from model.compiled import (
+    FORMAT,
+    MAX_NGRAM,
+    TOKEN_PATTERNS,
+    CompiledModelError,
+    CompiledScorer,
+)
+from model.scoring import AGREEMENT_TOLERANCE
 
 # Vectorizer settings the compiled scorer does not reproduce, with the values it needs.
 REQUIRED = {
@@ -26,8 +34,14 @@ class NotCompilable(Exception):
     """The pipeline has a shape the compiled scorer does not reproduce."""
 
 
-def compile_pipeline(model: Any) -> bytes:
-    """The compiled model as JSON bytes (floats written exactly); NotCompilable otherwise."""
+# Besides the caller's: reviews every compiled scorer must score as scikit-learn does.
+CHECKED_ALWAYS = ("good", "bad", "not good at all", "Great food, terrible service!!", "")
+
+
+def compile_pipeline(model: Any, texts: Sequence[str] = ()) -> bytes:
+    """The compiled model as JSON bytes (floats written exactly); NotCompilable when the
+    pipeline has another shape, or when the result does not score `texts` (and a few
+    reviews of its own) as the pipeline does, within model/scoring.py's tolerance."""
     if not isinstance(model, Pipeline) or len(model.steps) != 2:
         raise NotCompilable("not a two-step scikit-learn pipeline (vectorizer, classifier)")
     (_, vectorizer), (_, classifier) = model.steps
@@ -41,6 +55,10 @@ def compile_pipeline(model: Any) -> bytes:
             raise NotCompilable(f"vectorizer {name}={settings[name]!r}, not {needed!r}")
     if len(classifier.classes_) != 2 or classifier.coef_.shape[0] != 1:
         raise NotCompilable("the classifier is not binary")
+    if settings["token_pattern"] not in TOKEN_PATTERNS:
+        raise NotCompilable(f"vectorizer token_pattern={settings['token_pattern']!r}")
+    if settings["ngram_range"][1] > MAX_NGRAM:
+        raise NotCompilable(f"vectorizer ngram_range={settings['ngram_range']!r}")
     terms = [""] * len(vectorizer.vocabulary_)
     for term, index in vectorizer.vocabulary_.items():
         terms[int(index)] = term
@@ -70,6 +88,17 @@ def compile_pipeline(model: Any) -> bytes:
             "classes": [int(c) for c in classifier.classes_],
         },
     }
-    CompiledModel.model_validate(document)  # what the service will read
     # repr() of a float reads back as the same float: JSON keeps every bit.
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+    compiled = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+    try:
+        scorer = CompiledScorer.from_bytes(compiled)  # what the service will read
+    except CompiledModelError as error:
+        raise NotCompilable(str(error)) from None
+    checked = [*CHECKED_ALWAYS, *texts]
+    reference = model.predict_proba(checked)[:, 1]
+    for text, got, expected in zip(checked, scorer.scores(checked), reference, strict=True):
+        if not abs(got - expected) <= AGREEMENT_TOLERANCE:
+            raise NotCompilable(
+                f"the compiled scorer gives {text[:40]!r} {got!r}, not {expected!r}"
+            )
+    return compiled

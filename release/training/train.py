@@ -72,9 +72,10 @@ def train(
     if failures:
         return TrainingResult(metrics, fingerprint, failures, None)
 
+    samples = sample_scores(model, split.test_texts)
     compiled, not_compiled = None, None
     try:
-        compiled = compile_pipeline(model)
+        compiled = compile_pipeline(model, [sample["text"] for sample in samples])
     except NotCompilable as error:
         not_compiled = str(error)
     published = publish(
@@ -101,7 +102,7 @@ def train(
                 "numpy": numpy.__version__,
                 "scipy": scipy.__version__,
             },
-            "samples": sample_scores(model, split.test_texts),
+            "samples": samples,
         },
         compiled,
     )

@@ -40,7 +40,8 @@ class ServiceSettings(Section):
 
 
 class GunicornSettings(Section):
-    worker_class: Literal["sync", "gthread", "gevent"]
+    # The worker classes the runtime lock can run (gevent is not in it).
+    worker_class: Literal["sync", "gthread"]
     workers: int = Field(ge=1, le=64)
     threads: int = Field(ge=1, le=64)
     timeout_seconds: int = Field(ge=1, le=3600)

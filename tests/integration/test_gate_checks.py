@@ -1,6 +1,9 @@
 """The gates' checks against real gunicorn servers: each passes on a sound service and
 fails, saying why, on the fault it is there to catch."""
 
+import hashlib
+import json
+
 import pytest
 
 from gates.checks import configure
@@ -21,7 +24,8 @@ def served(own_server, trained_registry, tmp_path):
 
 @pytest.fixture(scope="module")
 def bundle(trained_registry):
-    return ModelRegistry(trained_registry).load("current")
+    """As the gates hold it: the scikit-learn model, the reference."""
+    return ModelRegistry(trained_registry).load("current", "scikit-learn")
 
 
 def subject_of(bundle, **changes) -> Subject:
@@ -113,3 +117,24 @@ def test_the_latency_budget_is_per_request(served, bundle, tmp_path):
     impossible = {"requests": 10, "max_p95_ms": 0.001, "max_ms": 0.001}
     failed = gate(tmp_path / "b", bundle, served.base_url, {"latency": impossible})["latency"]
     assert [message.split(" ")[0] for message in failed.failures] == ["p95", "the"]
+
+
+def test_a_compiled_scorer_that_is_not_its_model_compiled_is_caught(
+    served, registry_copy, tmp_path
+):
+    """A term only an attacker's reviews contain, with a weight of its own, re-hashed into
+    the metadata: no sample or held-out review meets it, but the bytes differ."""
+    bundle_dir = registry_copy.path_of(registry_copy.current_version())
+    compiled = json.loads((bundle_dir / "scorer.json").read_text())
+    compiled["vectorizer"]["terms"].append("zzqtrigger")
+    compiled["vectorizer"]["idf"].append(1.0)
+    compiled["classifier"]["coef"].append(-50.0)
+    data = json.dumps(compiled).encode()
+    (bundle_dir / "scorer.json").write_bytes(data)
+    metadata = json.loads((bundle_dir / "metadata.json").read_text())
+    metadata["compiled"]["sha256"] = hashlib.sha256(data).hexdigest()
+    (bundle_dir / "metadata.json").write_text(json.dumps(metadata))
+    doctored = registry_copy.load("current", "scikit-learn")
+    skew = gate(tmp_path, doctored, served.base_url, {"skew": {"max_score_difference": 1e-12}})
+    assert skew["skew"].result == "failed"
+    assert "scorer.json is not what the bundle's model compiles to" in skew["skew"].failures[0]

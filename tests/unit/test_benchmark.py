@@ -114,3 +114,12 @@ def test_wrk_posts_the_body_it_is_given():
     assert point.errors == 0
     assert received
     assert set(received) == {body}
+
+
+def test_a_reference_that_answered_nothing_reads_missed_not_a_crash(monkeypatch):
+    monkeypatch.setattr("benchmark.report.server_cores", lambda: 1)
+    broken = result(3600, 120)
+    broken.servers[1] = server("floor", 0, 0.0)
+    judged = {v.what: v for v in verdicts(broken, TARGETS, image_mb=None)}
+    assert not judged["/predict/ vs floor, c=8"].met
+    assert judged["/predict/ vs floor, c=8"].measured == "nan%"

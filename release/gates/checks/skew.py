@@ -15,6 +15,7 @@ from pydantic import Field
 
 from gates.checks.base import Check, CheckOptions, CheckResult, GateContext, register
 from model import LoadedBundle, Scorer
+from model.bundle import read_verified_compiled
 from model.scoring import predicted_class
 from support.errors import ReleaseError
 from training.dataset import load_dataset
@@ -76,6 +77,18 @@ def served_scores(
     return scores
 
 
+def compiles_to_itself(bundle: LoadedBundle) -> bool:
+    """The compiled scorer is, byte for byte, what the bundle's scikit-learn model compiles
+    to (the samples and the held-out reviews only cover the n-grams they contain)."""
+    from training.compile import NotCompilable, compile_pipeline
+
+    shipped = read_verified_compiled(bundle.path, bundle.metadata)
+    try:
+        return shipped == compile_pipeline(bundle.model)
+    except NotCompilable:
+        return False
+
+
 def metric_differences(recorded: dict, measured: dict, tolerance: float) -> list[str]:
     problems = []
     for name in EXACT_METRICS:
@@ -106,6 +119,11 @@ class Skew(Check):
         tolerance = self.options.max_score_difference
         bundle = context.bundle
         metadata = bundle.metadata
+        if metadata.compiled is not None and not compiles_to_itself(bundle):
+            result.fail(
+                f"{metadata.compiled.file} is not what the bundle's model compiles to: it "
+                "could serve scores the model never gave"
+            )
         split = held_out(context)
         offline = Scorer(bundle).scores(split.test_texts)
         offline_metrics = metrics_from_scores(offline, split.test_labels, metadata.threshold)
