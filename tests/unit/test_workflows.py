@@ -498,7 +498,7 @@ def test_the_outcome_job_shows_a_commit_a_newer_one_overtook_as_superseded(tmp_p
     needs["test"] = {"result": "cancelled", "outputs": {}}
     done = run_script(step, {"NEEDS": json.dumps(needs), "GITHUB_SHA": "ab" * 20}, tmp_path)
     assert (
-        "| test | superseded: a newer commit took its place in the deploy queue"
+        "| test | cancelled: another run took its place in the deploy queue"
         in (tmp_path / "GITHUB_STEP_SUMMARY").read_text()
     )
     assert load("ci.yml")["jobs"]["outcome"]["needs"] == ["dev", "deploy-dev", *promotion_chain(
