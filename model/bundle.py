@@ -107,17 +107,12 @@ def read_bundle(bundle_dir: Path, engine: Engine = "auto") -> LoadedBundle:
     sha256 in the metadata. The bytes that were hashed are the bytes that get read, so a
     file cannot be swapped between the check and the load. With a compiled scorer,
     nothing is unpickled."""
-    metadata = read_metadata(bundle_dir)
-    model_path = bundle_dir / metadata.model_file
-    data = _verified_bytes(model_path, metadata.sha256)  # whole or not at all
-    if engine != "scikit-learn" and metadata.compiled is not None:
-        path = bundle_dir / metadata.compiled.file
-        data = _verified_bytes(path, metadata.compiled.sha256)
+    metadata, data = read_verified_bytes(bundle_dir)  # whole or not at all
+    if engine != "scikit-learn" and (compiled := read_verified_compiled(bundle_dir, metadata)):
         try:
-            compiled = CompiledScorer.from_bytes(data)
+            return LoadedBundle(bundle_dir, metadata, None, CompiledScorer.from_bytes(compiled))
         except CompiledModelError as error:
-            raise BundleIntegrityError(f"{path}: {error}") from None
-        return LoadedBundle(bundle_dir, metadata, None, compiled)
+            raise BundleIntegrityError(f"{bundle_dir / COMPILED_FILE}: {error}") from None
     if engine == "compiled":
         raise BundleError(
             f"model {metadata.version} has no compiled scorer (its model has a shape "
@@ -133,6 +128,7 @@ def read_bundle(bundle_dir: Path, engine: Engine = "auto") -> LoadedBundle:
     try:
         model = joblib.load(io.BytesIO(data))
     except Exception as error:  # unpickling can fail in many ways; all mean "unusable"
+        model_path = bundle_dir / metadata.model_file
         raise BundleIntegrityError(f"{model_path} cannot be loaded: {error}") from None
     return LoadedBundle(bundle_dir, metadata, model)
 

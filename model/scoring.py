@@ -82,17 +82,25 @@ class Scorer:
 
     def _check_samples(self) -> None:
         samples = self.metadata.samples
-        scores = self.scores([sample.text for sample in samples])
-        off = [
-            (sample, score)
-            for sample, score in zip(samples, scores, strict=True)
-            if not abs(score - sample.positive) <= AGREEMENT_TOLERANCE
-        ]
+        texts = [sample.text for sample in samples]
+        off = disagreements(texts, self.scores(texts), [sample.positive for sample in samples])
         if off:
-            sample, score = off[0]
+            text, score, recorded = off[0]
             raise BundleIntegrityError(
                 f"model {self.version} scored by {self.engine} gives {len(off)} of "
                 f"{len(samples)} sample reviews another score than scikit-learn gave at "
-                f"publish time (e.g. {sample.text[:40]!r}: {score!r}, recorded "
-                f"{sample.positive!r}; tolerance {AGREEMENT_TOLERANCE:g}); not serving it"
+                f"publish time (e.g. {text[:40]!r}: {score!r}, recorded "
+                f"{recorded!r}; tolerance {AGREEMENT_TOLERANCE:g}); not serving it"
             )
+
+
+def disagreements(
+    texts: Sequence[str], scores: Sequence[float], references: Sequence[float]
+) -> list[tuple[str, float, float]]:
+    """(text, score, reference) where a score is more than AGREEMENT_TOLERANCE from its
+    reference (a NaN is never within it)."""
+    return [
+        (text, score, reference)
+        for text, score, reference in zip(texts, scores, references, strict=True)
+        if not abs(score - reference) <= AGREEMENT_TOLERANCE
+    ]

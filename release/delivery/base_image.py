@@ -15,14 +15,14 @@ from pathlib import Path
 import yaml
 
 from delivery.errors import DeliveryError
+from delivery.references import NAME, SHA256_DIGEST, TAG
 from delivery.skopeo import skopeo
 from support.files import atomic_write
 
-_NAME = r"(?P<name>[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+)"
-_TAG = r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9._-]{0,127}))"
-PINNED_BASE = re.compile(rf"^{_NAME}{_TAG}?@(?P<digest>sha256:[0-9a-f]{{64}})$")
-TAGGED_BASE = re.compile(rf"^{_NAME}{_TAG}$")
-LOCAL_BASE = re.compile(r"^localhost/[a-z0-9._/-]+(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?$")
+_TAG = rf"(:(?P<tag>{TAG}))"
+PINNED_BASE = re.compile(rf"^{NAME}{_TAG}?@(?P<digest>{SHA256_DIGEST})$")
+TAGGED_BASE = re.compile(rf"^{NAME}{_TAG}$")
+LOCAL_BASE = re.compile(rf"^localhost/[a-z0-9._/-]+(:{TAG})?$")
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 # The one line of config/delivery.yaml the pin rewrites: `  base_image: VALUE  # ...`.
 CONFIG_LINE = re.compile(r"^(?P<lead>[ ]+base_image:[ ]*)(?P<value>[^\s#]+)(?P<rest>.*)$", re.M)

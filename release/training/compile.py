@@ -17,7 +17,7 @@ from model.compiled import (
     CompiledModelError,
     CompiledScorer,
 )
-from model.scoring import AGREEMENT_TOLERANCE
+from model.scoring import disagreements
 
 # Vectorizer settings the compiled scorer does not reproduce, with the values it needs.
 REQUIRED = {
@@ -95,10 +95,9 @@ def compile_pipeline(model: Any, texts: Sequence[str] = ()) -> bytes:
     except CompiledModelError as error:
         raise NotCompilable(str(error)) from None
     checked = [*CHECKED_ALWAYS, *texts]
-    reference = model.predict_proba(checked)[:, 1]
-    for text, got, expected in zip(checked, scorer.scores(checked), reference, strict=True):
-        if not abs(got - expected) <= AGREEMENT_TOLERANCE:
-            raise NotCompilable(
-                f"the compiled scorer gives {text[:40]!r} {got!r}, not {expected!r}"
-            )
+    reference = model.predict_proba(checked)[:, 1].tolist()
+    off = disagreements(checked, scorer.scores(checked), reference)
+    if off:
+        text, got, expected = off[0]
+        raise NotCompilable(f"the compiled scorer gives {text[:40]!r} {got!r}, not {expected!r}")
     return compiled
