@@ -7,6 +7,7 @@
 #   make deploy ENV=test     run that digest as ENV's container (IMAGE=sha256:... for another)
 #   make pipeline            dev gate -> build -> each environment of config/promotion.yaml
 #   make promote TO=stage    move an image up one environment, if the one below passed it
+#   make api-keys            the gates' API key where config asks for keys (stage, prod)
 #   make workflows           run the pull-request workflow's jobs here with act, checked (slow)
 
 SHELL := /bin/bash
@@ -42,7 +43,7 @@ unexport ENV IMAGE TO UNTIL RELEASE DATA_DIR BASE_IMAGE
 
 .PHONY: help setup train model run serve test unit integration container lint format config \
 	models lock clean build deploy undeploy status render base-image install-podman \
-	smoke keys gate promote rollback history evidence pipeline state-pull state-push act workflows policy
+	smoke keys api-keys gate promote rollback history evidence pipeline state-pull state-push act workflows policy
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -137,7 +138,10 @@ history: setup ## ENV's promotion ledger
 evidence: setup ## Gate evidence records (IMAGE=sha256:... for one image)
 	$(BIN)/sentiment evidence $(call flag,--image,IMAGE)
 
-pipeline: keys ## Train if needed, dev gate, build, promote up to UNTIL (default: all)
+api-keys: setup ## The gates' API key for each environment that asks for keys (kept if valid)
+	$(BIN)/sentiment api-keys gate
+
+pipeline: keys api-keys ## Train if needed, dev gate, build, promote up to UNTIL (default: all)
 	$(BIN)/sentiment pipeline $(call flag,--until,UNTIL) $(call flag,--release-tag,RELEASE) \
 		$(call flag,--data-dir,DATA_DIR)
 

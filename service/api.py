@@ -111,4 +111,6 @@ def metrics() -> Response:
 
 @api.get("/openapi.json")
 def openapi() -> Response:
-    return jsonify(build_spec(get_state().settings.service, get_state().package_version))
+    state = get_state()
+    settings = state.settings
+    return jsonify(build_spec(settings.service, state.package_version, settings.auth.required))

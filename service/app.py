@@ -3,6 +3,7 @@
 from flask import Flask, Response
 
 from service.api import api
+from service.auth import load_keyring, register_auth
 from service.errors import register_error_handlers
 from service.logs import configure_logging
 from service.page import page
@@ -22,10 +23,16 @@ def create_app(settings: Settings | None = None) -> Flask:
         MAX_CONTENT_LENGTH=settings.service.max_body_bytes,
     )
     scorer, not_ready_reason = load_scorer(settings)
+    keyring = None
+    if settings.auth.required:
+        keyring, keys_missing = load_keyring(settings)
+        not_ready_reason = not_ready_reason or keys_missing
     state = init_state(app, settings, scorer, not_ready_reason)
 
     register_error_handlers(app)
     register_request_logging(app, state.metrics)
+    if settings.auth.required:
+        register_auth(app, keyring, state.metrics)
     app.register_blueprint(api)
     if settings.service.try_it_page:
         app.register_blueprint(page)

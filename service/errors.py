@@ -11,6 +11,7 @@ logger = logging.getLogger(__name__)
 class APIError(Exception):
     status = 500
     code = "internal_error"
+    headers: dict[str, str] = {}  # noqa: RUF012  (never mutated)
 
     def __init__(self, message: str, code: str | None = None, details: list | None = None):
         super().__init__(message)
@@ -44,6 +45,14 @@ class PayloadTooLarge(APIError):
     code = "payload_too_large"
 
 
+class Unauthorized(APIError):
+    """No valid API key: the same answer whether it was missing, malformed or wrong."""
+
+    status = 401
+    code = "unauthorized"
+    headers = {"WWW-Authenticate": 'Bearer realm="sentiment"'}  # noqa: RUF012
+
+
 class NotReady(APIError):
     status = 503
     code = "not_ready"
@@ -61,6 +70,7 @@ def register_error_handlers(app: Flask) -> None:
     def _api_error(error: APIError) -> Response:
         response = jsonify(error.to_dict())
         response.status_code = error.status
+        response.headers.update(error.headers)
         return response
 
     @app.errorhandler(HTTPException)

@@ -9,7 +9,7 @@ from flask import g, has_request_context
 
 FIELDS = "%(levelname)s %(name)s %(message)s"
 ACCESS_LOGGER = "service.access"
-ACCESS_FIELDS = ("request_id", "method", "route", "status", "latency_ms")
+ACCESS_FIELDS = ("request_id", "method", "route", "status", "latency_ms", "key_id")
 
 
 class AccessFormatter(logging.Formatter):
@@ -22,7 +22,11 @@ class AccessFormatter(logging.Formatter):
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
-            **{name: getattr(record, name) for name in ACCESS_FIELDS if hasattr(record, name)},
+            **{
+                name: value
+                for name in ACCESS_FIELDS
+                if (value := getattr(record, name, None)) is not None
+            },
             "timestamp": datetime.fromtimestamp(record.created, tz=UTC).isoformat(),
         }
         return json.dumps(line)

@@ -7,7 +7,8 @@ Recycled workers would leave a file each behind, so a dead worker's samples are 
 into one archive file and its own files removed (`archive_dead_worker`).
 
 Label values never come from the client as sent: the route is the URL rule (or
-"unmatched"), the method one of METHODS (or "other"), the status the one we answer.
+"unmatched"), the method one of METHODS (or "other"), the status the one we answer,
+the key id that of a key in the key-hash file that matched.
 """
 
 import fcntl
@@ -127,6 +128,12 @@ class Metrics:
         self.predictions = Counter(
             "sentiment_predictions", "Reviews scored, by predicted label", ["label"], registry=own
         )
+        # Only ids of keys that matched: the key-hash file bounds them.
+        self.key_requests = Counter(
+            "sentiment_api_key_requests", "Requests let in, by API key id", ["key_id"],
+            registry=own,
+        )  # fmt: skip
+        self._key_children: dict[str, Any] = {}
         # (route, method, status) -> its counter and histogram: few keys, labels bounded.
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._model_collector = ModelCollector(current_scorer)
@@ -144,6 +151,12 @@ class Metrics:
             self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
+
+    def count_key(self, key_id: str) -> None:
+        child = self._key_children.get(key_id)
+        if child is None:
+            child = self._key_children[key_id] = self.key_requests.labels(key_id)
+        child.inc()
 
     def render(self) -> tuple[bytes, str]:
         registry = self._own_registry

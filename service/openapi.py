@@ -65,7 +65,24 @@ def _scoring_operation(summary: str, request_model: type, response_model: type) 
     }
 
 
-def build_spec(limits: ServiceSettings, version: str) -> dict:
+# Answered without an API key (service/auth.py OPEN_ENDPOINTS).
+OPEN_PATHS = frozenset({"/healthz", "/readyz", "/openapi.json"})
+SECURITY_SCHEMES = {
+    "bearer": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer KEY"},
+    "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+}
+
+
+def _require_keys(paths: dict[str, dict]) -> None:
+    for path, operations in paths.items():
+        if path in OPEN_PATHS:
+            continue
+        for operation in operations.values():
+            operation["security"] = [{"bearer": []}, {"apiKey": []}]
+            operation["responses"]["401"] = _error("No valid API key (missing, wrong or revoked)")
+
+
+def build_spec(limits: ServiceSettings, version: str, auth_required: bool) -> dict:
     predict = _scoring_operation(
         "Score one review (the original single-review API)",
         schemas.PredictRequest,
@@ -74,7 +91,7 @@ def build_spec(limits: ServiceSettings, version: str) -> dict:
     batch = _scoring_operation(
         "Score a batch of reviews", schemas.BatchPredictRequest, schemas.BatchPredictResponse
     )
-    return {
+    spec = {
         "openapi": "3.1.0",
         "info": {
             "title": "Sentiment API",
@@ -140,3 +157,7 @@ def build_spec(limits: ServiceSettings, version: str) -> dict:
         },
         "components": {"schemas": _component_schemas(limits)},
     }
+    if auth_required:
+        _require_keys(spec["paths"])
+        spec["components"]["securitySchemes"] = SECURITY_SCHEMES
+    return spec

@@ -1,6 +1,7 @@
 """The try-it page at /: type a review, see its score, label, model and environment. Plain
 HTML, CSS and JavaScript from this package (no CDN), calling the API the clients use;
-registered only where config says (service.try_it_page: on in dev, test and stage)."""
+registered only where config says (service.try_it_page: on in dev, test and stage).
+Where the API needs keys, the page asks for one and keeps it in the page only."""
 
 from flask import Blueprint, Response, make_response, render_template
 
@@ -17,8 +18,14 @@ POLICY = (
 
 @page.get("/")
 def try_it() -> Response:
-    limits = get_state().settings.service
-    response = make_response(render_template("try-it.html", max_chars=limits.max_review_chars))
+    settings = get_state().settings
+    response = make_response(
+        render_template(
+            "try-it.html",
+            max_chars=settings.service.max_review_chars,
+            needs_key=settings.auth.required,
+        )
+    )
     response.headers["Content-Security-Policy"] = POLICY
     response.headers["X-Frame-Options"] = "DENY"
     return response

@@ -41,6 +41,8 @@ def register_request_logging(app: Flask, metrics: Metrics) -> None:
                 "route": route,
                 "status": response.status_code,
                 "latency_ms": round(seconds * 1000, 3),
+                # The id of the key that was let in; never the key.
+                "key_id": g.get("key_id"),
             },
         )
         return response

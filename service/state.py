@@ -19,7 +19,8 @@ logger = logging.getLogger(__name__)
 class ServiceState:
     settings: Settings
     scorer: Scorer | None
-    # Why no model serves, in words for clients: no paths or internals (those are logged).
+    # Why it cannot serve (no model, no API keys), in words for clients: no paths or
+    # internals (those are logged).
     not_ready_reason: str | None
     metrics: Metrics
     package_version: str
@@ -30,6 +31,8 @@ class ServiceState:
                 f"model is not loaded: {self.not_ready_reason} (the service log says more)",
                 "model_not_ready",
             )
+        if self.not_ready_reason is not None:
+            raise NotReady(f"{self.not_ready_reason} (the service log says more)", "not_ready")
         return self.scorer
 
 

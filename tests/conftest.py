@@ -8,7 +8,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import requests
 
+from gates.checks.base import API_KEY_VARIABLE
 from gates.evidence_store import EvidenceStore
 from gates.trust import Keyring, TrustSettings
 from model import ModelRegistry
@@ -24,6 +26,10 @@ FIXTURE_DATA = Path(__file__).resolve().parent / "fixtures" / "data"
 FIXTURE_UAT = FIXTURE_DATA.parent / "uat" / "expectations.yaml"
 # The gates the tests' policies name: each gets a local key pair in make_keyring.
 TEST_GATES = ("dev", "test", "uat", "stage", "prod")
+
+# The gates pass their API key in the environment, never on a command line; read here,
+# before fixtures clear SENTIMENT_* variables.
+GATE_API_KEY = os.environ.get(API_KEY_VARIABLE)
 
 # The fixture data is tiny, so the real quality gate would (rightly) reject its model.
 LENIENT_GATE = {
@@ -168,6 +174,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=str(Path(__file__).parent / "uat" / "expectations.yaml"),
         help="UAT checks: the expectations file (default: tests/uat/expectations.yaml).",
     )
+
+
+@pytest.fixture(scope="session")
+def api_session() -> Iterator[requests.Session]:
+    """Requests to a deployed service, with the gates' API key where they pass one."""
+    with requests.Session() as session:
+        if GATE_API_KEY:
+            session.headers["Authorization"] = f"Bearer {GATE_API_KEY}"
+        yield session
 
 
 @pytest.fixture(scope="session")

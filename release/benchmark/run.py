@@ -11,6 +11,8 @@ from pathlib import Path
 
 from benchmark.servers import RunningServer, serving, specs
 from benchmark.wrk import LoadResult, load
+from service.api_keys import new_key
+from support.clock import utc_now
 
 CONCURRENCY = (1, 8, 32)
 
@@ -65,20 +67,24 @@ def benchmark(
     batch = json.dumps({"reviews": texts[:batch_size]}).encode()
     result = BenchmarkResult([], seconds, len(review), batch_size)
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
+        # Prod asks for API keys: every request carries one, as clients' do.
+        key, hashed = new_key("bench", utc_now())
+        key_hashes = Path(scratch) / "key-hashes"
+        key_hashes.write_text(hashed.line() + "\n")
         core = wrk_core()
-        for spec in specs(core):
+        for spec in specs(core, key_hashes):
             with serving(spec, Path(scratch)) as server:
                 log(f"{spec.name}: ready in {server.seconds_to_ready:.2f}s")
                 measured = ServerResult(spec.name, server.seconds_to_ready, 0.0)
-                load(f"{spec.url}/predict/", single, 8, warmup, core)
+                load(f"{spec.url}/predict/", single, 8, warmup, core, key)
                 for connections in CONCURRENCY:
-                    point = load(f"{spec.url}/predict/", single, connections, seconds, core)
+                    point = load(f"{spec.url}/predict/", single, connections, seconds, core, key)
                     log(f"{spec.name}: c={connections} {point.requests_per_second:,.0f} req/s, "
                         f"p99 {point.p99_ms:.1f} ms, {point.errors} errors")  # fmt: skip
                     measured.points.append(point)
                 measured.pss_mb = server.pss_mb()
                 if spec.name == "service":
-                    result.batch = _batch(server, batch, seconds, core, log, batch_size)
+                    result.batch = _batch(server, batch, seconds, core, log, batch_size, key)
                 result.servers.append(measured)
     return result
 
@@ -90,7 +96,8 @@ def _batch(
     core: int,
     log: Callable[[str], None],
     size: int,
+    api_key: str,
 ) -> LoadResult:
-    point = load(f"{server.spec.url}/v1/predict", body, 8, seconds, core)
+    point = load(f"{server.spec.url}/v1/predict", body, 8, seconds, core, api_key)
     log(f"service: batches of {size}: {point.requests_per_second * size:,.0f} reviews/s")
     return point

@@ -56,10 +56,10 @@ def server_cpus(wrk_core: int) -> list[str]:
     return ["taskset", "-c", ",".join(cores)] if cores else []
 
 
-def specs(wrk_core: int) -> list[ServerSpec]:
-    """The service and the floor under one gunicorn and one config (prod's); the classic
-    app under Flask's development server. Each on a free port, off the load generator's
-    core."""
+def specs(wrk_core: int, key_hashes: Path) -> list[ServerSpec]:
+    """The service and the floor under one gunicorn and one config (prod's: the service
+    checks API keys against `key_hashes`); the classic app under Flask's development
+    server. Each on a free port, off the load generator's core."""
     python = str(Path(sys.executable).parent / "python")
     gunicorn = [python, "-m", "gunicorn", "--config", "python:service.gunicorn_conf"]
     commands = {
@@ -71,7 +71,8 @@ def specs(wrk_core: int) -> list[ServerSpec]:
     built = []
     for name, argv in commands.items():
         port = free_port()
-        env = {"APP_ENV": "prod", "SENTIMENT_SERVICE__PORT": str(port)}
+        env = {"APP_ENV": "prod", "SENTIMENT_SERVICE__PORT": str(port),
+               "SENTIMENT_AUTH__KEY_HASHES_FILE": str(key_hashes)}  # fmt: skip
         argv = [*server_cpus(wrk_core), *argv, *[str(port)] * (name == "classic")]
         built.append(ServerSpec(name, argv, env, port))
     return built

@@ -8,7 +8,8 @@ from pathlib import Path
 from support.errors import ReleaseError
 from support.process import CommandError, find_tool, run
 
-# The body file's path arrives as a script argument: nothing is written into the script.
+# The body's and the API key's files arrive as script arguments: nothing is written into
+# the script, and the key is on no command line.
 SCRIPT = """
 function init(args)
   local file = assert(io.open(args[1], "rb"))
@@ -16,6 +17,11 @@ function init(args)
   file:close()
   wrk.method = "POST"
   wrk.headers["Content-Type"] = "application/json"
+  if args[2] then
+    local key = assert(io.open(args[2], "rb"))
+    wrk.headers["Authorization"] = "Bearer " .. key:read("*l")
+    key:close()
+  end
 end
 """
 UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -52,9 +58,17 @@ def parse(output: str, connections: int) -> LoadResult:
                       _milliseconds(p99[1]), errors)  # fmt: skip
 
 
-def load(url: str, body: bytes, connections: int, seconds: float, core: int | None) -> LoadResult:
-    """POSTs `body` to `url` from `connections` connections for `seconds`; wrk is pinned
-    to `core` (taskset) so it takes one core and the server the rest."""
+def load(
+    url: str,
+    body: bytes,
+    connections: int,
+    seconds: float,
+    core: int | None,
+    api_key: str | None = None,
+) -> LoadResult:
+    """POSTs `body` to `url` from `connections` connections for `seconds` (with `api_key`
+    as a bearer token, if any); wrk is pinned to `core` (taskset) so it takes one core and
+    the server the rest."""
     wrk = find_tool("wrk")
     if wrk is None:
         raise ReleaseError("wrk is not installed (apt-get install wrk)")
@@ -63,9 +77,14 @@ def load(url: str, body: bytes, connections: int, seconds: float, core: int | No
         script, body_file = Path(scratch) / "post.lua", Path(scratch) / "body.json"
         script.write_text(SCRIPT)
         body_file.write_bytes(body)
+        script_args = [str(body_file)]
+        if api_key:
+            key_file = Path(scratch) / "key"
+            key_file.write_text(api_key + "\n")
+            script_args.append(str(key_file))
         argv = [*pin, wrk, "--threads", "1", "--connections", str(connections),
                 "--duration", f"{max(1, round(seconds))}s", "--latency", "--timeout", "10s",
-                "--script", str(script), url, "--", str(body_file)]  # fmt: skip
+                "--script", str(script), url, "--", *script_args]  # fmt: skip
         try:
             output = run(argv, timeout=seconds + 60).stdout
         except CommandError as error:

@@ -13,6 +13,7 @@ from delivery import manifests
 from delivery.config import DELIVERY_FILE
 from delivery.errors import DeliveryError
 from delivery.registry_server import LocalRegistry
+from gates.checks.base import API_KEY_VARIABLE
 from promotion.status import environments_status
 from support.process import run
 from support.project import Project
@@ -74,10 +75,15 @@ def smoke(environment: str) -> None:
     record = space.records.deployment(environment)
     if record is None:
         raise DeliveryError(f"nothing is deployed as {environment} here: `make deploy` first")
+    key = None
+    if space.service_settings(environment).auth.required:
+        key = space.api_keys.gate_key(environment)
+        if key is None:
+            raise DeliveryError(f"{environment} asks for API keys: `make api-keys` first")
     done = run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/smoke",
          "--base-url", record.url, "--expected-environment", environment],
-        cwd=space.project.root, check=False,
+        cwd=space.project.root, check=False, env={API_KEY_VARIABLE: key} if key else None,
     )  # fmt: skip
     click.echo(done.output, nl=False)
     sys.exit(done.returncode)

@@ -1,10 +1,10 @@
 """`sentiment`: the release tooling's one command. Its subcommands live in cli/model.py,
-cli/delivery.py, cli/promotion.py, cli/keys.py and cli/benchmark.py; each parses, calls
-the library and prints."""
+cli/delivery.py, cli/promotion.py, cli/keys.py, cli/api_keys.py and cli/benchmark.py;
+each parses, calls the library and prints."""
 
 import click
 
-from cli import benchmark, delivery, keys, model, promotion
+from cli import api_keys, benchmark, delivery, keys, model, promotion
 
 
 @click.group()
@@ -17,6 +17,7 @@ for command in (
     *delivery.COMMANDS,
     *promotion.COMMANDS,
     *keys.COMMANDS,
+    *api_keys.COMMANDS,
     *benchmark.COMMANDS,
 ):
     cli.add_command(command)

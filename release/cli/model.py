@@ -1,6 +1,7 @@
 """`sentiment train|models|config|serve`: the model and the service on this machine."""
 
 import json
+import os
 import sys
 
 import click
@@ -9,6 +10,9 @@ import yaml
 from cli.options import data_dir_option, service_env_option
 from cli.output import reports_errors, workspace
 from service.serve import serve as exec_service
+
+# The service reads its key hashes from where this names (auth.key_hashes_file).
+KEY_HASHES_VARIABLE = "SENTIMENT_AUTH__KEY_HASHES_FILE"
 
 
 @click.command()
@@ -86,7 +90,16 @@ def models(environment) -> None:
 @service_env_option
 @reports_errors
 def serve(environment) -> None:
-    """Serve the API under gunicorn with the environment's settings (as the image does)."""
+    """Serve the API under gunicorn with the environment's settings (as the image does).
+    Where they ask for API keys, the hashes are this machine's (`sentiment api-keys`)."""
+    space = workspace()
+    settings = space.service_settings(environment)
+    if settings.auth.required and KEY_HASHES_VARIABLE not in os.environ:
+        hashes = space.api_keys.hashes_file(settings.environment)
+        os.environ[KEY_HASHES_VARIABLE] = str(hashes.resolve())
+        name = settings.environment
+        click.echo(f"{name} asks for API keys; their hashes: {hashes} "
+                   f"(`sentiment api-keys create {name} NAME` makes one)", err=True)  # fmt: skip
     exec_service(environment)
 
 

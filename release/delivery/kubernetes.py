@@ -5,6 +5,8 @@ kubectl finds its cluster the usual way ($KUBECONFIG, else ~/.kube/config); CI w
 environment's kubeconfig secret to a file and points $KUBECONFIG at it.
 """
 
+import base64
+import hashlib
 import json
 import queue
 import re
@@ -17,9 +19,10 @@ from pathlib import Path
 import yaml
 
 from delivery import manifests
+from delivery.api_keys import ApiKeyStore
 from delivery.errors import DeliveryError, NotReadyError
 from delivery.records import DeploymentRecord, Records
-from delivery.service_config import config_sha256
+from delivery.service_config import config_sha256, environment_settings
 from delivery.targets import EnvironmentStatus, probe
 from support.process import CommandError, Finished, run, start, stop
 from support.waiting import WaitTimeout, wait_until
@@ -28,6 +31,8 @@ FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+)")
 CONTAINER = "api"
 # How long a port-forward may take to say where it listens, and then to answer ready.
 FORWARD_TIMEOUT_SECONDS = 30
+# On the pod template: a new set of keys rolls the pods, which read the file at start.
+KEYS_ANNOTATION = "sentiment.example.com/api-keys-sha256"
 
 
 @dataclass(frozen=True)
@@ -66,12 +71,14 @@ class Kubernetes:
         environments_dir: Path,
         config_dir: Path,
         records: Records,
+        api_keys: ApiKeyStore,
     ):
         self.kubectl = kubectl
         self.rollout_timeout_seconds = rollout_timeout_seconds
         self.environments_dir = environments_dir
         self.config_dir = config_dir
         self.records = records
+        self.api_keys = api_keys
         self._forwards: list[subprocess.Popen] = []
 
     def describe(self) -> str:
@@ -84,8 +91,14 @@ class Kubernetes:
         self.close()  # a rollback deploys again: one port-forward at a time
         started = time.monotonic()
         overlay_dir = self.environments_dir / environment
-        with manifests.pinned_overlay(overlay_dir, reference) as overlay:
+        key_hashes = self._key_hashes(environment)
+        annotations = (
+            {KEYS_ANNOTATION: hashlib.sha256(key_hashes).hexdigest()} if key_hashes else {}
+        )
+        with manifests.pinned_overlay(overlay_dir, reference, annotations) as overlay:
             found = workload(manifests.kustomize(overlay, overlay_dir))
+            if key_hashes:
+                self._apply_key_secret(found.namespace, key_hashes)
             self._check("apply", "-k", str(overlay))
         done = self._run(
             "rollout", "status", f"deployment/{found.deployment}", "-n", found.namespace,
@@ -111,6 +124,36 @@ class Kubernetes:
         )  # fmt: skip
         self.records.save_deployment(record)
         return record
+
+    def _key_hashes(self, environment: str) -> bytes | None:
+        """This machine's key hashes where auth is required (checked before anything is
+        applied), else None."""
+        if not environment_settings(self.config_dir, environment).auth.required:
+            return None
+        if not self.api_keys.hashes(environment):
+            raise DeliveryError(
+                f"{environment} requires API keys and has none here: `make api-keys`, or "
+                "`sentiment api-keys install` from the environment's secrets"
+            )
+        return self.api_keys.hashes_file(environment).read_bytes()
+
+    def _apply_key_secret(self, namespace: str, key_hashes: bytes) -> None:
+        """The Secret the overlay mounts, from the hashes (on stdin: never a file or an
+        argument of kubectl's)."""
+        secret = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": manifests.KEY_SECRET, "namespace": namespace},
+            "type": "Opaque",
+            "data": {manifests.KEY_FILE: base64.b64encode(key_hashes).decode("ascii")},
+        }
+        try:
+            done = run([self.kubectl, "apply", "-f", "-"], input=json.dumps(secret), check=False,
+                       timeout=self.rollout_timeout_seconds + 60)  # fmt: skip
+        except CommandError as error:
+            raise DeliveryError(f"kubectl apply could not run: {error}") from None
+        if not done.ok:
+            raise DeliveryError(f"the Secret {manifests.KEY_SECRET} was not applied: {done.output}")
 
     def forward(self, found: Workload) -> str:
         """Starts `kubectl port-forward` to the Service on a free local port; its URL."""

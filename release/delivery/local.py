@@ -11,11 +11,12 @@ from pathlib import Path
 import requests
 
 from delivery import labels
+from delivery.api_keys import ApiKeyStore
 from delivery.config import LocalSettings
 from delivery.engine import Engine
 from delivery.errors import DeliveryError, NotReadyError, PortInUseError
 from delivery.records import DeploymentRecord, Records
-from delivery.service_config import config_sha256
+from delivery.service_config import config_sha256, environment_settings
 from delivery.targets import EnvironmentStatus, probe
 from support.waiting import WaitTimeout, wait_until
 
@@ -34,12 +35,14 @@ class LocalContainers:
         records: Records,
         ports: dict[str, int],
         config_dir: Path,
+        api_keys: ApiKeyStore,
     ):
         self.engine = engine
         self.settings = settings
         self.records = records
         self.ports = ports
         self.config_dir = config_dir
+        self.api_keys = api_keys
 
     def describe(self) -> str:
         return (
@@ -59,6 +62,7 @@ class LocalContainers:
         name = self.container_name(environment)
         port = self._port(environment)
         config_hash = config_sha256(self.config_dir, environment)
+        key_mounts = self._key_mounts(environment)
         self.engine.pull(reference)
         replaced = self.engine.remove_container(name)
         if replaced:
@@ -76,6 +80,7 @@ class LocalContainers:
             "--label", f"{labels.CONTAINER_ENVIRONMENT}={environment}",
             "--label", f"{labels.CONTAINER_IMAGE}={reference}",
             "--label", f"{labels.CONTAINER_CONFIG_SHA256}={config_hash}",
+            *key_mounts,
         ]  # fmt: skip
         if self.engine.name == "podman":
             options.insert(options.index("--read-only") + 1, "--read-only-tmpfs=false")
@@ -106,6 +111,20 @@ class LocalContainers:
 
     def close(self) -> None:
         """Nothing to release: the containers keep running, by design."""
+
+    def _key_mounts(self, environment: str) -> list[str]:
+        """Where auth is required, this machine's key hashes, mounted where the service
+        reads them (read-only, as a Secret would be); checked before anything changes."""
+        auth = environment_settings(self.config_dir, environment).auth
+        if not auth.required:
+            return []
+        if not self.api_keys.hashes(environment):
+            raise DeliveryError(
+                f"{environment} requires API keys and has none here: `make api-keys` makes "
+                f"the gates' one ({self.api_keys.hashes_file(environment)})"
+            )
+        hashes = self.api_keys.hashes_file(environment).resolve()
+        return ["--volume", f"{hashes}:{auth.key_hashes_file}:ro"]
 
     def _port(self, environment: str) -> int:
         try:

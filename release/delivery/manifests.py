@@ -14,14 +14,17 @@ import yaml
 from flask import Flask
 from werkzeug.exceptions import HTTPException
 
+from delivery.api_keys import HASHES_FILE as KEY_FILE
 from delivery.errors import ManifestError
 from delivery.references import PINNED
-from delivery.service_config import environment_files
+from delivery.service_config import environment_files, environment_settings
 from service.api import api
 from support.process import find_tool, run
 
 IMAGE_NAME = "sentiment-api"
 CONTAINER = "api"
+# The Secret of the API keys' hashes, and its one key (delivery/kubernetes.py writes it).
+KEY_SECRET = "sentiment-api-keys"  # noqa: S105  (a name, not a secret)
 PROBE_PATHS = {"livenessProbe": "/healthz", "readinessProbe": "/readyz", "startupProbe": "/readyz"}
 
 
@@ -34,10 +37,10 @@ def required_tool(name: str) -> str:
 
 
 @contextmanager
-def pinned_overlay(overlay: Path, reference: str):
-    """A throwaway kustomization: the overlay with the image pinned to `reference`.
-
-    `kubectl kustomize` renders it, `kubectl apply -k` deploys it."""
+def pinned_overlay(overlay: Path, reference: str, pod_annotations: dict[str, str] | None = None):
+    """A throwaway kustomization: the overlay with the image pinned to `reference` (and
+    `pod_annotations` on the Deployment's pods). `kubectl kustomize` renders it,
+    `kubectl apply -k` deploys it."""
     if not (overlay / "kustomization.yaml").is_file():
         raise ManifestError(f"no overlay {overlay}/kustomization.yaml")
     match = PINNED.match(reference)
@@ -51,6 +54,16 @@ def pinned_overlay(overlay: Path, reference: str):
             "resources": [os.path.relpath(overlay.resolve(), wrapper)],
             "images": [{"name": IMAGE_NAME, "newName": match["name"], "digest": match["digest"]}],
         }
+        if pod_annotations:
+            patch = {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "any"},
+                "spec": {"template": {"metadata": {"annotations": pod_annotations}}},
+            }
+            kustomization["patches"] = [
+                {"target": {"kind": "Deployment"}, "patch": yaml.safe_dump(patch)}
+            ]
         Path(wrapper, "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
         yield Path(wrapper)
 
@@ -103,6 +116,7 @@ def check(environment: str, rendered: str, reference: str, config_dir: Path) -> 
         problems.append(f"image {container['image']} is not pinned by digest")
     problems += _probe_problems(container)
     problems += _config_problems(environment, pod, container, by_kind["ConfigMap"][0], config_dir)
+    problems += _key_problems(environment, pod, container, config_dir)
     problems += _selector_problems(pod, by_kind)
     problems += _security_problems(pod, container)
     return problems
@@ -171,6 +185,30 @@ def _config_problems(
     if not any(m["mountPath"] == "/app/config" for m in mounted):
         problems.append("the ConfigMap is not mounted at /app/config")
     return problems
+
+
+def _key_problems(
+    environment: str, pod: dict[str, Any], container: dict[str, Any], config_dir: Path
+) -> list[str]:
+    """Where the service asks for API keys, their hashes must be where it reads them: the
+    Secret the Kubernetes target writes, mounted at the file's folder."""
+    auth = environment_settings(config_dir, environment).auth
+    if not auth.required:
+        return []
+    secrets = {
+        volume["name"]: volume["secret"].get("secretName")
+        for volume in pod["spec"].get("volumes", [])
+        if "secret" in volume
+    }
+    folder = str(auth.key_hashes_file.parent)
+    mounted = [
+        mount for mount in container.get("volumeMounts", [])
+        if mount["mountPath"] == folder and secrets.get(mount["name"]) == KEY_SECRET
+    ]  # fmt: skip
+    if not mounted or auth.key_hashes_file.name != KEY_FILE:
+        return [f"auth.required, but the Secret {KEY_SECRET} is not mounted at {folder} "
+                f"(key {KEY_FILE}: the service reads {auth.key_hashes_file})"]  # fmt: skip
+    return []
 
 
 def _selector_problems(pod: dict[str, Any], by_kind: dict[str, list[dict[str, Any]]]) -> list[str]:

@@ -6,12 +6,20 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from delivery.errors import DeliveryError
-from service.settings import ConfigError, config_files
+from service.settings import ConfigError, Settings, config_files, load_settings
 
 
 def environment_files(config_dir: Path, environment: str) -> list[Path]:
     try:
         return config_files(config_dir, environment)
+    except ConfigError as error:
+        raise DeliveryError(str(error)) from None
+
+
+def environment_settings(config_dir: Path, environment: str) -> Settings:
+    """The settings the service will run with in `environment` (its auth, say)."""
+    try:
+        return load_settings(environment, config_dir)
     except ConfigError as error:
         raise DeliveryError(str(error)) from None
 

@@ -57,6 +57,8 @@ class GateRunner:
     engine: Callable[[], Engine] | None
     # The training data, for checks that rebuild the held-out split.
     data_dir: Callable[[], Path]
+    # The key the gates present to an environment's service, where it asks for one.
+    api_key: Callable[[str], str | None] = lambda environment: None
 
     def run(
         self,
@@ -82,6 +84,7 @@ class GateRunner:
                 project=self.project,
                 bundle=bundle or (lambda: self._bundle_in_image(subject, Path(scratch))),
                 data_dir=self.data_dir,
+                api_key=self.api_key,
             )
             run.results = [(check, check.run(context)) for check in checks]
         return self._record(run, url)

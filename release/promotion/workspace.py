@@ -9,6 +9,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from delivery.api_keys import ApiKeyStore
 from delivery.config import DeliverySettings, load_delivery_settings
 from delivery.engine import Engine, detect_engine
 from delivery.errors import DeliveryError
@@ -110,6 +111,11 @@ class Workspace:
         )
 
     @cached_property
+    def api_keys(self) -> ApiKeyStore:
+        """Each environment's API key hashes and gate key on this machine."""
+        return ApiKeyStore(self.delivery.state_dir / "api-keys")
+
+    @cached_property
     def ledger(self) -> Ledger:
         return Ledger(self.delivery.state_dir / "ledger")
 
@@ -140,11 +146,12 @@ class Workspace:
             target = Kubernetes(
                 required_tool(deploy.kubernetes.kubectl), deploy.kubernetes.rollout_timeout_seconds,
                 self.project.environments_dir, self.project.service_config_dir, self.records,
+                self.api_keys,
             )  # fmt: skip
         else:
             target = LocalContainers(
                 self.engine, deploy.local, self.records, self.policy.ports,
-                self.project.service_config_dir,
+                self.project.service_config_dir, self.api_keys,
             )  # fmt: skip
         self.log(f"deploy target: {target.describe()}")
         return target
@@ -188,7 +195,7 @@ class Workspace:
     def gates(self) -> GateRunner:
         return GateRunner(
             self.store, self.project, lambda: self.engine,
-            lambda: data_dir_for(self.training, self.data_dir_override),
+            lambda: data_dir_for(self.training, self.data_dir_override), self.api_keys.gate_key,
         )  # fmt: skip
 
     def source_gate(self, environment: str | None = None) -> EvidenceRecord:

@@ -39,6 +39,14 @@ class ServiceSettings(Section):
     customer_facing: bool
 
 
+class AuthSettings(Section):
+    # True: every endpoint but /healthz, /readyz, /openapi.json and the try-it page
+    # needs an API key (service/auth.py); without a usable key-hash file, not ready.
+    required: bool
+    # One salted hash per key (service/api_keys.py), from a Secret; never the keys.
+    key_hashes_file: Path
+
+
 class GunicornSettings(Section):
     # The worker classes the runtime lock can run (gevent is not in it).
     worker_class: Literal["sync", "gthread"]
@@ -96,6 +104,7 @@ class Settings(YamlSettings):
     environment: EnvironmentName
     model: ModelSettings
     service: ServiceSettings
+    auth: AuthSettings
     gunicorn: GunicornSettings
     build: BuildSettings
 
@@ -109,4 +118,6 @@ class Settings(YamlSettings):
                 raise ValueError(
                     f"service.log_review_text: review texts are never logged ({where})"
                 )
+            if not self.auth.required:
+                raise ValueError(f"auth.required: API keys are required ({where})")
         return self

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from delivery.api_keys import ApiKeyStore
 from delivery.config import load_delivery_settings
 from delivery.engine import Engine, detect_engine
 from delivery.errors import NoEngineError
@@ -142,6 +143,11 @@ class Delivery:
     def container(self, environment: str) -> str:
         return f"{PREFIX}{environment}"
 
+    def headers(self, environment: str) -> dict[str, str]:
+        """What a request carries to be let in: the gates' key where one is required."""
+        key = ApiKeyStore(self.state_dir / "api-keys").gate_key(environment)
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
     def deployment(self, environment: str) -> DeploymentRecord:
         record = Records(self.state_dir).deployment(environment)
         assert record is not None, f"no deployment record of {environment}"
@@ -185,6 +191,7 @@ def delivery(
         env["DELIVERY_BUILD__BASE_IMAGE"] = base_image
     tool = Delivery(env, ports, state_dir, tmp)
     tool.run("keys", "create")  # as `make keys` does before a pipeline
+    tool.run("api-keys", "gate")  # and `make api-keys`
     yield tool
     for environment in ports:
         tool.run("undeploy", environment, check=False)

@@ -166,7 +166,11 @@ def test_test_and_stage_run_the_same_image_with_their_own_config(
     for environment, deployed in (("test", on_test), ("stage", on_stage)):
         container = engine._inspect("container", delivery.container(environment))
         assert container["Image"].removeprefix("sha256:") == image_id.removeprefix("sha256:")
-        info = requests.get(f"{delivery.url(environment)}/v1/model", timeout=5).json()
+        url = delivery.url(environment)
+        if environment == "stage":  # stage asks for API keys; the gates hold one
+            assert requests.get(f"{url}/v1/model", timeout=5).status_code == 401
+        headers = delivery.headers(environment)
+        info = requests.get(f"{url}/v1/model", headers=headers, timeout=5).json()
         assert info["service"]["environment"] == environment
         assert info["service"]["git_commit"] == record.labels[labels.REVISION]
         assert deployed.config_sha256 != ""
@@ -222,7 +226,8 @@ def test_a_container_that_never_gets_ready_fails_with_its_logs(delivery, built, 
     config = tmp_path / "config"
     shutil.copytree(SERVICE_CONFIG_DIR, config)
     (config / "prod.yaml").write_text(
-        "service:\n  customer_facing: true\nmodel:\n  version: 20990101T000000Z-deadbeef\n"
+        "service:\n  customer_facing: true\nauth:\n  required: true\n"
+        "model:\n  version: 20990101T000000Z-deadbeef\n"
     )
     done = delivery.run("deploy", "prod", check=False, SENTIMENT_CONFIG_DIR=str(config))
     assert done.returncode == 1

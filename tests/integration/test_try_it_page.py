@@ -16,6 +16,8 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as until  # noqa: E402
 from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
 
+from delivery.api_keys import ApiKeyStore  # noqa: E402
+
 REVIEW = "The food was great and the staff were lovely."
 
 
@@ -81,3 +83,35 @@ def test_a_review_that_cannot_be_scored_gets_a_clear_message(page, review, messa
     WebDriverWait(browser, 10).until(until.visibility_of_element_located((By.ID, "error")))
     assert message in browser.find_element(By.ID, "error").text
     assert not browser.find_element(By.ID, "result").is_displayed()
+
+
+def test_where_keys_are_required_the_page_asks_for_one_and_sends_it(
+    own_server, trained_registry, tmp_path, browser
+):
+    store = ApiKeyStore(tmp_path / "api-keys")
+    key = store.create("stage", "people")
+    settings = {"SENTIMENT_AUTH__REQUIRED": "true",
+                "SENTIMENT_AUTH__KEY_HASHES_FILE": str(store.hashes_file("stage"))}  # fmt: skip
+    server = own_server(tmp_path / "server", trained_registry, workers=1, settings=settings)
+    browser.get(f"{server.base_url}/")
+    about = browser.find_element(By.ID, "about")
+    WebDriverWait(browser, 10).until(lambda _: "API key" in about.text)
+    assert about.text == "Type your API key to use the model."
+    submit(browser, REVIEW)
+    WebDriverWait(browser, 10).until(until.visibility_of_element_located((By.ID, "error")))
+    assert browser.find_element(By.ID, "error").text == "Type your API key first."
+
+    key_box = browser.find_element(By.ID, "key")
+    assert key_box.get_attribute("type") == "password"
+    key_box.send_keys(key[:-1] + ("B" if key[-1] == "A" else "A"))
+    browser.find_element(By.ID, "score").click()
+    WebDriverWait(browser, 10).until(
+        until.text_to_be_present_in_element((By.ID, "error"), "a valid API key is required")
+    )
+    key_box.clear()
+    key_box.send_keys(key)
+    browser.find_element(By.ID, "score").click()
+    WebDriverWait(browser, 10).until(until.visibility_of_element_located((By.ID, "result")))
+    assert browser.find_element(By.ID, "label").text in ("positive", "negative")
+    WebDriverWait(browser, 10).until(until.text_to_be_present_in_element((By.ID, "about"), "Model"))
+    assert key not in server.logs()

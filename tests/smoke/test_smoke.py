@@ -8,22 +8,29 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.conftest import GATE_API_KEY
+
 TIMEOUT = 10
 
 
-def get(url: str, path: str) -> requests.Response:
-    return requests.get(f"{url}{path}", timeout=TIMEOUT)
-
-
 def test_alive_and_ready(deployed_url):
-    assert get(deployed_url, "/healthz").json() == {"status": "ok"}
-    ready = get(deployed_url, "/readyz")
+    # Open to probes: no key.
+    assert requests.get(f"{deployed_url}/healthz", timeout=TIMEOUT).json() == {"status": "ok"}
+    ready = requests.get(f"{deployed_url}/readyz", timeout=TIMEOUT)
     assert ready.status_code == 200, ready.text
     assert ready.json()["status"] == "ready"
 
 
-def test_serves_the_expected_model_in_the_expected_environment(deployed_url, request):
-    described = get(deployed_url, "/v1/model").json()
+def test_asks_for_a_key_where_the_gates_hold_one(deployed_url):
+    if not GATE_API_KEY:
+        pytest.skip("the service asks for no API key here")
+    response = requests.post(f"{deployed_url}/predict/", json={"review": "x"}, timeout=TIMEOUT)
+    assert response.status_code == 401, response.text
+    assert response.json()["error"]["code"] == "unauthorized"
+
+
+def test_serves_the_expected_model_in_the_expected_environment(deployed_url, api_session, request):
+    described = api_session.get(f"{deployed_url}/v1/model", timeout=TIMEOUT).json()
     sha256 = request.config.getoption("--expected-model-sha256")
     environment = request.config.getoption("--expected-environment")
     if not (sha256 or environment):
@@ -34,8 +41,8 @@ def test_serves_the_expected_model_in_the_expected_environment(deployed_url, req
         assert described["service"]["environment"] == environment
 
 
-def test_predicts_one_review(deployed_url):
-    response = requests.post(
+def test_predicts_one_review(deployed_url, api_session):
+    response = api_session.post(
         f"{deployed_url}/predict/", json={"review": "A wonderful, friendly place."}, timeout=TIMEOUT
     )
     assert response.status_code == 200, response.text
@@ -44,9 +51,9 @@ def test_predicts_one_review(deployed_url):
     assert body["positive"] + body["negative"] == pytest.approx(1)
 
 
-def test_predicts_a_batch(deployed_url):
+def test_predicts_a_batch(deployed_url, api_session):
     reviews = ["Great value, works perfectly.", "Broke after one day, avoid."]
-    response = requests.post(
+    response = api_session.post(
         f"{deployed_url}/v1/predict", json={"reviews": reviews}, timeout=TIMEOUT
     )
     assert response.status_code == 200, response.text
@@ -55,18 +62,16 @@ def test_predicts_a_batch(deployed_url):
     assert all(item["label"] in ("positive", "negative") for item in predictions)
 
 
-def test_rejects_bad_input_with_a_json_error(deployed_url):
-    response = requests.post(f"{deployed_url}/predict/", json={"text": "x"}, timeout=TIMEOUT)
+def test_rejects_bad_input_with_a_json_error(deployed_url, api_session):
+    response = api_session.post(f"{deployed_url}/predict/", json={"text": "x"}, timeout=TIMEOUT)
     assert response.status_code == 400
     assert "error" in response.json()
 
 
-def test_exposes_metrics(deployed_url):
-    requests.post(f"{deployed_url}/predict/", json={"review": "Fine."}, timeout=TIMEOUT)
-    families = {
-        family.name: family
-        for family in text_string_to_metric_families(get(deployed_url, "/metrics").text)
-    }
+def test_exposes_metrics(deployed_url, api_session):
+    api_session.post(f"{deployed_url}/predict/", json={"review": "Fine."}, timeout=TIMEOUT)
+    text = api_session.get(f"{deployed_url}/metrics", timeout=TIMEOUT).text
+    families = {family.name: family for family in text_string_to_metric_families(text)}
     [ready] = families["sentiment_model_ready"].samples
     assert ready.value == 1
     scored = families["sentiment_predictions"].samples

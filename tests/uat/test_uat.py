@@ -7,7 +7,6 @@ The cases are read when tests are collected, so each one is a test of its own.
 from pathlib import Path
 
 import pytest
-import requests
 import yaml
 
 # Parametrized argument names of each kind of case.
@@ -36,17 +35,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 @pytest.fixture(scope="module")
-def score(deployed_url):
+def score(deployed_url, api_session):
     """Scores reviews through the batch endpoint: [(label, P(positive)), ...]."""
-    session = requests.Session()
 
     def scored(reviews: list[str]) -> list[tuple[str, float]]:
-        response = session.post(f"{deployed_url}/v1/predict", json={"reviews": reviews}, timeout=30)
+        response = api_session.post(
+            f"{deployed_url}/v1/predict", json={"reviews": reviews}, timeout=30
+        )
         assert response.status_code == 200, response.text
         return [(item["label"], item["positive"]) for item in response.json()["predictions"]]
 
-    yield scored
-    session.close()
+    return scored
 
 
 def test_golden_review_gets_its_label(score, review, expected):

@@ -3,12 +3,14 @@
 import hashlib
 import json
 import re
+from datetime import UTC, datetime
 from importlib.metadata import version
 
 import pytest
 
 from model import ModelRegistry
 from model.bundle import MODEL_FILE
+from service.api_keys import new_key
 from service.app import create_app
 from tests.conftest import make_settings, train_fixture_model
 
@@ -324,11 +326,21 @@ def test_the_try_it_page_is_served_where_config_turns_it_on(trained_registry, en
         assert client.get(asset).status_code == 200
 
 
-def test_prod_has_no_page_and_no_assets(trained_registry):
-    settings = make_settings("prod", **{"model.registry_dir": trained_registry})
+def test_prod_has_no_page_and_no_assets(trained_registry, tmp_path):
+    key, hashed = new_key("acme", datetime.now(UTC))
+    (tmp_path / "hashes").write_text(hashed.line())
+    settings = make_settings(
+        "prod",
+        **{
+            "model.registry_dir": trained_registry,
+            "auth.key_hashes_file": tmp_path / "hashes",
+        },
+    )
     client = create_app(settings).test_client()
     for path in ("/", "/static/try-it.js"):
-        response = client.get(path)
+        # An unknown path asks for a key first: it says nothing to those without one.
+        assert client.get(path).status_code == 401
+        response = client.get(path, headers={"X-API-Key": key})
         assert response.status_code == 404
         assert response.get_json()["error"]["code"] == "not_found"
 

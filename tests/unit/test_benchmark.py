@@ -86,14 +86,17 @@ def test_the_typical_review_is_the_one_of_median_length():
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed")
-def test_wrk_posts_the_body_it_is_given():
+@pytest.mark.parametrize("api_key", [None, "snt_bench_" + "k" * 43])
+def test_wrk_posts_the_body_and_the_key_it_is_given(api_key):
     received: list[bytes] = []
+    authorization: set[str | None] = set()
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
         def do_POST(self) -> None:
             received.append(self.rfile.read(int(self.headers["Content-Length"])))
+            authorization.add(self.headers.get("Authorization"))
             self.send_response(200)
             self.send_header("Content-Length", "2")
             self.end_headers()
@@ -107,13 +110,14 @@ def test_wrk_posts_the_body_it_is_given():
     thread.start()
     try:
         body = b'{"review": "it\'s \\"quoted\\"; $(id) `id`"}'
-        point = load(f"http://127.0.0.1:{httpd.server_port}/", body, 2, 1, core=None)
+        point = load(f"http://127.0.0.1:{httpd.server_port}/", body, 2, 1, None, api_key)
     finally:
         httpd.shutdown()
     assert point.requests_per_second > 0
     assert point.errors == 0
     assert received
     assert set(received) == {body}
+    assert authorization == {f"Bearer {api_key}" if api_key else None}
 
 
 def test_a_reference_that_answered_nothing_reads_missed_not_a_crash(monkeypatch):

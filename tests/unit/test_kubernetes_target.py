@@ -1,6 +1,8 @@
 """The Kubernetes target against a stand-in kubectl that records what it was asked, keeps
 what was applied, and forwards to a small HTTP server playing the service."""
 
+import base64
+import hashlib
 import json
 import sys
 import textwrap
@@ -10,8 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from delivery.api_keys import ApiKeyStore
 from delivery.errors import DeliveryError, NotReadyError
-from delivery.kubernetes import Kubernetes
+from delivery.kubernetes import KEYS_ANNOTATION, Kubernetes
 from delivery.manifests import required_tool
 from delivery.records import Records
 from tests.conftest import ROOT, SERVICE_CONFIG_DIR
@@ -30,6 +33,9 @@ FAKE_KUBECTL = textwrap.dedent(
     applied = os.environ["FAKE_APPLIED"]
     if args[:2] == ["config", "current-context"]:
         print("fake-context")
+    elif args[:3] == ["apply", "-f", "-"]:
+        with open(applied + ".secret", "w") as out:
+            out.write(sys.stdin.read())
     elif args[:2] == ["apply", "-k"]:
         rendered = subprocess.run([os.environ["REAL_KUBECTL"], "kustomize", args[2]],
                                   capture_output=True, text=True, check=True).stdout
@@ -87,10 +93,39 @@ def kubectl(tmp_path, monkeypatch) -> Path:
     return path
 
 
-def cluster(kubectl: Path, tmp_path: Path, timeout: float = 120) -> Kubernetes:
+def cluster(kubectl: Path, tmp_path: Path, timeout: float = 120, keys: bool = True) -> Kubernetes:
+    """The target, with gate keys for the environments that ask for them (unless not `keys`)."""
+    api_keys = ApiKeyStore(tmp_path / "api-keys")
+    for environment in ("stage", "prod") if keys else ():
+        api_keys.ensure_gate_key(environment)
     return Kubernetes(
-        str(kubectl), timeout, ROOT / "environments", SERVICE_CONFIG_DIR, Records(tmp_path / "s")
-    )
+        str(kubectl), timeout, ROOT / "environments", SERVICE_CONFIG_DIR, Records(tmp_path / "s"),
+        api_keys,
+    )  # fmt: skip
+
+
+def test_keys_go_into_the_secret_before_the_overlay_and_roll_the_pods(kubectl, tmp_path):
+    target = cluster(kubectl, tmp_path)
+    hashes = target.api_keys.hashes_file("stage").read_bytes()
+    try:
+        target.deploy("stage", IMAGE)
+    finally:
+        target.close()
+    assert [call[:2] for call in calls(tmp_path)][:2] == [["apply", "-f"], ["apply", "-k"]]
+    secret = json.loads((tmp_path / "applied.yaml.secret").read_text())
+    assert secret["metadata"] == {"name": "sentiment-api-keys", "namespace": "sentiment-stage"}
+    assert base64.b64decode(secret["data"]["hashes"]) == hashes
+    applied = list(yaml.safe_load_all((tmp_path / "applied.yaml").read_text()))
+    pod = next(d for d in applied if d["kind"] == "Deployment")["spec"]["template"]
+    assert pod["metadata"]["annotations"][KEYS_ANNOTATION] == hashlib.sha256(hashes).hexdigest()
+    gate_key = target.api_keys.gate_key("stage")
+    assert gate_key not in json.dumps(calls(tmp_path))
+
+
+def test_an_environment_without_keys_here_is_refused_before_kubectl_runs(kubectl, tmp_path):
+    with pytest.raises(DeliveryError, match="stage requires API keys and has none here"):
+        cluster(kubectl, tmp_path, keys=False).deploy("stage", IMAGE)
+    assert not (tmp_path / "calls.jsonl").exists()
 
 
 def calls(tmp_path: Path) -> list[list[str]]:

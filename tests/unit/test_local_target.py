@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from delivery.api_keys import ApiKeyStore
 from delivery.config import LocalSettings
 from delivery.errors import DeliveryError, ImageNotFoundError, NotReadyError, PortInUseError
 from delivery.local import LocalContainers
@@ -37,8 +38,29 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def target(engine, records, port: int) -> LocalContainers:
-    return LocalContainers(engine, SETTINGS, records, {"test": port}, SERVICE_CONFIG_DIR)
+def target(engine, records, port: int, api_keys: ApiKeyStore | None = None) -> LocalContainers:
+    api_keys = api_keys or ApiKeyStore(records.builds.parent / "api-keys")
+    ports = {"test": port, "stage": port}
+    return LocalContainers(engine, SETTINGS, records, ports, SERVICE_CONFIG_DIR, api_keys)
+
+
+def test_an_environment_that_needs_keys_and_has_none_is_refused_before_anything(tmp_path):
+    engine, calls = fake_engine(tmp_path, "podman", {"container": (0, RUNNING)})
+    with pytest.raises(DeliveryError, match="stage requires API keys and has none here"):
+        target(engine, Records(tmp_path / "state"), free_port()).deploy("stage", IMAGE)
+    assert not calls.exists()
+
+
+def test_the_key_hashes_are_mounted_read_only_where_the_service_reads_them(tmp_path):
+    engine, calls = fake_engine(tmp_path, "podman", {"container": (0, EXITED)})
+    api_keys = ApiKeyStore(tmp_path / "keys")
+    api_keys.ensure_gate_key("stage")
+    with pytest.raises(NotReadyError):
+        target(engine, Records(tmp_path / "state"), free_port(), api_keys).deploy("stage", IMAGE)
+    run = next(line for line in calls.read_text().splitlines() if line.startswith("run"))
+    hashes = api_keys.hashes_file("stage").resolve()
+    assert f"--volume {hashes}:/run/secrets/sentiment-api-keys/hashes:ro" in run
+    assert str(api_keys.gate_key_file("stage")) not in run
 
 
 def test_a_port_in_use_is_refused_before_anything_runs(tmp_path: Path, listener) -> None:

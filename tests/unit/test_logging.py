@@ -43,7 +43,12 @@ def test_review_text_is_logged_only_when_enabled_and_only_at_debug(
     client = app_client(
         trained_registry,
         environment,
-        **{"service.log_review_text": "true", "service.log_level": "DEBUG"},
+        # Stage asks for API keys; this is about the texts, so it is open here.
+        **{
+            "service.log_review_text": "true",
+            "service.log_level": "DEBUG",
+            "auth.required": "false",
+        },
     )
     client.post("/predict/", json={"review": PRIVATE_REVIEW}, headers={"X-Request-ID": "r-2"})
     lines = log_lines(capsys)
@@ -55,6 +60,8 @@ def test_review_text_is_logged_only_when_enabled_and_only_at_debug(
 
 
 def test_review_text_is_not_logged_at_info_even_when_enabled(trained_registry, capsys):
-    client = app_client(trained_registry, "stage", **{"service.log_review_text": "true"})
+    client = app_client(
+        trained_registry, "stage", **{"service.log_review_text": "true", "auth.required": "false"}
+    )
     client.post("/predict/", json={"review": PRIVATE_REVIEW})
     assert PRIVATE_REVIEW not in capsys.readouterr().err

@@ -48,6 +48,12 @@ def test_overlays_differ_in_size_and_namespace_but_not_in_shape(rendered: dict[s
         "sentiment-dev",
         "sentiment-prod",
     )
+    # Where API keys are required (prod), their Secret is mounted: the one other difference.
+    prod_pod = prod["spec"]["template"]["spec"]
+    assert [v for v in prod_pod["volumes"] if v["name"] == "api-keys"]
+    prod_pod["volumes"] = [v for v in prod_pod["volumes"] if v["name"] != "api-keys"]
+    mounts = prod_pod["containers"][0]["volumeMounts"]
+    prod_pod["containers"][0]["volumeMounts"] = [m for m in mounts if m["name"] != "api-keys"]
     for spec in (dev, prod):
         spec["spec"].pop("replicas")
         spec["metadata"].pop("namespace")
@@ -55,7 +61,8 @@ def test_overlays_differ_in_size_and_namespace_but_not_in_shape(rendered: dict[s
         container = spec["spec"]["template"]["spec"]["containers"][0]
         container.pop("resources")
         container.pop("env")
-        spec["spec"]["template"]["spec"]["volumes"][0]["configMap"].pop("name")
+        volumes = spec["spec"]["template"]["spec"]["volumes"]
+        next(v for v in volumes if "configMap" in v)["configMap"].pop("name")
     assert dev == prod
 
 
@@ -116,6 +123,20 @@ def _unmounted_config(document: dict) -> None:
         container["volumeMounts"] = [m for m in container["volumeMounts"] if m["name"] != "config"]
 
 
+def _unmounted_keys(document: dict) -> None:
+    if container := _container(document):
+        container["volumeMounts"] = [
+            m for m in container["volumeMounts"] if m["name"] != "api-keys"
+        ]
+
+
+def _keys_from_another_secret(document: dict) -> None:
+    if document["kind"] == "Deployment":
+        for volume in document["spec"]["template"]["spec"]["volumes"]:
+            if volume["name"] == "api-keys":
+                volume["secret"]["secretName"] = "someone-elses"
+
+
 def _pdb_selects_nothing(document: dict) -> None:
     if document["kind"] == "PodDisruptionBudget":
         document["spec"]["selector"]["matchLabels"] = {"app": "other"}
@@ -140,6 +161,8 @@ def _no_hpa(document: dict) -> None:
         (_wrong_app_env, "APP_ENV is 'dev', expected 'prod'"),
         (_edited_config, "ConfigMap key base.yaml differs"),
         (_unmounted_config, "not mounted at /app/config"),
+        (_unmounted_keys, "the Secret sentiment-api-keys is not mounted at /run/secrets"),
+        (_keys_from_another_secret, "the Secret sentiment-api-keys is not mounted"),
         (_pdb_selects_nothing, "PodDisruptionBudget selector"),
         (_root_allowed, "may run as root"),
         (_no_hpa, "expected one HorizontalPodAutoscaler, found 0"),

@@ -57,7 +57,7 @@ def test_an_unknown_environment_lists_the_known_ones():
 def test_a_new_environment_is_a_file(tmp_path):
     config = tmp_path / "config"
     shutil.copytree(SERVICE_CONFIG_DIR, config)
-    (config / "uat.yaml").write_text("service:\n  customer_facing: true\n")
+    (config / "uat.yaml").write_text("service:\n  customer_facing: true\nauth:\n  required: true\n")
     settings = load_settings("uat", config_dir=config)
     assert settings.environment == "uat"
     assert settings.service.customer_facing

@@ -299,6 +299,25 @@ def test_the_signing_secret_reaches_only_the_steps_that_run_gates():
     assert text.count("secrets.EVIDENCE_SIGNING_KEY") == 3  # dev gate, promote, rollback
 
 
+def test_api_key_secrets_are_only_installed_and_every_deploy_job_installs_them():
+    """The deploy job writes the environment's key hashes and gate key from its secrets
+    before anything deploys or gates; no workflow makes keys (`api-keys gate|create`)."""
+    text = "\n".join(path.read_text() for path in WORKFLOWS.glob("*.yml"))
+    assert not re.search(r"api-keys (gate|create|rotate)|make api-keys", text)
+    deploy = all_workflows()["deploy.yml"]["jobs"]["deploy"]
+    runs = [step.get("run", "") for step in deploy["steps"]]
+    install = next(i for i, run in enumerate(runs) if "api-keys install" in run)
+    first_make = next(i for i, run in enumerate(runs) if re.search(r"make (deploy|promote)", run))
+    assert install < first_make, runs
+    env = deploy["steps"][install]["env"]
+    assert env == {"API_KEY_HASHES": "${{ secrets.API_KEY_HASHES }}",
+                   "GATE_API_KEY": "${{ secrets.GATE_API_KEY }}"}  # fmt: skip
+    for name, document in all_workflows().items():
+        for step in steps_of(document):
+            if "API_KEY" in str(step.get("env", {})):
+                assert "api-keys install" in step["run"], (name, step)
+
+
 def test_secrets_come_only_from_environments():
     text = "\n".join(path.read_text() for path in WORKFLOWS.glob("*.yml"))
     assert "secrets: inherit" not in text

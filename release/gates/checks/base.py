@@ -23,6 +23,8 @@ from support.project import Project
 
 # A check's name becomes part of its report files' names.
 CHECK_NAME = re.compile(r"[a-z][a-z0-9_-]{0,40}")
+# The variable a suite or locust run finds the gates' API key in.
+API_KEY_VARIABLE = "SENTIMENT_API_KEY"
 # The gate runner's own name for a deploy that failed before any check could run.
 RESERVED_NAMES = frozenset({"deploy"})
 
@@ -63,6 +65,7 @@ class GateContext:
         project: Project,
         bundle: Callable[[], LoadedBundle],
         data_dir: Callable[[], Path],
+        api_key: Callable[[str], str | None] = lambda environment: None,
     ):
         self.environment = environment
         self.subject = subject
@@ -72,6 +75,7 @@ class GateContext:
         self.project = project
         self._bundle = bundle
         self._data_dir = data_dir
+        self._api_key = api_key
         self._shared: dict[str, Any] = {}
 
     @cached_property
@@ -88,6 +92,30 @@ class GateContext:
     def service_settings(self) -> Settings:
         """The service's settings in this environment (its limits, say)."""
         return load_settings(self.environment, self.project.service_config_dir)
+
+    @cached_property
+    def api_key(self) -> str | None:
+        """The gates' own key where the service asks for one (auth.required), else None."""
+        if not self.service_settings.auth.required:
+            return None
+        key = self._api_key(self.environment)
+        if key is None:
+            raise ReleaseError(
+                f"{self.environment} requires API keys and the gate has none: `make api-keys` "
+                "(on GitHub: the environment's API_KEY_HASHES and GATE_API_KEY secrets)"
+            )
+        return key
+
+    @property
+    def api_headers(self) -> dict[str, str]:
+        """What a request to the service carries to be let in."""
+        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+
+    @property
+    def api_key_env(self) -> dict[str, str]:
+        """The key for a test suite or locust run (tests/conftest.py reads it): in their
+        environment, never in an argument list, which the gate's logs show."""
+        return {API_KEY_VARIABLE: self.api_key} if self.api_key else {}
 
     def shared(self, key: str, make: Callable[[], Any]) -> Any:
         """A value made once per gate run and shared by the checks that need it."""

@@ -27,7 +27,7 @@ class Latency(Check):
     def check(self, context: GateContext, result: CheckResult) -> None:
         budget: LatencyOptions = self.options
         texts = held_out(context).test_texts
-        check_latency(context.service_url, texts, budget, result)
+        check_latency(context.service_url, texts, budget, result, context.api_headers)
 
     @classmethod
     def summary(cls, name: str, figures: dict[str, Any]) -> str:
@@ -35,11 +35,16 @@ class Latency(Check):
 
 
 def check_latency(
-    base_url: str, texts: list[str], budget: LatencyOptions, result: CheckResult
+    base_url: str,
+    texts: list[str],
+    budget: LatencyOptions,
+    result: CheckResult,
+    headers: dict[str, str],
 ) -> None:
     chosen = [texts[i % len(texts)] for i in range(budget.requests)]
     timings_ms: list[float] = []
     with requests.Session() as session:
+        session.headers.update(headers)
         for text in chosen:
             started = time.perf_counter()
             try:

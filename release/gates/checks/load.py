@@ -44,7 +44,7 @@ class Load(Check):
             "--stop-timeout", "10", "--csv", str(prefix), "--html", str(html), "--only-summary",
             "--loglevel", "WARNING",
         ]  # fmt: skip
-        code = run_logged(argv, log, cwd=context.project.root,
+        code = run_logged(argv, log, cwd=context.project.root, env=context.api_key_env,
                           timeout=load.run_time_seconds + OVERHEAD_SECONDS)  # fmt: skip
         stats = Path(f"{prefix}_stats.csv")
         for path in (log, html, stats, Path(f"{prefix}_failures.csv")):

@@ -65,7 +65,8 @@ class Pytest(Check):
             sys.executable, "-m", "pytest", *args, f"--junitxml={junit}",
             "-p", "no:cacheprovider", "-q", "--no-header",
         ]  # fmt: skip
-        code = run_logged(argv, log, cwd=context.project.root, timeout=self.options.timeout_seconds)
+        code = run_logged(argv, log, cwd=context.project.root, env=context.api_key_env,
+                          timeout=self.options.timeout_seconds)  # fmt: skip
         counts = junit_counts(junit)
         result.figures.update(counts)
         result.reports.append(context.report(log))

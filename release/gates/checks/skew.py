@@ -131,6 +131,7 @@ class Skew(Check):
             result.fail(f"offline: {problem}: the bundle does not reproduce its own evaluation")
         batch_size = context.service_settings.service.max_batch_size
         with requests.Session() as session:
+            session.headers.update(context.api_headers)
             try:
                 served = served_scores(session, context.service_url, split.test_texts, batch_size)
             except (requests.RequestException, ValueError, KeyError, TypeError) as error:
