@@ -17,7 +17,7 @@ from securesystemslib.signer import CryptoSigner
 from delivery.engine import Engine
 from delivery.errors import DeliveryError
 from delivery.service_config import config_sha256
-from gates.checks import Check, CheckResult, GateContext
+from gates.checks import Baseline, Check, CheckResult, GateContext
 from gates.evidence import CheckRecord, EvidenceRecord
 from gates.evidence_store import EvidenceStore
 from gates.subject import Subject, source_subject
@@ -69,10 +69,12 @@ class GateRunner:
         url: str | None,
         bundle: Callable[[], LoadedBundle] | None = None,
         ledger_head: str | None = None,
+        baseline: Callable[[str], Baseline | None] | None = None,
     ) -> EvidenceRecord:
         """Runs `checks` on `subject` (served at `url`, if deployed) and records the result.
         Without `bundle`, checks that need the model read it out of the subject's image.
-        `ledger_head`: the hash of the ledger entry a promotion wrote before this gate."""
+        `ledger_head`: the hash of the ledger entry a promotion wrote before this gate.
+        `baseline`: a check's figures on the current release, by check name."""
         run = self._start(gate, environment, subject, ledger_head)
         with tempfile.TemporaryDirectory(prefix="gate-") as scratch:
             context = GateContext(
@@ -85,6 +87,7 @@ class GateRunner:
                 bundle=bundle or (lambda: self._bundle_in_image(subject, Path(scratch))),
                 data_dir=self.data_dir,
                 api_key=self.api_key,
+                baseline=baseline or (lambda check: None),
             )
             run.results = [(check, check.run(context)) for check in checks]
         return self._record(run, url)

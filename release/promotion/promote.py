@@ -28,6 +28,7 @@ from promotion.rules import (
     RollbackRefusedError,
     check_ledger,
     not_older_than_the_release,
+    release_baseline,
     release_tag,
     required_evidence,
     rollback_image,
@@ -183,8 +184,12 @@ class Promoter:
         except DeliveryError as error:
             evidence = self.gates.deploy_failed(gate, environment, subject, error, head)
         else:
-            evidence = self.gates.run(gate, environment, subject, checks, deployment.url,
-                                      ledger_head=head)  # fmt: skip
+            evidence = self.gates.run(
+                gate, environment, subject, checks, deployment.url, ledger_head=head,
+                baseline=lambda check: release_baseline(
+                    self.policy, self.ledger, self.store, self.repository, gate, check
+                ),
+            )  # fmt: skip
         result = RELEASED if evidence.passed else FAILED
         entry, _ = self.ledger.append(
             **self._entry(event, environment, subject, result, evidence.id), **details

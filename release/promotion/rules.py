@@ -15,6 +15,7 @@ from fnmatch import fnmatchcase
 from typing import Protocol
 
 from delivery.references import PINNED
+from gates.checks import Baseline
 from gates.evidence import EvidenceError, EvidenceRecord
 from gates.evidence_store import EvidenceStore, ignored
 from gates.subject import Subject
@@ -299,3 +300,36 @@ def check_ledger(environment: str, ledger: Ledger, store: EvidenceStore) -> None
                 "rewritten; nothing relies on it until it is restored from the state "
                 "branch's history"
             )
+
+
+def release_baseline(
+    policy: Policy,
+    ledger: Ledger,
+    store: EvidenceStore,
+    repository: str,
+    gate: str,
+    check: str,
+) -> Baseline | None:
+    """What the check named `check` of `gate` measured on the image now released in the
+    release environment (prod), from that image's newest passing `gate` evidence; None
+    when nothing is released or that evidence has no such passed check. The release must
+    be one the release environment's verified ledger and gate vouch for (ReleaseError
+    otherwise): a forged ledger or record never lowers the bar."""
+    environment = policy.release_environment().name
+    check_ledger(environment, ledger, store)
+    releases = ledger.releases(environment)
+    if not releases:
+        return None
+    current = releases[-1]
+    vouched_image(environment, current, store, repository, f"no {check} baseline")
+    passed = [
+        record for record in store.records()
+        if record.gate == gate and record.passed and record.subject.digest == current.digest
+    ]  # fmt: skip
+    if not passed:
+        return None
+    record = passed[-1]
+    found = next((c for c in record.checks if c.name == check and c.result == "passed"), None)
+    if found is None:
+        return None
+    return Baseline(found.figures, record.id, current.release_tag or current.digest)

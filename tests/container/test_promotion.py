@@ -28,6 +28,28 @@ PROD_ONLY_BUG_SCRIPT = """\
 [ "$APP_ENV" = prod ] && export SENTIMENT_SERVICE__MAX_BATCH_SIZE=1
 exec "$@"
 """
+# A release that got slower: every scoring call first burns 1 ms of CPU, the GIL held (a
+# regression in the scorer, say). Loaded by the image's Python at start (a .pth line).
+SLOWED = """\
+COPY slowdown.py slowdown.pth /opt/venv/lib/python3.11/site-packages/
+"""
+SLOWDOWN = """\
+import time
+
+from model import scoring
+
+scores = scoring.Scorer.scores
+
+
+def slower(self, texts):
+    end = time.perf_counter() + 0.001
+    while time.perf_counter() < end:
+        pass
+    return scores(self, texts)
+
+
+scoring.Scorer.scores = slower
+"""
 TAMPERED_MODEL = """\
 USER root
 RUN for model in /app/models/versions/*/model.joblib; do printf x >> "$model"; done
@@ -176,3 +198,35 @@ def test_a_failed_prod_smoke_rolls_back_to_the_previous_release(engine, delivery
     nothing = delivery.run("rollback", "prod", check=False, **straight)
     assert nothing.returncode == 1
     assert "no earlier release" in nothing.stderr
+
+
+def test_a_slowed_image_fails_the_capacity_check_against_the_release_in_prod(
+    engine, delivery, built, release
+):
+    release_tag, release_branch = release
+    commit = {labels.REVISION: head_commit()}
+    # Labelled apart from the other tests' variants: an image of its own.
+    steady = variant(engine, delivery, built[0], "steady", "", variant="steady", **commit)
+    slowed = variant(engine, delivery, built[0], "slowed", SLOWED,
+                     {"slowdown.py": SLOWDOWN, "slowdown.pth": "import slowdown\n"},
+                     **commit)  # fmt: skip
+    capacity = {"users": 8, "run_time_seconds": 6, "max_p99_ms": 2000, "min_rps": 20}
+    policy = {"SENTIMENT_POLICY_FILE": delivery.policy(
+        "capacity", only=["dev", "test", "prod"], settings={"release_branch": release_branch},
+        test={"capacity": capacity})}  # fmt: skip
+    delivery.run("gate", "dev", **policy)
+    delivery.run("promote", "--to", "test", "--image", steady, **policy)
+    delivery.run("promote", "--to", "prod", "--image", steady, "--release-tag", release_tag,
+                 **policy)  # fmt: skip
+    [steady_test] = [r for r in delivery.evidence("test") if r.subject.image == steady]
+
+    done = delivery.run("promote", "--to", "test", "--image", slowed, check=False, **policy)
+    assert done.returncode == 1, done.stdout
+    [slowed_test] = [r for r in delivery.evidence("test") if r.subject.image == slowed]
+    [check] = slowed_test.checks
+    assert check.result == "failed"
+    assert check.figures["baseline_evidence"] == steady_test.id
+    assert check.figures["baseline_release"] == release_tag
+    assert check.figures["rps"] < 0.85 * steady_test.checks[0].figures["rps"]
+    assert f"of the current release {release_tag} less max_drop 15%" in check.failures[0]
+    assert any(report.endswith("capacity.html") for report in check.reports)

@@ -1,9 +1,12 @@
-"""The test gate's traffic: mostly single reviews, some batches, a few metadata and health calls.
+"""The test gate's traffic. ApiClient: clients with think time, mostly single reviews, some
+batches, a few metadata and health calls (the `load` check). CapacityClient: single
+reviews back to back, no think time, through locust's fast HTTP client: how many the
+service sustains (the `capacity` check). Name the class to run one of them.
 
 Reviews are drawn from reviews.txt and joined into texts of varied length, from one
 short sentence to a long paragraph, the way real reviews vary. Run headless by the gate
 (`sentiment promote --to test`), or by hand:
-    locust -f tests/load/locustfile.py --host http://127.0.0.1:8002
+    locust -f tests/load/locustfile.py --host http://127.0.0.1:8002 ApiClient
 with SENTIMENT_API_KEY=KEY in the environment for a service that asks for keys.
 """
 
@@ -11,7 +14,7 @@ import os
 import random
 from pathlib import Path
 
-from locust import HttpUser, between, task
+from locust import FastHttpUser, HttpUser, between, constant, task
 
 SENTENCES = [
     line.strip()
@@ -34,14 +37,18 @@ def review(rng: random.Random) -> str:
     return " ".join(rng.choice(SENTENCES) for _ in range(count))
 
 
+def api_key_headers() -> dict[str, str]:
+    """The gate's API key, where the service asks for one (gates.checks.base)."""
+    key = os.environ.get("SENTIMENT_API_KEY")
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
 class ApiClient(HttpUser):
     wait_time = between(0.05, 0.25)
 
     def on_start(self) -> None:
         self.rng = random.Random()  # noqa: S311  (traffic, not secrets)
-        # The gate's API key, where the service asks for one (gates.checks.base).
-        if key := os.environ.get("SENTIMENT_API_KEY"):
-            self.client.headers["Authorization"] = f"Bearer {key}"
+        self.client.headers.update(api_key_headers())
 
     @task(12)
     def predict_one(self) -> None:
@@ -72,3 +79,23 @@ class ApiClient(HttpUser):
     def health(self) -> None:
         self.client.get("/readyz")
         self.client.get("/healthz")
+
+
+class CapacityClient(FastHttpUser):
+    """The next request as soon as the last is answered: the rate is the service's."""
+
+    wait_time = constant(0)
+
+    def on_start(self) -> None:
+        # The same texts every run: runs compare the service, not the traffic.
+        self.rng = random.Random(0)  # noqa: S311  (traffic, not secrets)
+        self.headers = api_key_headers()
+
+    @task
+    def predict_one(self) -> None:
+        with self.client.post(
+            "/predict/", json={"review": review(self.rng)}, headers=self.headers,
+            catch_response=True,
+        ) as response:  # fmt: skip
+            if response.status_code != 200:
+                response.failure(f"{response.status_code}: {response.text[:200]}")

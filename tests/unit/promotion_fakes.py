@@ -16,7 +16,7 @@ from delivery.errors import DeliveryError, NotReadyError
 from delivery.records import DeploymentRecord
 from delivery.targets import EnvironmentStatus
 from gates.attestation import PAYLOAD_TYPE
-from gates.checks import CheckResult, GateContext
+from gates.checks import Baseline, CheckResult, GateContext
 from gates.checks.base import Check, CheckOptions, register
 from gates.evidence import CheckRecord, EvidenceRecord
 from gates.evidence_store import EvidenceStore
@@ -118,6 +118,8 @@ class Scripted(Check):
     Options = ScriptedOptions
     FAILING: ClassVar[set[tuple[str, str | None]]] = set()
     RUNS: ClassVar[list[tuple[str, str, str | None, str | None]]] = []
+    # What each run was given as its figures on the current release.
+    BASELINES: ClassVar[list[Baseline | None]] = []
 
     @property
     def needs_service(self) -> bool:  # type: ignore[override]
@@ -127,16 +129,17 @@ class Scripted(Check):
         key = (context.environment, context.subject.digest)
         self.RUNS.append((self.name, context.environment, context.subject.digest, context.url))
         result.figures["runs"] = len(self.RUNS)
+        self.BASELINES.append(context.baseline(self.name))
         if key in self.FAILING:
             result.fail(f"{self.name} made to fail in {context.environment}")
 
 
 def reset_scripted() -> Iterator[None]:
-    Scripted.FAILING.clear()
-    Scripted.RUNS.clear()
+    for kept in (Scripted.FAILING, Scripted.RUNS, Scripted.BASELINES):
+        kept.clear()
     yield
-    Scripted.FAILING.clear()
-    Scripted.RUNS.clear()
+    for kept in (Scripted.FAILING, Scripted.RUNS, Scripted.BASELINES):
+        kept.clear()
 
 
 @dataclass

@@ -3,7 +3,7 @@ quality and load checks, and how records are summarised."""
 
 import pytest
 
-from gates.checks import CHECKS, Check, configure
+from gates.checks import CHECKS, Baseline, Check, configure
 from gates.checks.base import CheckOptions
 from gates.checks.load import LoadOptions, aggregated_figures, judge
 from gates.checks.pytest_suite import junit_counts
@@ -27,7 +27,8 @@ STATS_HEADER = (
 
 
 def test_every_documented_kind_is_registered():
-    assert {"quality", "commands", "pytest", "smoke", "load", "skew", "latency"} <= set(CHECKS)
+    documented = {"quality", "commands", "pytest", "smoke", "load", "capacity", "skew", "latency"}
+    assert documented <= set(CHECKS)
 
 
 @pytest.mark.parametrize(
@@ -296,3 +297,63 @@ def test_the_job_summary_table_has_a_row_per_record_with_escaped_figures(tmp_pat
     )
     assert f"| dev | dev | `tree {subject(11).source_tree[:14]}` | ❌ failed |" in lines[5]
     assert "(none)" in markdown_table([], "Gate evidence")
+
+
+CAPACITY = {"users": 8, "run_time_seconds": 20, "max_p99_ms": 100, "min_rps": 400}
+MEASURED = {"requests": 36_000, "failures": 0, "failure_ratio": 0.0, "rps": 1800.0,
+            "median_ms": 4.0, "p95_ms": 9.0, "p99_ms": 14.0, "max_ms": 40.0}  # fmt: skip
+
+
+def capacity_run(tmp_path, monkeypatch, measured, baseline=None, **options):
+    """The capacity check with locust's figures given, and a baseline of `baseline` rps."""
+    monkeypatch.setattr("gates.checks.capacity.run_locust", lambda *args: {**MEASURED, **measured})
+    store = make_evidence_store(tmp_path / "evidence")
+    runner = GateRunner(store, Project(ROOT), None, lambda: FIXTURE_DATA)
+    known = Baseline({"rps": baseline}, "test-1", "v1.0.0") if baseline else None
+    check = configure("capacity", {**CAPACITY, **options})
+    record = runner.run("test", "test", subject(1), [check], "http://stand-in",
+                        baseline=lambda name: known if name == "capacity" else None)  # fmt: skip
+    return record.checks[0]
+
+
+@pytest.mark.parametrize(
+    ("measured", "baseline", "failure"),
+    [
+        ({"rps": 1800.0}, None, None),
+        ({"rps": 399.0}, None, "399.0 requests/s is below 400.0 (min_rps 400)"),
+        ({"rps": 1800.0}, 2000.0, None),  # 10% below
+        (
+            {"rps": 1600.0},
+            2000.0,
+            "1600.0 requests/s is below 1700.0 (2000.0 requests/s of "
+            "the current release v1.0.0 less max_drop 15%)",
+        ),
+        # A slow current release never lowers the bar below min_rps.
+        ({"rps": 390.0}, 300.0, "390.0 requests/s is below 400.0 (min_rps 400)"),
+        ({"p99_ms": 250.0}, None, "p99 250 ms at 8 clients is above max_p99_ms 100"),
+        ({"failures": 3, "failure_ratio": 0.0001}, None, "failure ratio 0.0001 (3 of 36000)"),
+        ({"requests": 0}, None, "the capacity test made no request"),
+    ],
+)
+def test_capacity_is_judged_against_the_current_release_or_the_minimum(
+    tmp_path, monkeypatch, measured, baseline, failure
+):
+    result = capacity_run(tmp_path, monkeypatch, measured, baseline)
+    if failure is None:
+        assert result.result == "passed", result.failures
+    else:
+        assert result.result == "failed"
+        assert any(failure in found for found in result.failures), result.failures
+    assert result.figures["required_rps"] == (max(400.0, baseline * 0.85) if baseline else 400.0)
+    if baseline:
+        assert (result.figures["baseline_rps"], result.figures["baseline_release"]) == (
+            baseline, "v1.0.0",
+        )  # fmt: skip
+
+
+def test_capacity_summary_names_the_release_it_was_compared_with():
+    figures = {**MEASURED, "baseline_rps": 2000.0, "baseline_release": "v1.0.0"}
+    assert CHECKS["capacity"].summary("capacity", figures) == (
+        "capacity 1800 rps vs 2000 on v1.0.0, p99 14 ms"
+    )
+    assert CHECKS["capacity"].summary("capacity", MEASURED) == "capacity 1800 rps, p99 14 ms"

@@ -424,3 +424,50 @@ def test_an_image_is_superseded_where_a_newer_commit_runs_or_is_released(promote
     why = superseded("prod", A, None, ledger, history)
     assert why.startswith(f"prod already has as its release image {B.digest}")
     assert superseded("stage", A, None, ledger, history) is None  # per environment
+
+
+def released(promoter, image):
+    """`image` through test, stage and prod, as a pipeline would take it."""
+    evidence(promoter.store, "dev", image)
+    for environment in ("test", "stage", "prod"):
+        assert promoter.promote(environment, image.image).released, environment
+
+
+def test_a_check_is_given_what_it_measured_on_the_current_release(promoter):
+    evidence(promoter.store, "dev", A)
+    promoter.promote("test", A.image)
+    assert Scripted.BASELINES == [None]  # nothing released yet
+    for environment in ("stage", "prod"):
+        promoter.promote(environment, A.image)
+    evidence(promoter.store, "dev", B)
+    promoter.promote("test", B.image)
+    baseline = Scripted.BASELINES[-1]
+    a_test = promoter.store.latest("test", digest=A.digest)
+    assert baseline.evidence == a_test.id
+    assert baseline.release == "v1"
+    assert baseline.figures == next(c.figures for c in a_test.checks if c.name == "load")
+
+
+def test_the_baseline_follows_a_rollback_and_ignores_failed_evidence(promoter):
+    released(promoter, A)
+    released(promoter, B)
+    promoter.rollback("prod")  # A runs again
+    Scripted.FAILING.add(("test", C.digest))
+    evidence(promoter.store, "dev", C)
+    promoter.promote("test", C.image)
+    assert Scripted.BASELINES[-1].evidence == promoter.store.latest("test", digest=A.digest).id
+    # C's own failed test gate is never anyone's baseline; a passing one is.
+    Scripted.FAILING.clear()
+    promoter.promote("test", C.image)
+    assert Scripted.BASELINES[-1].release == "v1"
+
+
+def test_a_forged_prod_ledger_fails_the_check_instead_of_lowering_the_bar(promoter):
+    released(promoter, A)
+    rechain(promoter, first_release(image=f"evil.example/x@{A.digest}"))
+    evidence(promoter.store, "dev", B)
+    outcome = promoter.promote("test", B.image)
+    assert not outcome.released
+    [failure] = outcome.evidence.failures
+    assert "load: could not run: " in failure
+    assert "entry #2 records another deploy than entry #1" in failure

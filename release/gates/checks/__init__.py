@@ -2,6 +2,7 @@
 with their options; a new kind is one class here, registered with @register."""
 
 from gates.checks import (  # noqa: F401  (importing a kind registers it)
+    capacity,
     commands,
     latency,
     load,
@@ -9,6 +10,6 @@ from gates.checks import (  # noqa: F401  (importing a kind registers it)
     quality,
     skew,
 )
-from gates.checks.base import CHECKS, Check, CheckResult, GateContext, configure
+from gates.checks.base import CHECKS, Baseline, Check, CheckResult, GateContext, configure
 
-__all__ = ["CHECKS", "Check", "CheckResult", "GateContext", "configure"]
+__all__ = ["CHECKS", "Baseline", "Check", "CheckResult", "GateContext", "configure"]

@@ -50,6 +50,16 @@ class CheckResult:
         self.failures.append(message)
 
 
+@dataclass(frozen=True)
+class Baseline:
+    """What a check of this gate measured on the release now in the release environment
+    (prod): its figures, the evidence that holds them, and which release that is."""
+
+    figures: dict[str, Any]
+    evidence: str
+    release: str
+
+
 class GateContext:
     """What a check can ask of the gate it runs in. The costly answers (the bundle, the
     data, the service's settings) are fetched on first use and shared by the checks."""
@@ -66,6 +76,7 @@ class GateContext:
         bundle: Callable[[], LoadedBundle],
         data_dir: Callable[[], Path],
         api_key: Callable[[str], str | None] = lambda environment: None,
+        baseline: Callable[[str], Baseline | None] = lambda check: None,
     ):
         self.environment = environment
         self.subject = subject
@@ -76,6 +87,7 @@ class GateContext:
         self._bundle = bundle
         self._data_dir = data_dir
         self._api_key = api_key
+        self._baseline = baseline
         self._shared: dict[str, Any] = {}
 
     @cached_property
@@ -105,6 +117,11 @@ class GateContext:
                 "(on GitHub: the environment's API_KEY_HASHES and GATE_API_KEY secrets)"
             )
         return key
+
+    def baseline(self, check: str) -> Baseline | None:
+        """The figures the check named `check` recorded for the current release, if any
+        (a promotion looks them up; a gate run on its own has none)."""
+        return self._baseline(check)
 
     @property
     def api_headers(self) -> dict[str, str]:

@@ -3,7 +3,7 @@
 import csv
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import Field
 
@@ -23,6 +23,8 @@ class LoadOptions(CheckOptions):
     max_p99_ms: float = Field(gt=0)
     min_rps: float = Field(ge=0)
     locustfile: str = "tests/load/locustfile.py"
+    # The locustfile's user class: clients with think time.
+    user_class: str = Field(default="ApiClient", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 @register
@@ -33,31 +35,10 @@ class Load(Check):
 
     def check(self, context: GateContext, result: CheckResult) -> None:
         load: LoadOptions = self.options
-        # Named after the check, so two load checks in one gate keep their own reports.
-        prefix = context.reports / self.name
-        html = context.reports / f"{self.name}.html"
-        log = context.reports / f"{self.name}.log"
-        argv = [
-            sys.executable, "-m", "locust", "--locustfile", load.locustfile, "--headless",
-            "--host", context.service_url, "--users", str(load.users),
-            "--spawn-rate", str(load.spawn_rate), "--run-time", f"{load.run_time_seconds}s",
-            "--stop-timeout", "10", "--csv", str(prefix), "--html", str(html), "--only-summary",
-            "--loglevel", "WARNING",
-        ]  # fmt: skip
-        code = run_logged(argv, log, cwd=context.project.root, env=context.api_key_env,
-                          timeout=load.run_time_seconds + OVERHEAD_SECONDS)  # fmt: skip
-        stats = Path(f"{prefix}_stats.csv")
-        for path in (log, html, stats, Path(f"{prefix}_failures.csv")):
-            if path.exists():
-                result.reports.append(context.report(path))
-        if not stats.exists():
-            result.fail(f"locust wrote no statistics (exit {code}):\n{tail(log)}")
+        figures = run_locust(context, result, self.name, load)
+        if figures is None:
             return
-        result.figures = {
-            **aggregated_figures(stats),
-            "users": load.users,
-            "run_time_seconds": load.run_time_seconds,
-        }
+        result.figures = figures
         for failure in judge(result.figures, load):
             result.fail(failure)
 
@@ -70,6 +51,46 @@ class Load(Check):
             f"p95 {figures['p95_ms']:.0f} ms, p99 {figures['p99_ms']:.0f} ms, "
             f"{figures['failures']} failed"
         )
+
+
+class LocustRun(Protocol):
+    users: int
+    spawn_rate: float
+    run_time_seconds: int
+    locustfile: str
+    user_class: str
+
+
+def run_locust(
+    context: GateContext, result: CheckResult, name: str, run: LocustRun
+) -> dict[str, Any] | None:
+    """Locust, headless, against the service; the aggregated figures, or None (and a
+    failed result) when it measured nothing. Reports are named after the check, so two
+    locust checks in one gate keep their own."""
+    prefix = context.reports / name
+    html = context.reports / f"{name}.html"
+    log = context.reports / f"{name}.log"
+    argv = [
+        sys.executable, "-m", "locust", "--locustfile", run.locustfile, "--headless",
+        "--host", context.service_url, "--users", str(run.users),
+        "--spawn-rate", str(run.spawn_rate), "--run-time", f"{run.run_time_seconds}s",
+        "--stop-timeout", "10", "--csv", str(prefix), "--html", str(html), "--only-summary",
+        "--loglevel", "WARNING", run.user_class,
+    ]  # fmt: skip
+    code = run_logged(argv, log, cwd=context.project.root, env=context.api_key_env,
+                      timeout=run.run_time_seconds + OVERHEAD_SECONDS)  # fmt: skip
+    stats = Path(f"{prefix}_stats.csv")
+    for path in (log, html, stats, Path(f"{prefix}_failures.csv")):
+        if path.exists():
+            result.reports.append(context.report(path))
+    if not stats.exists():
+        result.fail(f"locust wrote no statistics (exit {code}):\n{tail(log)}")
+        return None
+    return {
+        **aggregated_figures(stats),
+        "users": run.users,
+        "run_time_seconds": run.run_time_seconds,
+    }
 
 
 def aggregated_figures(stats_csv: Path) -> dict[str, float]:
