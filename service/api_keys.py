@@ -21,6 +21,7 @@ from datetime import datetime
 PREFIX = "snt_"
 KEY_ID = re.compile(r"[a-z0-9][a-z0-9-]{0,31}")
 SECRET = re.compile(r"[A-Za-z0-9_-]{43}")
+CREATED = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00")
 SECRET_BYTES = 32
 SALT_BYTES = 16
 # A key id has at most this many valid keys: the current one and its successor.
@@ -77,6 +78,8 @@ def parse_key_hashes(text: str, source: str = "the key-hash file") -> list[KeyHa
             raise KeyFileError(f"{where}: the salt and the hash must be hex") from None
         if len(salt_bytes) != SALT_BYTES or len(digest_bytes) != hashlib.sha256().digest_size:
             raise KeyFileError(f"{where}: a {SALT_BYTES}-byte salt and a sha256 are expected")
+        if not CREATED.fullmatch(created_at):
+            raise KeyFileError(f"{where}: {created_at!r} is not a UTC time (ISO 8601)")
         hashes.append(KeyHash(key_id, salt_bytes, digest_bytes, created_at))
     for key_id in {item.key_id for item in hashes}:
         if sum(item.key_id == key_id for item in hashes) > KEYS_PER_ID:
@@ -111,7 +114,8 @@ class KeyRing:
         key_id, _, secret = key[len(PREFIX) :].partition("_")
         candidates = self._by_id.get(key_id, []) if SECRET.fullmatch(secret) else []
         encoded = key.encode("ascii")
-        # Every candidate is compared (no early exit), and the decoy (whose all-zero hash
-        # nothing matches) when there is none: the time says nothing about which.
-        matched = [item.matches(encoded) for item in candidates or [self._decoy]]
+        # Always KEYS_PER_ID comparisons, padded with the decoy (whose all-zero hash nothing
+        # matches), none skipped: the time says nothing about the id or its key count.
+        padded = [*candidates, *[self._decoy] * (KEYS_PER_ID - len(candidates))]
+        matched = [item.matches(encoded) for item in padded]
         return key_id if any(matched) else None

@@ -59,7 +59,7 @@ def register_auth(app: Flask, keyring: KeyRing | None, metrics: Metrics) -> None
         if request.endpoint in OPEN_ENDPOINTS:
             return
         if keyring is None:
-            raise NotReady("the service cannot check API keys yet", "not_ready")
+            raise NotReady("no API keys are configured (the service log says more)", "not_ready")
         key_id = keyring.identify(presented_key(request))
         if key_id is None:
             raise Unauthorized(MESSAGE)

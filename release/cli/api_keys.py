@@ -11,6 +11,12 @@ from delivery.api_keys import GATE_KEY_ID, ApiKeyStore
 from support.errors import ReleaseError
 
 key_id_argument = click.argument("key_id", metavar="KEY_ID")
+# A deploy sends the whole hash file: the machine that deploys last decides which keys work.
+APPLY = (
+    "it counts once {environment} is deployed from this machine; where CI deploys it, "
+    "update its secret too: gh secret set API_KEY_HASHES --env <its GitHub environment> "
+    "< .delivery/api-keys/{environment}/hashes"
+)
 
 
 def _store() -> ApiKeyStore:
@@ -30,7 +36,8 @@ def create(environment: str, key_id: str) -> None:
     """A key for a new holder KEY_ID (lower-case letters, digits, -). The key is printed
     once on stdout and kept nowhere; deploy ENVIRONMENT again for it to count."""
     key = _store().create(environment, key_id)
-    click.echo(f"{environment}: key {key_id} created; redeploy {environment} to apply it", err=True)
+    click.echo(f"{environment}: key {key_id} created; {APPLY.format(environment=environment)}",
+               err=True)  # fmt: skip
     click.echo(key)
 
 
@@ -42,7 +49,8 @@ def rotate(environment: str, key_id: str) -> None:
     """A second key for KEY_ID, valid beside the first: hand it over, deploy, then
     `revoke --oldest` once the holder uses it."""
     key = _store().rotate(environment, key_id)
-    click.echo(f"{environment}: a second key for {key_id}; both are valid once deployed", err=True)
+    click.echo(f"{environment}: a second key for {key_id}, both valid; "
+               f"{APPLY.format(environment=environment)}", err=True)  # fmt: skip
     click.echo(key)
 
 
@@ -54,7 +62,8 @@ def rotate(environment: str, key_id: str) -> None:
 def revoke(environment: str, key_id: str, oldest: bool) -> None:
     """Removes KEY_ID's keys; they stop counting when ENVIRONMENT is deployed again."""
     removed = _store().revoke(environment, key_id, oldest)
-    click.echo(f"{environment}: {removed} key(s) of {key_id} revoked; redeploy {environment}")
+    click.echo(f"{environment}: {removed} key(s) of {key_id} revoked; "
+               f"{APPLY.format(environment=environment)}")  # fmt: skip
 
 
 @api_keys.command("list")

@@ -8,7 +8,10 @@ Other holders' keys are printed once when made and kept nowhere. On GitHub the t
 come from the environment's secrets (API_KEY_HASHES, GATE_API_KEY): `install`.
 """
 
+import fcntl
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from delivery.errors import DeliveryError
@@ -21,6 +24,7 @@ from support.files import atomic_write
 GATE_KEY_ID = "gate"
 HASHES_FILE = "hashes"
 GATE_KEY_FILE = "gate.key"
+LOCK_FILE = ".lock"
 
 
 class ApiKeyStore:
@@ -46,33 +50,38 @@ class ApiKeyStore:
 
     def create(self, environment: str, key_id: str) -> str:
         """A key for a new holder; its hash is added, the key returned (and kept nowhere)."""
-        if any(item.key_id == key_id for item in self.hashes(environment)):
-            raise DeliveryError(
-                f"{environment} has a key {key_id} already: `rotate` gives it a second one"
-            )
-        return self._add(environment, key_id)
+        with self._locked(environment):
+            if any(item.key_id == key_id for item in self.hashes(environment)):
+                raise DeliveryError(
+                    f"{environment} has a key {key_id} already: `rotate` gives it a second one"
+                )
+            return self._add(environment, key_id)
 
     def rotate(self, environment: str, key_id: str) -> str:
         """A second key for `key_id`, valid beside the first until that one is revoked."""
-        held = [item for item in self.hashes(environment) if item.key_id == key_id]
-        if not held:
-            raise DeliveryError(f"{environment} has no key {key_id} to rotate: `create` one")
-        if len(held) >= KEYS_PER_ID:
-            raise DeliveryError(
-                f"{key_id} has {KEYS_PER_ID} keys in {environment} already: revoke the oldest "
-                "(`revoke --oldest`) once its holder uses the newer one"
-            )
-        return self._add(environment, key_id)
+        with self._locked(environment):
+            held = [item for item in self.hashes(environment) if item.key_id == key_id]
+            if not held:
+                raise DeliveryError(f"{environment} has no key {key_id} to rotate: `create` one")
+            if len(held) >= KEYS_PER_ID:
+                raise DeliveryError(
+                    f"{key_id} has {KEYS_PER_ID} keys in {environment} already: revoke the "
+                    "oldest (`revoke --oldest`) once its holder uses the newer one"
+                )
+            return self._add(environment, key_id)
 
     def revoke(self, environment: str, key_id: str, oldest_only: bool = False) -> int:
-        """Removes `key_id`'s keys (or only its oldest); how many were removed."""
-        hashes = self.hashes(environment)
-        held = [item for item in hashes if item.key_id == key_id]
-        if not held:
-            raise DeliveryError(f"{environment} has no key {key_id}")
-        removed = held[:1] if oldest_only else held
-        self._write(environment, [item for item in hashes if item not in removed])
-        return len(removed)
+        """Removes `key_id`'s keys (or only the one made first); how many were removed."""
+        with self._locked(environment):
+            hashes = self.hashes(environment)
+            held = sorted(
+                (item for item in hashes if item.key_id == key_id), key=lambda i: i.created_at
+            )
+            if not held:
+                raise DeliveryError(f"{environment} has no key {key_id}")
+            removed = held[:1] if oldest_only else held
+            self._write(environment, [item for item in hashes if item not in removed])
+            return len(removed)
 
     def gate_key(self, environment: str) -> str | None:
         """The key the gates present in `environment`, if this machine has one."""
@@ -90,6 +99,10 @@ class ApiKeyStore:
         """Makes sure the gates hold a key `environment` accepts: kept when it does, else a
         new one (the old gate hashes go). With `rotate`, a second gate key replaces the
         gates' copy while the first stays valid until revoked."""
+        with self._locked(environment):
+            return self._ensure_gate_key(environment, rotate)
+
+    def _ensure_gate_key(self, environment: str, rotate: bool) -> str:
         current = self.gate_key(environment)
         valid = current is not None and (
             KeyRing(self.hashes(environment)).identify(current) == GATE_KEY_ID
@@ -97,7 +110,12 @@ class ApiKeyStore:
         if valid and not rotate:
             return "kept"
         if valid:
-            key, state = self.rotate(environment, GATE_KEY_ID), "rotated"
+            if sum(item.key_id == GATE_KEY_ID for item in self.hashes(environment)) >= KEYS_PER_ID:
+                raise DeliveryError(
+                    f"{GATE_KEY_ID} has {KEYS_PER_ID} keys in {environment} already: revoke "
+                    "the oldest first"
+                )
+            key, state = self._add(environment, GATE_KEY_ID), "rotated"
         else:
             hashes = [item for item in self.hashes(environment) if item.key_id != GATE_KEY_ID]
             self._write(environment, hashes)
@@ -119,10 +137,23 @@ class ApiKeyStore:
                 f"the gate key of {environment} is not a key with id {GATE_KEY_ID} of its "
                 "key hashes: make both with `sentiment api-keys gate` and set both secrets"
             )
-        self._write(environment, hashes)
-        atomic_write(
-            self.gate_key_file(environment), gate_key.strip().encode("ascii") + b"\n", mode=0o600
-        )
+        with self._locked(environment):
+            self._write(environment, hashes)
+            atomic_write(self.gate_key_file(environment),
+                         gate_key.strip().encode("ascii") + b"\n", mode=0o600)  # fmt: skip
+
+    @contextmanager
+    def _locked(self, environment: str) -> Iterator[None]:
+        """One change at a time: each reads the file, changes it and writes it back."""
+        directory = self.directory(environment)
+        directory.mkdir(parents=True, exist_ok=True)
+        os.chmod(directory, 0o700)
+        with open(directory / LOCK_FILE, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _add(self, environment: str, key_id: str) -> str:
         try:

@@ -5,8 +5,6 @@ kubectl finds its cluster the usual way ($KUBECONFIG, else ~/.kube/config); CI w
 environment's kubeconfig secret to a file and points $KUBECONFIG at it.
 """
 
-import base64
-import hashlib
 import json
 import queue
 import re
@@ -31,8 +29,6 @@ FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+)")
 CONTAINER = "api"
 # How long a port-forward may take to say where it listens, and then to answer ready.
 FORWARD_TIMEOUT_SECONDS = 30
-# On the pod template: a new set of keys rolls the pods, which read the file at start.
-KEYS_ANNOTATION = "sentiment.example.com/api-keys-sha256"
 
 
 @dataclass(frozen=True)
@@ -92,13 +88,14 @@ class Kubernetes:
         started = time.monotonic()
         overlay_dir = self.environments_dir / environment
         key_hashes = self._key_hashes(environment)
-        annotations = (
-            {KEYS_ANNOTATION: hashlib.sha256(key_hashes).hexdigest()} if key_hashes else {}
-        )
-        with manifests.pinned_overlay(overlay_dir, reference, annotations) as overlay:
+        secret = None
+        if key_hashes is not None:
+            namespace = self._workload(environment).namespace
+            secret = manifests.GeneratedSecret(
+                manifests.KEY_SECRET, namespace, {manifests.KEY_FILE: key_hashes}
+            )
+        with manifests.pinned_overlay(overlay_dir, reference, secret) as overlay:
             found = workload(manifests.kustomize(overlay, overlay_dir))
-            if key_hashes:
-                self._apply_key_secret(found.namespace, key_hashes)
             self._check("apply", "-k", str(overlay))
         done = self._run(
             "rollout", "status", f"deployment/{found.deployment}", "-n", found.namespace,
@@ -136,24 +133,6 @@ class Kubernetes:
                 "`sentiment api-keys install` from the environment's secrets"
             )
         return self.api_keys.hashes_file(environment).read_bytes()
-
-    def _apply_key_secret(self, namespace: str, key_hashes: bytes) -> None:
-        """The Secret the overlay mounts, from the hashes (on stdin: never a file or an
-        argument of kubectl's)."""
-        secret = {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": manifests.KEY_SECRET, "namespace": namespace},
-            "type": "Opaque",
-            "data": {manifests.KEY_FILE: base64.b64encode(key_hashes).decode("ascii")},
-        }
-        try:
-            done = run([self.kubectl, "apply", "-f", "-"], input=json.dumps(secret), check=False,
-                       timeout=self.rollout_timeout_seconds + 60)  # fmt: skip
-        except CommandError as error:
-            raise DeliveryError(f"kubectl apply could not run: {error}") from None
-        if not done.ok:
-            raise DeliveryError(f"the Secret {manifests.KEY_SECRET} was not applied: {done.output}")
 
     def forward(self, found: Workload) -> str:
         """Starts `kubectl port-forward` to the Service on a free local port; its URL."""

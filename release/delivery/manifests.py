@@ -5,8 +5,10 @@ kustomization whose `images:` entry swaps that name for REGISTRY/NAME@sha256:...
 """
 
 import os
+import re
 import tempfile
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,11 +38,21 @@ def required_tool(name: str) -> str:
     return found
 
 
+@dataclass(frozen=True)
+class GeneratedSecret:
+    """A Secret the wrapper generates beside the overlay's resources: kustomize names it
+    NAME-<hash of its data> and points the overlay's references at that name, so new data
+    rolls the pods; applied in the same `apply -k`, after the Namespace."""
+
+    name: str
+    namespace: str
+    files: dict[str, bytes]
+
+
 @contextmanager
-def pinned_overlay(overlay: Path, reference: str, pod_annotations: dict[str, str] | None = None):
+def pinned_overlay(overlay: Path, reference: str, secret: GeneratedSecret | None = None):
     """A throwaway kustomization: the overlay with the image pinned to `reference` (and
-    `pod_annotations` on the Deployment's pods). `kubectl kustomize` renders it,
-    `kubectl apply -k` deploys it."""
+    `secret` generated). `kubectl kustomize` renders it, `kubectl apply -k` deploys it."""
     if not (overlay / "kustomization.yaml").is_file():
         raise ManifestError(f"no overlay {overlay}/kustomization.yaml")
     match = PINNED.match(reference)
@@ -54,16 +66,15 @@ def pinned_overlay(overlay: Path, reference: str, pod_annotations: dict[str, str
             "resources": [os.path.relpath(overlay.resolve(), wrapper)],
             "images": [{"name": IMAGE_NAME, "newName": match["name"], "digest": match["digest"]}],
         }
-        if pod_annotations:
-            patch = {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": "any"},
-                "spec": {"template": {"metadata": {"annotations": pod_annotations}}},
-            }
-            kustomization["patches"] = [
-                {"target": {"kind": "Deployment"}, "patch": yaml.safe_dump(patch)}
-            ]
+        if secret is not None:
+            folder = Path(wrapper, "secret")
+            folder.mkdir(mode=0o700)
+            for name, data in secret.files.items():
+                (folder / name).write_bytes(data)
+            kustomization["secretGenerator"] = [{
+                "name": secret.name, "namespace": secret.namespace, "type": "Opaque",
+                "files": [f"{name}=secret/{name}" for name in secret.files],
+            }]  # fmt: skip
         Path(wrapper, "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
         yield Path(wrapper)
 
@@ -203,12 +214,17 @@ def _key_problems(
     folder = str(auth.key_hashes_file.parent)
     mounted = [
         mount for mount in container.get("volumeMounts", [])
-        if mount["mountPath"] == folder and secrets.get(mount["name"]) == KEY_SECRET
+        if mount["mountPath"] == folder and _is_key_secret(secrets.get(mount["name"]))
     ]  # fmt: skip
     if not mounted or auth.key_hashes_file.name != KEY_FILE:
         return [f"auth.required, but the Secret {KEY_SECRET} is not mounted at {folder} "
                 f"(key {KEY_FILE}: the service reads {auth.key_hashes_file})"]  # fmt: skip
     return []
+
+
+def _is_key_secret(name: str | None) -> bool:
+    """The Secret, by its name in the overlay or as a deploy generates it (NAME-<hash>)."""
+    return name is not None and re.fullmatch(rf"{KEY_SECRET}(-[a-z0-9]{{10}})?", name) is not None
 
 
 def _selector_problems(pod: dict[str, Any], by_kind: dict[str, list[dict[str, Any]]]) -> list[str]:

@@ -67,10 +67,17 @@ def load_settings(environment: str | None = None, config_dir: Path | None = None
     merged["environment"] = environment
 
     try:
-        return Settings(**merged)
+        settings = Settings(**merged)
     except ValidationError as error:
         sources = " + ".join(str(p) for p in layers) + " + SENTIMENT_* variables"
         raise ConfigError(f"invalid configuration ({sources}):\n{describe_errors(error)}") from None
+    if merged.get("auth", {}).get("required") is True and not settings.auth.required:
+        # A stray variable must never open an environment its files close.
+        raise ConfigError(
+            f"SENTIMENT_AUTH__REQUIRED cannot turn off the API keys {environment}'s config "
+            "requires (a variable may only turn them on)"
+        )
+    return settings
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

@@ -1,6 +1,7 @@
 """The API keys kept on this machine per environment, and `sentiment api-keys`."""
 
 import stat
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ from click.testing import CliRunner
 from cli.main import cli
 from delivery.api_keys import ApiKeyStore
 from delivery.errors import DeliveryError
-from service.api_keys import KeyRing
+from service.api_keys import KeyRing, new_key
 
 HEADER = "# API keys of stage"
 
@@ -160,3 +161,21 @@ class TestCommand:
         bad_env = runner.invoke(cli, ["api-keys", "create", "nowhere", "acme"])
         assert bad_env.exit_code == 2
         assert "'nowhere' is not one of" in bad_env.output
+
+
+def test_changes_made_at_once_are_all_kept(store: ApiKeyStore):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        keys = list(pool.map(lambda n: store.create("stage", f"holder-{n}"), range(24)))
+    assert [ring(store).identify(key) for key in keys] == [f"holder-{n}" for n in range(24)]
+
+
+def test_revoke_oldest_goes_by_the_time_a_key_was_made_not_its_line(store: ApiKeyStore):
+    older, older_hash = new_key("acme", datetime(2026, 1, 1, tzinfo=UTC))
+    newer, newer_hash = new_key("acme", datetime(2026, 6, 1, tzinfo=UTC))
+    # A hand-edited secret may list the newer key first.
+    store.hashes_file("stage").parent.mkdir(parents=True)
+    store.hashes_file("stage").write_text(f"{newer_hash.line()}\n{older_hash.line()}\n")
+    store.revoke("stage", "acme", oldest_only=True)
+    assert [ring(store).identify(key) for key in (older, newer)] == [None, "acme"]

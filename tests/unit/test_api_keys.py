@@ -70,6 +70,7 @@ class TestKeyFormat:
             ("ACME " + "00" * 16 + " " + "11" * 32 + " now", "'ACME' is not a key id"),
             ("acme zz" + "00" * 15 + " " + "11" * 32 + " now", "the salt and the hash must be hex"),
             ("acme " + "00" * 8 + " " + "11" * 32 + " now", "a 16-byte salt and a sha256"),
+            ("acme " + "00" * 16 + " " + "11" * 32 + " nöw", "'nöw' is not a UTC time"),
         ],
     )
     def test_a_broken_line_is_named(self, line, message):
@@ -229,6 +230,11 @@ class TestConfig:
         required = {env: make_settings(env).auth.required for env in ("dev", "test", "stage")}
         assert required == {"dev": False, "test": False, "stage": True}
         assert make_settings("prod").auth.required
+
+    def test_a_variable_can_turn_keys_on_but_never_off(self):
+        assert make_settings("test", **{"auth.required": True}).auth.required
+        with pytest.raises(ConfigError, match="SENTIMENT_AUTH__REQUIRED cannot turn off"):
+            make_settings("stage", **{"auth.required": False})
 
     def test_a_customer_facing_environment_cannot_be_opened_by_a_variable(self):
         with pytest.raises(ConfigError, match=r"auth\.required: API keys are required"):

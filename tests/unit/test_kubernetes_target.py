@@ -2,7 +2,6 @@
 what was applied, and forwards to a small HTTP server playing the service."""
 
 import base64
-import hashlib
 import json
 import sys
 import textwrap
@@ -12,9 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
+from delivery import manifests
 from delivery.api_keys import ApiKeyStore
 from delivery.errors import DeliveryError, NotReadyError
-from delivery.kubernetes import KEYS_ANNOTATION, Kubernetes
+from delivery.kubernetes import Kubernetes
 from delivery.manifests import required_tool
 from delivery.records import Records
 from tests.conftest import ROOT, SERVICE_CONFIG_DIR
@@ -33,9 +33,6 @@ FAKE_KUBECTL = textwrap.dedent(
     applied = os.environ["FAKE_APPLIED"]
     if args[:2] == ["config", "current-context"]:
         print("fake-context")
-    elif args[:3] == ["apply", "-f", "-"]:
-        with open(applied + ".secret", "w") as out:
-            out.write(sys.stdin.read())
     elif args[:2] == ["apply", "-k"]:
         rendered = subprocess.run([os.environ["REAL_KUBECTL"], "kustomize", args[2]],
                                   capture_output=True, text=True, check=True).stdout
@@ -104,22 +101,40 @@ def cluster(kubectl: Path, tmp_path: Path, timeout: float = 120, keys: bool = Tr
     )  # fmt: skip
 
 
-def test_keys_go_into_the_secret_before_the_overlay_and_roll_the_pods(kubectl, tmp_path):
+def test_keys_go_into_a_generated_secret_applied_with_the_overlay(kubectl, tmp_path):
     target = cluster(kubectl, tmp_path)
     hashes = target.api_keys.hashes_file("stage").read_bytes()
     try:
         target.deploy("stage", IMAGE)
     finally:
         target.close()
-    assert [call[:2] for call in calls(tmp_path)][:2] == [["apply", "-f"], ["apply", "-k"]]
-    secret = json.loads((tmp_path / "applied.yaml.secret").read_text())
-    assert secret["metadata"] == {"name": "sentiment-api-keys", "namespace": "sentiment-stage"}
+    assert [call[:2] for call in calls(tmp_path)] == [["apply", "-k"], ["rollout", "status"],
+                                                      ["port-forward", "-n"]]  # fmt: skip
+    applied = [d for d in yaml.safe_load_all((tmp_path / "applied.yaml").read_text()) if d]
+    kinds = [d["kind"] for d in applied]
+    # One apply: the Namespace first, so the Secret has somewhere to go on a new cluster.
+    assert kinds.index("Namespace") < kinds.index("Secret") < kinds.index("Deployment")
+    secret = next(d for d in applied if d["kind"] == "Secret")
+    assert secret["metadata"]["namespace"] == "sentiment-stage"
+    assert secret["metadata"]["name"].startswith("sentiment-api-keys-")
     assert base64.b64decode(secret["data"]["hashes"]) == hashes
-    applied = list(yaml.safe_load_all((tmp_path / "applied.yaml").read_text()))
-    pod = next(d for d in applied if d["kind"] == "Deployment")["spec"]["template"]
-    assert pod["metadata"]["annotations"][KEYS_ANNOTATION] == hashlib.sha256(hashes).hexdigest()
+    pod = next(d for d in applied if d["kind"] == "Deployment")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "api-keys")
+    # The name carries a hash of the data: new keys, a new name, the pods roll.
+    assert volume["secret"]["secretName"] == secret["metadata"]["name"]
+    assert manifests.check("stage", (tmp_path / "applied.yaml").read_text(), IMAGE,
+                           SERVICE_CONFIG_DIR) == []  # fmt: skip
     gate_key = target.api_keys.gate_key("stage")
     assert gate_key not in json.dumps(calls(tmp_path))
+
+    target.api_keys.create("stage", "acme")
+    try:
+        target.deploy("stage", IMAGE)
+    finally:
+        target.close()
+    applied = [d for d in yaml.safe_load_all((tmp_path / "applied.yaml").read_text()) if d]
+    renamed = next(d for d in applied if d["kind"] == "Secret")["metadata"]["name"]
+    assert renamed != secret["metadata"]["name"]
 
 
 def test_an_environment_without_keys_here_is_refused_before_kubectl_runs(kubectl, tmp_path):

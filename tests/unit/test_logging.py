@@ -1,9 +1,11 @@
 """Log lines are JSON objects; review texts stay out of them unless asked for, at DEBUG only."""
 
 import json
+from datetime import UTC, datetime
 
 import pytest
 
+from service.api_keys import new_key
 from service.app import create_app
 from tests.conftest import make_settings
 
@@ -15,9 +17,16 @@ def log_lines(capsys) -> list[dict]:
 
 
 def app_client(registry, environment="test", **overrides):
-    """Built inside the test, so its log handler writes to the stderr capsys captures."""
-    settings = make_settings(environment, **{"model.registry_dir": registry, **overrides})
-    return create_app(settings).test_client()
+    """Built inside the test, so its log handler writes to the stderr capsys captures.
+    Where the environment asks for API keys, the client presents one."""
+    key, hashed = new_key("tester", datetime.now(UTC))
+    hashes = registry.parent / f"key-hashes-{hashed.salt.hex()}"
+    hashes.write_text(hashed.line())
+    overrides = {"model.registry_dir": registry, "auth.key_hashes_file": hashes, **overrides}
+    settings = make_settings(environment, **overrides)
+    client = create_app(settings).test_client()
+    client.environ_base["HTTP_X_API_KEY"] = key
+    return client
 
 
 def test_each_request_logs_one_json_line_with_its_id(trained_registry, capsys):
@@ -43,12 +52,7 @@ def test_review_text_is_logged_only_when_enabled_and_only_at_debug(
     client = app_client(
         trained_registry,
         environment,
-        # Stage asks for API keys; this is about the texts, so it is open here.
-        **{
-            "service.log_review_text": "true",
-            "service.log_level": "DEBUG",
-            "auth.required": "false",
-        },
+        **{"service.log_review_text": "true", "service.log_level": "DEBUG"},
     )
     client.post("/predict/", json={"review": PRIVATE_REVIEW}, headers={"X-Request-ID": "r-2"})
     lines = log_lines(capsys)
@@ -60,8 +64,6 @@ def test_review_text_is_logged_only_when_enabled_and_only_at_debug(
 
 
 def test_review_text_is_not_logged_at_info_even_when_enabled(trained_registry, capsys):
-    client = app_client(
-        trained_registry, "stage", **{"service.log_review_text": "true", "auth.required": "false"}
-    )
+    client = app_client(trained_registry, "stage", **{"service.log_review_text": "true"})
     client.post("/predict/", json={"review": PRIVATE_REVIEW})
     assert PRIVATE_REVIEW not in capsys.readouterr().err

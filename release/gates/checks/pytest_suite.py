@@ -65,7 +65,9 @@ class Pytest(Check):
             sys.executable, "-m", "pytest", *args, f"--junitxml={junit}",
             "-p", "no:cacheprovider", "-q", "--no-header",
         ]  # fmt: skip
-        code = run_logged(argv, log, cwd=context.project.root, env=context.api_key_env,
+        # Only a suite that calls the service needs the key (a lint suite in stage does not).
+        env = context.api_key_env if self.needs_service else None
+        code = run_logged(argv, log, cwd=context.project.root, env=env,
                           timeout=self.options.timeout_seconds)  # fmt: skip
         counts = junit_counts(junit)
         result.figures.update(counts)
