@@ -122,6 +122,10 @@ def test_the_image_passes_test_and_stage_and_the_evidence_says_so(delivery, buil
     assert checks["load"].figures["requests"] > 0
     assert checks["skew"].figures["max_score_difference"] <= 1e-9
     assert checks["skew"].figures["reviews"] > 0
+    # Stage asks for API keys: every stage check called it with the gates' own key, and
+    # the smoke suite saw a call without one refused (none of its tests skipped).
+    assert checks["smoke"].figures["skipped"] == 0
+    assert checks["smoke"].figures["passed"] == checks["smoke"].figures["tests"]
     [stage_entry] = delivery.ledger("stage")
     assert stage_entry.relied_on == [test_record.id]
     assert stage_entry.evidence == stage_record.id
@@ -137,7 +141,7 @@ def test_a_model_tampered_after_the_build_fails_the_test_gate(engine, delivery, 
     assert "no test gate evidence" in refused.stderr or "the latest test gate" in refused.stderr
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def release():
     """A release tag on HEAD, and a release branch holding HEAD (the checkout may be on
     any branch), both removed afterwards."""
@@ -150,22 +154,36 @@ def release():
         subprocess.run(["git", "-C", str(ROOT), kind, "--delete", ref], capture_output=True)
 
 
-def test_a_failed_prod_smoke_rolls_back_to_the_previous_release(engine, delivery, built,
-                                                                 release):  # fmt: skip
+# The variants below claim HEAD as their commit: prod takes only a tagged commit, and the
+# working tree these tests run from may have changes. The full test and stage gates ran on
+# the session image: here the test gate is a capacity check alone, and prod is next.
+CAPACITY = {"users": 8, "run_time_seconds": 3, "max_p99_ms": 2000, "min_rps": 20}
+
+
+@pytest.fixture(scope="module")
+def in_prod(engine, delivery, built, release):
+    """An image released to prod through a test gate that measured its capacity: the
+    image, its release tag, and the policies (dev-test-prod; dev-prod) to go on with."""
     release_tag, release_branch = release
-    # Both images claim HEAD as their commit: prod takes only a tagged commit, and the
-    # working tree these tests run from may have changes. They go to prod straight from
-    # the dev gate (a two-environment policy): the full test and stage gates ran on the
-    # session image, and what is tested here is prod's own gate and what it sets off.
-    commit = {labels.REVISION: head_commit()}
-    good = variant(engine, delivery, built[0], "good", "", **commit)
-    bad = variant(engine, delivery, built[0], "prod-only-bug", PROD_ONLY_BUG,
-                  {"prod-only-bug": PROD_ONLY_BUG_SCRIPT}, **commit)  # fmt: skip
-    straight = {"SENTIMENT_POLICY_FILE": delivery.policy(
-        "straight", only=["dev", "prod"], settings={"release_branch": release_branch})}  # fmt: skip
-    delivery.run("gate", "dev", **straight)  # the variants' tree and model, as built
+    good = variant(engine, delivery, built[0], "good", "", **{labels.REVISION: head_commit()})
+    settings = {"release_branch": release_branch}
+    policies = {
+        "capacity": {"SENTIMENT_POLICY_FILE": delivery.policy(
+            "capacity", only=["dev", "test", "prod"], settings=settings,
+            test={"capacity": CAPACITY})},
+        "straight": {"SENTIMENT_POLICY_FILE": delivery.policy(
+            "straight", only=["dev", "prod"], settings=settings)},
+    }  # fmt: skip
+    delivery.run("gate", "dev", **policies["capacity"])  # the variants' tree and model
+    delivery.run("promote", "--to", "test", "--image", good, **policies["capacity"])
     released = delivery.run("promote", "--to", "prod", "--image", good, "--release-tag",
-                            release_tag, **straight)  # fmt: skip
+                            release_tag, **policies["capacity"])  # fmt: skip
+    return good, release_tag, policies, released
+
+
+def test_a_failed_prod_smoke_rolls_back_to_the_previous_release(engine, delivery, built,
+                                                                 in_prod):  # fmt: skip
+    good, release_tag, policies, released = in_prod
     # The release has its name in the registry, on the very digest released.
     if shutil.which("skopeo") is None:
         assert "NOT TAGGED IN THE REGISTRY: skopeo is not installed" in released.stderr
@@ -178,6 +196,11 @@ def test_a_failed_prod_smoke_rolls_back_to_the_previous_release(engine, delivery
         ).stdout.strip()  # fmt: skip
         assert found == good.split("@")[1]
 
+    # Straight from the dev gate: what is tested is prod's own gate and what it sets off.
+    commit = {labels.REVISION: head_commit()}
+    bad = variant(engine, delivery, built[0], "prod-only-bug", PROD_ONLY_BUG,
+                  {"prod-only-bug": PROD_ONLY_BUG_SCRIPT}, **commit)  # fmt: skip
+    straight = policies["straight"]
     done = delivery.run("promote", "--to", "prod", "--image", bad, check=False, **straight)
     assert done.returncode == 1
     assert "automatic rollback" in done.stdout
@@ -201,32 +224,21 @@ def test_a_failed_prod_smoke_rolls_back_to_the_previous_release(engine, delivery
 
 
 def test_a_slowed_image_fails_the_capacity_check_against_the_release_in_prod(
-    engine, delivery, built, release
+    engine, delivery, built, in_prod
 ):
-    release_tag, release_branch = release
-    commit = {labels.REVISION: head_commit()}
-    # Labelled apart from the other tests' variants: an image of its own.
-    steady = variant(engine, delivery, built[0], "steady", "", variant="steady", **commit)
+    good, release_tag, policies, _ = in_prod
     slowed = variant(engine, delivery, built[0], "slowed", SLOWED,
                      {"slowdown.py": SLOWDOWN, "slowdown.pth": "import slowdown\n"},
-                     **commit)  # fmt: skip
-    capacity = {"users": 8, "run_time_seconds": 6, "max_p99_ms": 2000, "min_rps": 20}
-    policy = {"SENTIMENT_POLICY_FILE": delivery.policy(
-        "capacity", only=["dev", "test", "prod"], settings={"release_branch": release_branch},
-        test={"capacity": capacity})}  # fmt: skip
-    delivery.run("gate", "dev", **policy)
-    delivery.run("promote", "--to", "test", "--image", steady, **policy)
-    delivery.run("promote", "--to", "prod", "--image", steady, "--release-tag", release_tag,
-                 **policy)  # fmt: skip
-    [steady_test] = [r for r in delivery.evidence("test") if r.subject.image == steady]
-
-    done = delivery.run("promote", "--to", "test", "--image", slowed, check=False, **policy)
+                     **{labels.REVISION: head_commit()})  # fmt: skip
+    [good_test] = [r for r in delivery.evidence("test") if r.subject.image == good]
+    done = delivery.run("promote", "--to", "test", "--image", slowed, check=False,
+                        **policies["capacity"])  # fmt: skip
     assert done.returncode == 1, done.stdout
     [slowed_test] = [r for r in delivery.evidence("test") if r.subject.image == slowed]
     [check] = slowed_test.checks
     assert check.result == "failed"
-    assert check.figures["baseline_evidence"] == steady_test.id
+    assert check.figures["baseline_evidence"] == good_test.id
     assert check.figures["baseline_release"] == release_tag
-    assert check.figures["rps"] < 0.85 * steady_test.checks[0].figures["rps"]
+    assert check.figures["rps"] < 0.85 * good_test.checks[0].figures["rps"]
     assert f"of the current release {release_tag} less max_drop 15%" in check.failures[0]
     assert any(report.endswith("capacity.html") for report in check.reports)

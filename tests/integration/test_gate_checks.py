@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from gates.checks import Baseline, configure
+from gates.checks import configure
 from gates.checks.skew import SkewError, held_out_split
 from gates.runner import GateRunner
 from gates.subject import Subject
@@ -140,31 +140,3 @@ def test_a_compiled_scorer_that_is_not_its_model_compiled_is_caught(
     skew = gate(tmp_path, doctored, served.base_url, {"skew": {"max_score_difference": 1e-12}})
     assert skew["skew"].result == "failed"
     assert "scorer.json is not what the bundle's model compiles to" in skew["skew"].failures[0]
-
-
-def test_capacity_fails_a_service_much_slower_than_the_current_release(
-    own_server, trained_registry, bundle, tmp_path
-):
-    """The same app with scikit-learn scoring each request (the path before the compiled
-    scorer, about half the rate here) against what the compiled scorer sustained."""
-    capacity = {"users": 8, "run_time_seconds": 5, "max_p99_ms": 1000, "min_rps": 50}
-    fast = own_server(tmp_path / "fast", trained_registry, workers=2)
-    runner = GateRunner(make_evidence_store(tmp_path / "evidence"), Project(ROOT), None,
-                        lambda: FIXTURE_DATA)  # fmt: skip
-    check = [configure("capacity", capacity)]
-    first = runner.run("test", "test", subject_of(bundle), check, fast.base_url, lambda: bundle)
-    [measured] = first.checks
-    assert measured.result == "passed", measured.failures
-    assert measured.figures["failures"] == 0
-    assert any(report.endswith("capacity.html") for report in measured.reports)
-    fast.stop()
-
-    slow = own_server(tmp_path / "slow", trained_registry, workers=2,
-                      settings={"SENTIMENT_MODEL__SCORER": "scikit-learn"})  # fmt: skip
-    current = Baseline(measured.figures, first.id, "v1.0.0")
-    second = runner.run("test", "test", subject_of(bundle), check, slow.base_url,
-                        lambda: bundle, baseline=lambda name: current)  # fmt: skip
-    [slower] = second.checks
-    assert slower.result == "failed", slower.figures
-    assert slower.figures["rps"] < 0.85 * measured.figures["rps"]
-    assert "of the current release v1.0.0 less max_drop 15%" in slower.failures[0]

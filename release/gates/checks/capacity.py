@@ -21,7 +21,7 @@ class CapacityOptions(CheckOptions):
     users: int = Field(ge=1, le=1000)
     # Every client at once by default: the measured window is all full load.
     spawn_rate: float = Field(default=1000, gt=0, le=10_000)
-    run_time_seconds: int = Field(ge=5, le=3600)
+    run_time_seconds: int = Field(ge=1, le=3600)
     max_p99_ms: float = Field(gt=0)
     max_failure_ratio: float = Field(default=0.0, ge=0, le=1)
     # The largest share below the current release's capacity that still passes.
