@@ -6,6 +6,7 @@ import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import requests
@@ -17,7 +18,9 @@ from model import ModelRegistry
 from service.settings import Settings, load_settings
 from support.git import Git
 from training.config import TrainingConfig, load_training_config
-from training.train import TrainingResult, train
+
+if TYPE_CHECKING:
+    from training.train import TrainingResult
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"
@@ -74,9 +77,13 @@ def make_training_config(**overrides: object) -> TrainingConfig:
         return load_training_config(CONFIG_DIR)
 
 
-def train_fixture_model(registry_dir: Path, **overrides: object) -> TrainingResult:
+def train_fixture_model(registry_dir: Path, **overrides: object) -> "TrainingResult":
     """A model trained on the fixture data into `registry_dir` (lenient quality gate)."""
     config = make_training_config(**overrides)
+    # scikit-learn takes most of a second to import, and the gates' pytest runs of the
+    # smoke and UAT suites load this file: only what trains pays for it.
+    from training.train import train
+
     return train(config, FIXTURE_DATA, ModelRegistry(registry_dir), Git(ROOT).revision())
 
 
