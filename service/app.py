@@ -1,10 +1,12 @@
-"""The app factory. `create_app` is the only way in; nothing happens at import time."""
+"""The app factory. `create_app` is the only way in; nothing happens at import time.
+The scoring endpoints' common case is answered in front of Flask (service/fast_path.py)."""
 
 from flask import Flask, Response
 
 from service.api import api
 from service.auth import load_keyring, register_auth
 from service.errors import register_error_handlers
+from service.fast_path import FastPath
 from service.logs import configure_logging
 from service.page import page
 from service.request_log import register_request_logging
@@ -37,11 +39,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings.service.try_it_page:
         app.register_blueprint(page)
     app.after_request(_security_headers)
+    app.wsgi_app = FastPath(app.wsgi_app, state, keyring, SECURITY_HEADERS)  # type: ignore[method-assign]
     return app
 
 
+# Answers are data for programs: never sniffed as another type, never cached.
+SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+
+
 def _security_headers(response: Response) -> Response:
-    """Answers are data for programs: never sniffed as another type, never cached."""
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "no-store"
+    response.headers.update(SECURITY_HEADERS)
     return response

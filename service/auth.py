@@ -8,7 +8,7 @@ never logged, echoed or counted: only the id of a key that matched.
 import logging
 from pathlib import Path
 
-from flask import Flask, Request, g, request
+from flask import Flask, g, request
 
 from service.api_keys import KeyFileError, KeyRing, parse_key_hashes
 from service.errors import NotReady, Unauthorized
@@ -42,13 +42,13 @@ def load_keyring(settings: Settings) -> tuple[KeyRing | None, str | None]:
     return keyring, None
 
 
-def presented_key(incoming: Request) -> str:
-    """The key the client sent, or "" (a malformed header is the same as none)."""
-    authorization = incoming.headers.get("Authorization")
+def presented_key(authorization: str | None, api_key: str | None) -> str:
+    """The key the client sent (its Authorization and X-API-Key headers), or "": a
+    malformed header is the same as none, and an Authorization header is never overruled."""
     if authorization is not None:
         scheme, _, credentials = authorization.partition(" ")
         return credentials.strip() if scheme.lower() == "bearer" else ""
-    return incoming.headers.get(API_KEY_HEADER, "").strip()
+    return (api_key or "").strip()
 
 
 def register_auth(app: Flask, keyring: KeyRing | None, metrics: Metrics) -> None:
@@ -60,7 +60,10 @@ def register_auth(app: Flask, keyring: KeyRing | None, metrics: Metrics) -> None
             return
         if keyring is None:
             raise NotReady("no API keys are configured (the service log says more)", "not_ready")
-        key_id = keyring.identify(presented_key(request))
+        headers = request.headers
+        key_id = keyring.identify(
+            presented_key(headers.get("Authorization"), headers.get(API_KEY_HEADER))
+        )
         if key_id is None:
             raise Unauthorized(MESSAGE)
         g.key_id = key_id

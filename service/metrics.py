@@ -11,10 +11,11 @@ Label values never come from the client as sent: the route is the URL rule (or
 the key id that of a key in the key-hash file that matched.
 """
 
+import collections
 import fcntl
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.registry import Collector
 
 from model import Scorer
+from model.scoring import Prediction
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -151,6 +153,11 @@ class Metrics:
             self._children[key] = children
         children[0].inc()
         children[1].observe(seconds)
+
+    def count_predictions(self, predictions: Iterable[Prediction]) -> None:
+        """One increment per label, not per review: a batch of a thousand is two."""
+        for label, count in collections.Counter(p.label for p in predictions).items():
+            self.predictions.labels(label).inc(count)
 
     def count_key(self, key_id: str) -> None:
         child = self._key_children.get(key_id)

@@ -35,14 +35,14 @@ def read_json(request: Request, max_bytes: int) -> Any:
             f"request body is not valid UTF-8 (byte {error.start})", "invalid_json"
         ) from None
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=reject_constant)
     except RecursionError:
         raise BadRequest("request body is nested too deeply", "invalid_json") from None
     except ValueError as error:  # JSONDecodeError, and ints past Python's digit limit
         raise BadRequest(f"request body is not valid JSON: {error}", "invalid_json") from None
 
 
-def _reject_constant(name: str) -> None:
+def reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not allowed in JSON")
 
 
