@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from model import Scorer
 from service import api
 from service.api_keys import KeyRing
 from service.auth import presented_key
@@ -54,10 +55,19 @@ class FastPath:
         if route is None or environ.get("REQUEST_METHOD") != "POST":
             return self.flask(environ, start_response)
         started = time.perf_counter()
+        # The key and readiness first, from headers alone: a caller without a valid key
+        # gets Flask's 401 before a byte of its body is read.
+        key_id = self._key_id(environ)
+        scorer = self._state.scorer
+        if key_id is False or scorer is None or self._state.not_ready_reason is not None:
+            return self.flask(environ, start_response)
         raw = self._body(environ)
         if raw is None:
             return self.flask(environ, start_response)
-        answered = self._answer(route, environ, raw, started)
+        try:
+            answered = self._answer(route, environ, raw, started, scorer, key_id)
+        except Exception:  # Flask answers it again, and its handlers log what went wrong
+            answered = None
         if answered is None:
             environ["wsgi.input"] = io.BytesIO(raw)
             return self.flask(environ, start_response)
@@ -68,31 +78,46 @@ class FastPath:
         ])  # fmt: skip
         return [body]
 
+    def _key_id(self, environ: dict) -> str | bool | None:
+        """The id of the valid key presented; None where no key is asked for; False when
+        one is asked for and not given."""
+        if not self._auth:
+            return None
+        key = presented_key(environ.get("HTTP_AUTHORIZATION"), environ.get("HTTP_X_API_KEY"))
+        key_id = self._keyring.identify(key) if self._keyring else None
+        return False if key_id is None else key_id
+
     def _body(self, environ: dict) -> bytes | None:
-        """The whole body when it came with a Content-Length within the limit, else None
-        (and nothing read): chunked or oversize bodies are Flask's to answer."""
+        """The whole body when it came with a plain Content-Length within the limit, else
+        None (and nothing read): chunked, oversize or odd bodies are Flask's to answer."""
         length = environ.get("CONTENT_LENGTH", "")
-        if not length.isdigit() or environ.get("HTTP_TRANSFER_ENCODING"):
+        if not (length.isascii() and length.isdigit() and len(length) <= 12):
+            return None
+        if environ.get("HTTP_TRANSFER_ENCODING"):
             return None
         size = int(length)
         if not 0 < size <= self._max_body:
             return None
-        return environ["wsgi.input"].read(size)
+        try:
+            raw = environ["wsgi.input"].read(size)
+        except OSError:
+            raw = b""
+        # A short read (the client went away) is Flask's to answer, with what came.
+        if len(raw) != size:
+            environ["wsgi.input"] = io.BytesIO(raw)
+            return None
+        return raw
 
     def _answer(
-        self, route: str, environ: dict, raw: bytes, started: float
+        self,
+        route: str,
+        environ: dict,
+        raw: bytes,
+        started: float,
+        scorer: Scorer,
+        key_id: str | None,
     ) -> tuple[bytes, str] | None:
         """The JSON answer and the request id, or None: Flask is to answer."""
-        state = self._state
-        key_id = None
-        if self._auth:
-            key = presented_key(environ.get("HTTP_AUTHORIZATION"), environ.get("HTTP_X_API_KEY"))
-            key_id = self._keyring.identify(key) if self._keyring else None
-            if key_id is None:
-                return None
-        scorer = state.scorer
-        if scorer is None or state.not_ready_reason is not None:
-            return None
         texts = self._texts(route, raw)
         if texts is None:
             return None
@@ -104,7 +129,7 @@ class FastPath:
             document = api.batch_answer(predictions, scorer.version, request_id)
         # As Flask's JSON provider writes it: sorted keys, compact, a final newline.
         body = (json.dumps(document, sort_keys=True, separators=(",", ":")) + "\n").encode()
-        metrics = state.metrics
+        metrics = self._state.metrics
         metrics.count_predictions(predictions)
         if key_id is not None:
             metrics.count_key(key_id)

@@ -322,14 +322,28 @@ def release_baseline(
         return None
     current = releases[-1]
     vouched_image(environment, current, store, repository, f"no {check} baseline")
-    passed = [
-        record for record in store.records()
-        if record.gate == gate and record.passed and record.subject.digest == current.digest
-    ]  # fmt: skip
-    if not passed:
+    # The measurement that let the release move on from `gate`: what a promotion of this
+    # image relied on, never a later re-run of the same image (a lucky or unlucky one).
+    relied = {
+        evidence_id
+        for name in policy.names
+        for entry in ledger.entries(name)
+        if entry.released and entry.digest == current.digest
+        for evidence_id in entry.relied_on
+    }
+    records = []
+    for evidence_id in sorted(relied):
+        try:
+            record = store.get(evidence_id)
+        except ReleaseError:
+            continue
+        if record.gate == gate and record.passed and record.subject.digest == current.digest:
+            records.append(record)
+    if not records:
         return None
-    record = passed[-1]
+    record = max(records, key=lambda found: found.finished_at)
     found = next((c for c in record.checks if c.name == check and c.result == "passed"), None)
     if found is None:
         return None
-    return Baseline(found.figures, record.id, current.release_tag or current.digest)
+    release = current.release_tag or current.digest
+    return Baseline(found.figures, record.id, release, found.check, found.options)

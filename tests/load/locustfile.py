@@ -10,6 +10,7 @@ short sentence to a long paragraph, the way real reviews vary. Run headless by t
 with SENTIMENT_API_KEY=KEY in the environment for a service that asks for keys.
 """
 
+import itertools
 import os
 import random
 from pathlib import Path
@@ -85,10 +86,12 @@ class CapacityClient(FastHttpUser):
     """The next request as soon as the last is answered: the rate is the service's."""
 
     wait_time = constant(0)
+    seeds = itertools.count()
 
     def on_start(self) -> None:
-        # The same texts every run: runs compare the service, not the traffic.
-        self.rng = random.Random(0)  # noqa: S311  (traffic, not secrets)
+        # The same texts every run (each client its own sequence): runs compare the
+        # service, not the traffic.
+        self.rng = random.Random(next(CapacityClient.seeds))  # noqa: S311  (not secrets)
         self.headers = api_key_headers()
 
     @task

@@ -169,3 +169,61 @@ def test_a_service_that_is_not_ready_is_flasks_to_answer(tmp_path):
     response = app.test_client().post("/predict/", json={"review": "fine"})
     assert response.status_code == 503
     assert response.get_json()["error"]["code"] == "model_not_ready"
+
+
+def test_a_failure_inside_the_fast_path_is_flasks_json_500(served, monkeypatch):
+    fast, _, headers, delegated = served
+    scorer = fast.application._state.scorer
+
+    def broken(texts):
+        raise RuntimeError("scorer fell over")
+
+    monkeypatch.setattr(scorer, "predict", broken)
+    response = fast.post("/predict/", json={"review": "fine"}, headers=headers)
+    assert response.status_code == 500
+    assert response.get_json() == {
+        "error": {"code": "internal_error", "message": "internal server error"}
+    }
+    assert response.headers["X-Request-ID"]
+    assert delegated == ["/predict/"]
+
+
+@pytest.mark.parametrize("length", ["\u00b2", "\u0661\u0667", "0" * 4990 + "17", "17 ", "-1"])
+def test_an_odd_content_length_is_never_read_here(served, length):
+    """Digits str.isdigit accepts and int() refuses, or reads otherwise than Werkzeug."""
+    fast, _, headers, delegated = served
+    body = b'{"review": "fine"}'
+    environ = EnvironBuilder(path="/predict/", method="POST", data=body,
+                             headers=headers).get_environ()  # fmt: skip
+    environ["CONTENT_LENGTH"] = length
+    _, status, _ = run_wsgi_app(fast.application, environ, buffered=True)
+    assert not status.startswith("5"), status
+    assert delegated == ["/predict/"]
+
+
+def test_a_short_body_is_flasks_to_answer(served):
+    fast, _, headers, delegated = served
+    environ = EnvironBuilder(path="/predict/", method="POST", data=b'{"review": "fi',
+                             headers=headers).get_environ()  # fmt: skip
+    environ["CONTENT_LENGTH"] = "18"  # two bytes more than sent
+    _, status, _ = run_wsgi_app(fast.application, environ, buffered=True)
+    assert status.startswith("400"), status
+    assert delegated == ["/predict/"]
+
+
+def test_without_a_valid_key_not_a_byte_of_the_body_is_read(trained_registry, key_and_hashes):
+    _, hashes = key_and_hashes
+    app = create_app(make_settings("test", **{"model.registry_dir": trained_registry,
+                                              "auth.required": True,
+                                              "auth.key_hashes_file": hashes}))  # fmt: skip
+
+    class Unread(io.BytesIO):
+        def read(self, *args):
+            raise AssertionError("the body was read before the key was checked")
+
+    wrong = {"X-API-Key": "snt_acme_" + "A" * 43}
+    environ = EnvironBuilder(path="/predict/", method="POST", data=b'{"review": "fine"}',
+                             headers=wrong).get_environ()  # fmt: skip
+    environ["wsgi.input"] = Unread()
+    _, status, _ = run_wsgi_app(app.wsgi_app, environ, buffered=True)
+    assert status.startswith("401"), status

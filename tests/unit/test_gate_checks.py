@@ -5,6 +5,7 @@ import pytest
 
 from gates.checks import CHECKS, Baseline, Check, configure
 from gates.checks.base import CheckOptions
+from gates.checks.capacity import file_sha256
 from gates.checks.load import LoadOptions, aggregated_figures, judge
 from gates.checks.pytest_suite import junit_counts
 from gates.evidence import EvidenceError
@@ -299,6 +300,7 @@ def test_the_job_summary_table_has_a_row_per_record_with_escaped_figures(tmp_pat
     assert "(none)" in markdown_table([], "Gate evidence")
 
 
+LOCUSTFILE_SHA256 = file_sha256(ROOT / "tests" / "load" / "locustfile.py")
 CAPACITY = {"users": 8, "run_time_seconds": 20, "max_p99_ms": 100, "min_rps": 400}
 MEASURED = {"requests": 36_000, "failures": 0, "failure_ratio": 0.0, "rps": 1800.0,
             "median_ms": 4.0, "p95_ms": 9.0, "p99_ms": 14.0, "max_ms": 40.0}  # fmt: skip
@@ -309,8 +311,19 @@ def capacity_run(tmp_path, monkeypatch, measured, baseline=None, **options):
     monkeypatch.setattr("gates.checks.capacity.run_locust", lambda *args: {**MEASURED, **measured})
     store = make_evidence_store(tmp_path / "evidence")
     runner = GateRunner(store, Project(ROOT), None, lambda: FIXTURE_DATA)
-    known = Baseline({"rps": baseline}, "test-1", "v1.0.0") if baseline else None
     check = configure("capacity", {**CAPACITY, **options})
+    measured_then = {"rps": baseline, "locustfile_sha256": LOCUSTFILE_SHA256}
+    known = (
+        Baseline(
+            measured_then,
+            "test-1",
+            "v1.0.0",
+            "capacity",
+            configure("capacity", CAPACITY).options.model_dump(mode="json"),
+        )
+        if baseline
+        else None
+    )
     record = runner.run("test", "test", subject(1), [check], "http://stand-in",
                         baseline=lambda name: known if name == "capacity" else None)  # fmt: skip
     return record.checks[0]
@@ -357,3 +370,18 @@ def test_capacity_summary_names_the_release_it_was_compared_with():
         "capacity 1800 rps vs 2000 on v1.0.0, p99 14 ms"
     )
     assert CHECKS["capacity"].summary("capacity", MEASURED) == "capacity 1800 rps, p99 14 ms"
+
+
+@pytest.mark.parametrize(
+    ("options", "why"),
+    [({"users": 16}, "measured with other users"),
+     ({"run_time_seconds": 60}, "measured with other run_time_seconds")],
+)  # fmt: skip
+def test_a_baseline_measured_otherwise_is_ignored_and_the_minimum_applies(
+    tmp_path, monkeypatch, options, why
+):
+    result = capacity_run(tmp_path, monkeypatch, {"rps": 1000.0}, 2000.0, **options)
+    assert result.result == "passed", result.failures
+    assert result.figures["required_rps"] == 400.0
+    assert result.figures["baseline_ignored"] == f"test-1: {why}"
+    assert "baseline_rps" not in result.figures

@@ -471,3 +471,13 @@ def test_a_forged_prod_ledger_fails_the_check_instead_of_lowering_the_bar(promot
     [failure] = outcome.evidence.failures
     assert "load: could not run: " in failure
     assert "entry #2 records another deploy than entry #1" in failure
+
+
+def test_a_later_rerun_of_the_release_never_becomes_its_baseline(promoter):
+    released(promoter, A)
+    relied_on = promoter.ledger.entries("stage")[-1].relied_on
+    promoter.promote("test", A.image)  # the release through test again: a newer record
+    assert promoter.store.latest("test", digest=A.digest).id not in relied_on
+    evidence(promoter.store, "dev", B)
+    promoter.promote("test", B.image)
+    assert [Scripted.BASELINES[-1].evidence] == relied_on

@@ -58,6 +58,9 @@ class Baseline:
     figures: dict[str, Any]
     evidence: str
     release: str
+    # The check's kind and options then: a figure measured otherwise is no baseline.
+    kind: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 class GateContext:

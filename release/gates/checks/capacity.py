@@ -4,16 +4,19 @@ against the release now in prod.
 Locust's fast client sends requests back to back (no think time) from `users` clients:
 the rate they get is the service's, as long as its p99 stays within `max_p99_ms` (past
 that it is not a rate the service sustains). The figure must not fall more than
-`max_drop` below what the same check measured on the current release (its evidence,
-looked up by the promotion), nor ever below `min_rps`. A `load` check with think time
+`max_drop` below what the same check measured on the current release (the evidence its
+promotion relied on, looked up by the promoter; only when measured the same way: same
+load settings, same locustfile), nor ever below `min_rps`. A `load` check with think time
 measures the users, not the service: a release twice as slow would pass it.
 """
 
+import hashlib
+from pathlib import Path
 from typing import Any
 
 from pydantic import Field
 
-from gates.checks.base import Check, CheckOptions, CheckResult, GateContext, register
+from gates.checks.base import Baseline, Check, CheckOptions, CheckResult, GateContext, register
 from gates.checks.load import run_locust
 
 
@@ -32,6 +35,30 @@ class CapacityOptions(CheckOptions):
     user_class: str = Field(default="CapacityClient", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
+# What makes two runs the same measurement: the thresholds may change, these may not.
+MEASUREMENT = ("users", "spawn_rate", "run_time_seconds", "locustfile", "user_class")
+
+
+def incomparable(baseline: Baseline, options: CapacityOptions, figures: dict[str, Any]) -> str:
+    """Why `baseline` was not measured as this run is ("" when it was): another kind,
+    other load settings, or another locustfile (lighter requests would hide a slowdown)."""
+    if baseline.kind != Capacity.kind:
+        return f"measured by a {baseline.kind} check"
+    changed = [key for key in MEASUREMENT if baseline.options.get(key) != getattr(options, key)]
+    if changed:
+        return f"measured with other {', '.join(changed)}"
+    if baseline.figures.get("locustfile_sha256") != figures["locustfile_sha256"]:
+        return f"measured with another {options.locustfile}"
+    return ""
+
+
+def file_sha256(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return None
+
+
 @register
 class Capacity(Check):
     kind = "capacity"
@@ -43,8 +70,12 @@ class Capacity(Check):
         figures = run_locust(context, result, self.name, options)
         if figures is None:
             return
+        figures["locustfile_sha256"] = file_sha256(context.project.root / options.locustfile)
         baseline = context.baseline(self.name)
         required, basis = options.min_rps, f"min_rps {options.min_rps:.12g}"
+        if baseline is not None and (why := incomparable(baseline, options, figures)):
+            figures["baseline_ignored"] = f"{baseline.evidence}: {why}"
+            baseline = None
         if baseline is not None and baseline.figures.get("rps"):
             measured_before = float(baseline.figures["rps"])
             relative = measured_before * (1 - options.max_drop)
