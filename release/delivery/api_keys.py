@@ -39,6 +39,17 @@ class ApiKeyStore:
     def hashes_file(self, environment: str) -> Path:
         return self.directory(environment) / HASHES_FILE
 
+    def deployable_hashes_file(self, environment: str) -> Path:
+        """The hash file a deploy of `environment` sends (DeliveryError when it lists no
+        key): checked before a deploy changes anything."""
+        if not self.hashes(environment):
+            raise DeliveryError(
+                f"{environment} requires API keys and has none here "
+                f"({self.hashes_file(environment)}): `make api-keys`, or `sentiment api-keys "
+                "install` from the environment's secrets"
+            )
+        return self.hashes_file(environment)
+
     def hashes(self, environment: str) -> list[KeyHash]:
         path = self.hashes_file(environment)
         try:
@@ -120,7 +131,7 @@ class ApiKeyStore:
             hashes = [item for item in self.hashes(environment) if item.key_id != GATE_KEY_ID]
             self._write(environment, hashes)
             key, state = self._add(environment, GATE_KEY_ID), "created"
-        atomic_write(self.gate_key_file(environment), key.encode("ascii") + b"\n", mode=0o600)
+        self._write_gate_key(environment, key)
         return state
 
     def install(self, environment: str, hashes_text: str, gate_key: str) -> None:
@@ -139,8 +150,7 @@ class ApiKeyStore:
             )
         with self._locked(environment):
             self._write(environment, hashes)
-            atomic_write(self.gate_key_file(environment),
-                         gate_key.strip().encode("ascii") + b"\n", mode=0o600)  # fmt: skip
+            self._write_gate_key(environment, gate_key.strip())
 
     @contextmanager
     def _locked(self, environment: str) -> Iterator[None]:
@@ -163,10 +173,11 @@ class ApiKeyStore:
         self._write(environment, [*self.hashes(environment), hashed])
         return key
 
+    def _write_gate_key(self, environment: str, key: str) -> None:
+        atomic_write(self.gate_key_file(environment), key.encode("ascii") + b"\n", mode=0o600)
+
     def _write(self, environment: str, hashes: list[KeyHash]) -> None:
-        directory = self.directory(environment)
-        directory.mkdir(parents=True, exist_ok=True)
-        os.chmod(directory, 0o700)
+        """Called with the lock held (_locked made the 0700 folder)."""
         header = f"# API keys of {environment}: KEY_ID SALT SHA256(SALT + KEY) CREATED\n"
         text = header + "".join(f"{item.line()}\n" for item in hashes)
         # Readable by the service's own user inside a container; it holds no key.

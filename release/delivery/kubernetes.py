@@ -127,12 +127,7 @@ class Kubernetes:
         applied), else None."""
         if not environment_settings(self.config_dir, environment).auth.required:
             return None
-        if not self.api_keys.hashes(environment):
-            raise DeliveryError(
-                f"{environment} requires API keys and has none here: `make api-keys`, or "
-                "`sentiment api-keys install` from the environment's secrets"
-            )
-        return self.api_keys.hashes_file(environment).read_bytes()
+        return self.api_keys.deployable_hashes_file(environment).read_bytes()
 
     def forward(self, found: Workload) -> str:
         """Starts `kubectl port-forward` to the Service on a free local port; its URL."""

@@ -118,12 +118,7 @@ class LocalContainers:
         auth = environment_settings(self.config_dir, environment).auth
         if not auth.required:
             return []
-        if not self.api_keys.hashes(environment):
-            raise DeliveryError(
-                f"{environment} requires API keys and has none here: `make api-keys` makes "
-                f"the gates' one ({self.api_keys.hashes_file(environment)})"
-            )
-        hashes = self.api_keys.hashes_file(environment).resolve()
+        hashes = self.api_keys.deployable_hashes_file(environment).resolve()
         return ["--volume", f"{hashes}:{auth.key_hashes_file}:ro"]
 
     def _port(self, environment: str) -> int:

@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import Field
 
 from gates.checks.base import Baseline, Check, CheckOptions, CheckResult, GateContext, register
-from gates.checks.load import run_locust
+from gates.checks.load import run_locust, too_many_failures
 
 
 class CapacityOptions(CheckOptions):
@@ -94,10 +94,7 @@ class Capacity(Check):
             result.fail("the capacity test made no request")
             return
         if figures["failure_ratio"] > options.max_failure_ratio:
-            result.fail(
-                f"failure ratio {figures['failure_ratio']:.4f} ({figures['failures']} of "
-                f"{figures['requests']}) is above max_failure_ratio {options.max_failure_ratio}"
-            )
+            result.fail(too_many_failures(figures, options.max_failure_ratio))
         if figures["p99_ms"] > options.max_p99_ms:
             result.fail(
                 f"p99 {figures['p99_ms']:.0f} ms at {options.users} clients is above "

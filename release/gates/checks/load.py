@@ -120,16 +120,20 @@ def aggregated_figures(stats_csv: Path) -> dict[str, float]:
     }
 
 
+def too_many_failures(figures: dict[str, Any], max_failure_ratio: float) -> str:
+    return (
+        f"failure ratio {figures['failure_ratio']:.4f} ({figures['failures']} of "
+        f"{figures['requests']}) is above max_failure_ratio {max_failure_ratio}"
+    )
+
+
 def judge(figures: dict[str, float], load: LoadOptions) -> list[str]:
     """One message per breached threshold, naming the threshold and the measured value."""
     failures = []
     if figures["requests"] == 0:
         return ["the load test made no request"]
     if figures["failure_ratio"] > load.max_failure_ratio:
-        failures.append(
-            f"failure ratio {figures['failure_ratio']:.4f} ({figures['failures']} of "
-            f"{figures['requests']}) is above max_failure_ratio {load.max_failure_ratio}"
-        )
+        failures.append(too_many_failures(figures, load.max_failure_ratio))
     if figures["p95_ms"] > load.max_p95_ms:
         failures.append(
             f"p95 {figures['p95_ms']:.0f} ms is above max_p95_ms {load.max_p95_ms:.12g}"
