@@ -3,7 +3,8 @@
 #   make test                lint, unit, integration and container tests (under 5 minutes)
 #   make train DATA_DIR=...  train from a local copy of the UCI files (else SENTIMENT_DATA_DIR,
 #                            else the UCI zip is downloaded)
-#   make build               build the image once, push it, record its digest
+#   make publish-model       push the current model to the registry, pin it as the champion
+#   make build               build the champion's image once, push it, record its digest
 #   make deploy ENV=test     run that digest as ENV's container (IMAGE=sha256:... for another)
 #   make pipeline            dev gate -> build -> each environment of config/promotion.yaml
 #   make promote TO=stage    move an image up one environment, if the one below passed it
@@ -24,6 +25,7 @@ PIP_COMPILE := $(BIN)/pip-compile --quiet --strip-extras --generate-hashes --no-
 # hands it to the shell as one single-quoted word, and the CLI then checks it.
 ENV ?= dev
 IMAGE ?=
+MODEL ?=
 TO ?=
 UNTIL ?=
 RELEASE ?=
@@ -34,15 +36,15 @@ define newline
 
 endef
 # A line break would split a recipe: refused when the Makefile is read, before any target.
-$(foreach variable,ENV IMAGE TO UNTIL RELEASE DATA_DIR BASE_IMAGE,$(if \
+$(foreach variable,ENV IMAGE MODEL TO UNTIL RELEASE DATA_DIR BASE_IMAGE,$(if \
 	$(findstring $(newline),$(value $(variable))),$(error $(variable) holds a line break)))
 quoted = '$(subst ','\'',$(value $(1)))'
 flag = $(if $(value $(2)),$(1) $(call quoted,$(2)))
 # make would expand them to export them to every recipe's environment: it never does.
-unexport ENV IMAGE TO UNTIL RELEASE DATA_DIR BASE_IMAGE
+unexport ENV IMAGE MODEL TO UNTIL RELEASE DATA_DIR BASE_IMAGE
 
 .PHONY: help setup train model run serve test unit integration container lint format config \
-	models lock clean build deploy undeploy status render base-image install-podman \
+	models champion model-push model-pull publish-model lock clean build deploy undeploy status render base-image install-podman \
 	smoke keys api-keys gate promote rollback history evidence pipeline state-pull state-push act workflows policy
 
 help: ## List the targets
@@ -95,10 +97,23 @@ format: setup ## Apply ruff's formatting and safe fixes
 config: setup ## Print the effective config of ENV
 	$(BIN)/sentiment config --env $(call quoted,ENV)
 
-models: setup ## List the published model versions
-	$(BIN)/sentiment models --env $(call quoted,ENV)
+models: setup ## List this machine's model versions and the model repository's
+	$(BIN)/sentiment models list --env $(call quoted,ENV)
+	$(BIN)/sentiment models list --remote
 
-build: model ## Train if needed, build the image, push it, record its digest
+champion: setup ## The pinned champion as current model (trained while none is pinned)
+	$(BIN)/sentiment models champion $(call flag,--data-dir,DATA_DIR)
+
+model-push: setup ## Push the current model to the model repository (by digest)
+	$(BIN)/sentiment models push
+
+model-pull: setup ## Pull MODEL=sha256:... (default: the champion) as the current model, checked
+	$(BIN)/sentiment models pull $(if $(value MODEL),$(call quoted,MODEL)) --current
+
+publish-model: model ## Push the current model, pin it as champion (then commit the pin)
+	$(BIN)/sentiment models push --pin
+
+build: champion ## Build the champion's image once, push it, record its digest
 	$(BIN)/sentiment build
 
 deploy: setup ## Deploy the latest build (or IMAGE=sha256:...) to ENV (no gate: that is promote)
@@ -141,7 +156,7 @@ evidence: setup ## Gate evidence records (IMAGE=sha256:... for one image)
 api-keys: setup ## The gates' API key for each environment that asks for keys (kept if valid)
 	$(BIN)/sentiment api-keys gate
 
-pipeline: keys api-keys ## Train if needed, dev gate, build, promote up to UNTIL (default: all)
+pipeline: keys api-keys ## Champion, dev gate, build, promote up to UNTIL (default: all)
 	$(BIN)/sentiment pipeline $(call flag,--until,UNTIL) $(call flag,--release-tag,RELEASE) \
 		$(call flag,--data-dir,DATA_DIR)
 

@@ -9,6 +9,7 @@ import yaml
 
 from cli.options import data_dir_option, service_env_option
 from cli.output import reports_errors, workspace
+from delivery.model_store import Unreadable
 from service.serve import serve as exec_service
 
 # The service reads its key hashes from where this names (auth.key_hashes_file).
@@ -65,12 +66,40 @@ def config(environment, output) -> None:
         click.echo(yaml.safe_dump(document, sort_keys=False), nl=False)
 
 
-@click.command()
+@click.group()
+def models() -> None:
+    """Model bundles: this machine's, and the model repository's (by digest)."""
+
+
+def _summary(metadata) -> str:
+    metrics = metadata.metrics
+    return (f"accuracy {metrics['accuracy']:.4f}  f1 {metrics['f1']:.4f}  "
+            f"roc_auc {metrics['roc_auc']:.4f}  dataset {metadata.dataset['sha256'][:12]}  "
+            f"commit {metadata.git_commit[:12]}")  # fmt: skip
+
+
+@models.command(name="list")
 @service_env_option
+@click.option("--remote", is_flag=True, help="List the model repository's instead.")
 @reports_errors
-def models(environment) -> None:
-    """List the published model versions; * marks the current one."""
-    registry = workspace().model_registry(environment)
+def list_models(environment, remote) -> None:
+    """The published versions; * marks the current one (--remote: the pinned one)."""
+    space = workspace()
+    if remote:
+        space.ensure_registry()
+        pinned = space.champion.digest
+        stored = space.model_store.list()
+        if not stored:
+            click.echo(f"no models in {space.model_store.repository}")
+        for model in stored:
+            marker = "*" if model.digest == pinned else " "
+            if isinstance(model, Unreadable):
+                click.echo(f"{marker} {','.join(model.tags)}  {model.digest}  {model.problem}")
+                continue
+            click.echo(f"{marker} {model.metadata.version}  {model.digest}  "
+                       f"{_summary(model.metadata)}")  # fmt: skip
+        return
+    registry = space.model_registry(environment)
     versions = registry.versions()
     if not versions:
         click.echo(f"no models in {registry.root}")
@@ -78,12 +107,59 @@ def models(environment) -> None:
     current = registry.current_version()
     for metadata in versions:
         marker = "*" if metadata.version == current else " "
-        metrics = metadata.metrics
-        click.echo(
-            f"{marker} {metadata.version}  accuracy {metrics['accuracy']:.4f}  "
-            f"f1 {metrics['f1']:.4f}  roc_auc {metrics['roc_auc']:.4f}  "
-            f"commit {metadata.git_commit[:12]}"
-        )
+        click.echo(f"{marker} {metadata.version}  {_summary(metadata)}")
+
+
+@models.command()
+@click.argument("version", default="current")
+@click.option("--pin", is_flag=True, help="Also pin it as the champion (config/champion.yaml).")
+@reports_errors
+def push(version, pin) -> None:
+    """Push a bundle of this machine (default: the current one) to the model repository."""
+    space = workspace()
+    stored = space.push_model(version)
+    click.echo(f"pushed model {stored.metadata.version}: "
+               f"{space.model_store.reference(stored.digest)}")  # fmt: skip
+    if pin:
+        _pin(space, stored.digest)
+
+
+@models.command()
+@click.argument("digest", required=False)
+@click.option("--current", "make_current", is_flag=True, help="Make it the current model.")
+@reports_errors
+def pull(digest, make_current) -> None:
+    """Bring a model (default: the pinned champion) into this machine's registry, every
+    byte checked against its digest."""
+    space = workspace()
+    metadata = space.pull_model(digest, make_current)
+    state = " (current)" if make_current else ""
+    click.echo(f"model {metadata.version}{state}: {_summary(metadata)}")
+
+
+@models.command()
+@click.argument("digest")
+@reports_errors
+def pin(digest) -> None:
+    """Pin a model of the repository as the champion that images are built with."""
+    _pin(workspace(), digest)
+
+
+@models.command()
+@data_dir_option
+@reports_errors
+def champion(data_dir) -> None:
+    """Make the pinned champion this machine's current model (pulled by digest); while none
+    is pinned, the current model (trained if there is none)."""
+    metadata, digest = workspace(data_dir).champion_model()
+    where = f"champion {digest}" if digest else "no champion is pinned: this machine's model"
+    click.echo(f"model {metadata.version} ({where}): {_summary(metadata)}")
+
+
+def _pin(space, digest: str) -> None:
+    pinned = space.pin_model(digest)
+    click.echo(f"pinned {pinned.version} ({pinned.digest}) in {space.project.champion_file}: "
+               "commit it, and the next build takes it")  # fmt: skip
 
 
 @click.command()

@@ -24,6 +24,7 @@ class BuildSettings(Section):
 class RegistrySettings(Section):
     address: str = Field(pattern=r"^[A-Za-z0-9.-]+(:[0-9]+)?(/[a-z0-9._/-]+)?$")
     repository: str = Field(pattern=r"^[a-z0-9]+([._/-][a-z0-9]+)*$")
+    model_repository: str = Field(pattern=r"^[a-z0-9]+([._/-][a-z0-9]+)*$")
     tls_verify: bool
     local_server: bool
     tag_releases: bool
@@ -36,6 +37,10 @@ class RegistrySettings(Section):
     @property
     def image_name(self) -> str:
         return f"{self.address}/{self.repository}"
+
+    @property
+    def model_name(self) -> str:
+        return f"{self.address}/{self.model_repository}"
 
 
 class KubernetesSettings(Section):

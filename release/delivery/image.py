@@ -120,11 +120,15 @@ def build_image(
     registry: ModelRegistry,
     records: Records,
     environments: Iterable[str],
+    model_version: str = "current",
+    model_digest: str | None = None,
 ) -> BuildRecord:
-    """Builds, pushes and records the image; the record (digest, size, labels, timings)."""
+    """Builds, pushes and records the image of the bundle `model_version` (with its
+    digest in the model repository, when it came from there); the record (digest, size,
+    labels, timings)."""
     started = time.monotonic()
     _ensure_base_image(engine, delivery.build.base_image)
-    version = registry.resolve("current")  # once: the lock and the bundle must agree
+    version = registry.resolve(model_version)  # once: the lock and the bundle must agree
     bundle = registry.metadata(version)
     # A compiled scorer serves without scikit-learn, numpy, scipy or any unpickling.
     lock = project.runtime_lock(scikit_learn=bundle.compiled is None)
@@ -132,14 +136,16 @@ def build_image(
     context, model = assemble_context(
         delivery, project, registry, version, wheelhouse, lock, environments
     )
+    model = model.model_copy(update={"digest": model_digest})
 
     source = Git(project.root).source()
     built_at = timestamp(utc_now())
     version = package_version(RUNTIME_DISTRIBUTION)
     tag = f"{delivery.registry.image_name}:{revision(source.commit[:12], source.dirty)}"
     image_labels = labels.image_labels(
-        source.revision, source.tree, version, built_at, model.version, model.sha256
-    )
+        source.revision, source.tree, version, built_at, model.version, model.sha256,
+        model.digest,
+    )  # fmt: skip
     build_started = time.monotonic()
     engine.build(
         context,

@@ -11,6 +11,7 @@ CREATED = "org.opencontainers.image.created"
 SOURCE_TREE = f"{PREFIX}.source-tree"
 MODEL_VERSION = f"{PREFIX}.model.version"
 MODEL_SHA256 = f"{PREFIX}.model.sha256"
+MODEL_DIGEST = f"{PREFIX}.model.digest"
 
 # What an image vouches for, by the field names of gates.subject.Subject.
 SUBJECT = {
@@ -28,9 +29,11 @@ CONTAINER_CONFIG_SHA256 = f"{PREFIX}.config-sha256"
 
 def image_labels(
     revision: str, source_tree: str, version: str, created: str, model_version: str,
-    model_sha256: str,
+    model_sha256: str, model_digest: str | None = None,
 ) -> dict[str, str]:  # fmt: skip
+    """The image's labels; the model's digest in the model repository where it has one."""
     return {
+        **({MODEL_DIGEST: model_digest} if model_digest else {}),
         TITLE: "sentiment-api",
         DESCRIPTION: "Sentiment model served by Flask under gunicorn",
         REVISION: revision,

@@ -24,6 +24,8 @@ class ModelRef(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     version: str
     sha256: str
+    # The bundle's digest in the model repository, when the build took the pinned champion.
+    digest: str | None = None
 
 
 class BuildSeconds(BaseModel):

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from delivery.api_keys import ApiKeyStore
+from delivery.champion import ChampionPin, read_pin, write_pin
 from delivery.config import DeliverySettings, load_delivery_settings
 from delivery.engine import Engine, detect_engine
 from delivery.errors import DeliveryError
@@ -17,6 +18,7 @@ from delivery.image import build_image
 from delivery.kubernetes import Kubernetes
 from delivery.local import LocalContainers
 from delivery.manifests import required_tool
+from delivery.model_store import ModelStore, StoredModel
 from delivery.records import BuildRecord, Records
 from delivery.references import PINNED, pinned_reference
 from delivery.registry_server import LocalRegistry
@@ -27,7 +29,7 @@ from gates.evidence_store import EvidenceStore
 from gates.runner import GateRunner
 from gates.subject import image_subject
 from gates.trust import Keyring, load_trust_settings
-from model import ModelRegistry
+from model import BundleMetadata, ModelRegistry
 from promotion.ledger import Ledger
 from promotion.pipeline import Pipeline, PipelineReport
 from promotion.policy import Policy, load_policy
@@ -41,6 +43,7 @@ from support.project import Project
 from support.provenance import run_description
 from training.config import TrainingConfig, load_training_config
 from training.data_source import data_dir_for
+from training.publish import set_current
 
 if TYPE_CHECKING:
     from training.train import TrainingResult
@@ -184,11 +187,73 @@ class Workspace:
         data_dir = data_dir_for(self.training, self.data_dir_override)
         return train(self.training, data_dir, registry, self.git.revision(), skip_bad_lines)
 
-    def build(self) -> BuildRecord:
+    @cached_property
+    def model_store(self) -> ModelStore:
+        return ModelStore(self.delivery.registry.model_name, self.delivery.registry.tls_verify)
+
+    @property
+    def champion(self) -> ChampionPin:
+        return read_pin(self.project.champion_file)
+
+    def push_model(self, version: str = "current") -> StoredModel:
+        """Pushes a bundle of this machine's registry to the model repository."""
         self.ensure_registry()
+        registry = self.model_registry()
+        return self.model_store.push(registry.path_of(registry.resolve(version)))
+
+    def pull_model(self, digest: str | None = None, make_current: bool = False) -> BundleMetadata:
+        """Brings the bundle `digest` (default: the champion) into this machine's registry."""
+        pin = self.champion
+        digest = digest or pin.digest
+        if digest is None:
+            raise ReleaseError(
+                f"no champion is pinned in {self.project.champion_file}: "
+                "`make publish-model` pushes this machine's model and pins it"
+            )
+        self.ensure_registry()
+        registry = self.model_registry()
+        metadata = self.model_store.pull(digest, registry)
+        if digest == pin.digest and metadata.version != pin.version:
+            raise ReleaseError(
+                f"{self.project.champion_file} pins {digest} as version {pin.version}, "
+                f"but that digest is version {metadata.version}"
+            )
+        if make_current:
+            set_current(registry, metadata.version)
+        return metadata
+
+    def pin_model(self, digest: str) -> ChampionPin:
+        """Pins a model of the repository as the champion, once its bundle is whole."""
+        metadata = self.pull_model(digest)
+        pin = ChampionPin(digest=digest, version=metadata.version)
+        write_pin(self.project.champion_file, pin)
+        return pin
+
+    def champion_model(self) -> tuple[BundleMetadata, str | None]:
+        """The champion as this machine's current model, and its digest: pulled where one
+        is pinned; while none is, this machine's current model (trained if there is none)."""
+        pin = self.champion
+        if pin.digest is not None:
+            return self.pull_model(pin.digest, make_current=True), pin.digest
+        result = self.train(if_missing=True)
+        if result is not None and result.published is None:
+            failures = "; ".join(str(failure) for failure in result.gate_failures)
+            raise ReleaseError(f"the model failed its quality gate: {failures}")
+        return self.model_registry().metadata(), None
+
+    def build(self) -> BuildRecord:
+        """The image of the champion where one is pinned, else of the current model."""
+        self.ensure_registry()
+        pin = self.champion
+        version, digest = "current", None
+        if pin.digest is not None:
+            version, digest = self.pull_model(pin.digest).version, pin.digest
+        else:
+            self.log(f"no champion is pinned ({self.project.champion_file}): "
+                     "building this machine's current model")  # fmt: skip
         return build_image(
             self.engine, self.delivery, self.project, self.model_registry(), self.records,
-            self.policy.names,
+            self.policy.names, version, digest,
         )  # fmt: skip
 
     @cached_property
@@ -250,7 +315,7 @@ class Workspace:
     def pipeline(self) -> Pipeline:
         return Pipeline(
             policy=self.policy,
-            train=self._train_step,
+            train=self._champion_step,
             source_gate=self.source_gate,
             build=self.build,
             promoter=self.promoter,
@@ -276,10 +341,7 @@ class Workspace:
         None when it holds them already."""
         return self.state_branch.save(run_description())
 
-    def _train_step(self) -> str:
-        result = self.train(if_missing=True)
-        if result is not None and result.published is None:
-            failures = "; ".join(str(failure) for failure in result.gate_failures)
-            raise ReleaseError(f"the model failed its quality gate: {failures}")
-        metadata = self.model_registry().metadata()
-        return f"model {metadata.version}, accuracy {metadata.metrics['accuracy']:.3f}"
+    def _champion_step(self) -> str:
+        metadata, digest = self.champion_model()
+        where = f"champion {digest[:19]}" if digest else "not pinned"
+        return f"model {metadata.version} ({where}), accuracy {metadata.metrics['accuracy']:.3f}"

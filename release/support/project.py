@@ -2,7 +2,8 @@
 
 The tooling works on a checkout (config/, environments/, tests/, the Dockerfile), so it
 runs from the repository root, as `make` does; SENTIMENT_CONFIG_DIR moves the service's
-config (as it does for the service) and SENTIMENT_POLICY_FILE the promotion policy.
+config (as it does for the service), SENTIMENT_POLICY_FILE the promotion policy and
+SENTIMENT_CHAMPION_FILE the champion pin.
 """
 
 import os
@@ -33,6 +34,12 @@ class Project:
     def policy_file(self) -> Path:
         override = os.environ.get("SENTIMENT_POLICY_FILE")
         return Path(override) if override else self.config_dir / "promotion.yaml"
+
+    @property
+    def champion_file(self) -> Path:
+        """The pinned champion model (delivery.champion)."""
+        override = os.environ.get("SENTIMENT_CHAMPION_FILE")
+        return Path(override) if override else self.config_dir / "champion.yaml"
 
     @property
     def environments_dir(self) -> Path:

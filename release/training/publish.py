@@ -23,7 +23,7 @@ from model.bundle import (
     read_verified_compiled,
     sha256_hex,
 )
-from model.registry import ModelRegistry
+from model.registry import VERSION_PATTERN, ModelRegistry
 from support.clock import utc_now
 from support.files import atomic_write, fsync_dir, write_durably
 
@@ -69,6 +69,34 @@ def export(source: ModelRegistry, version: str, target: Path) -> BundleMetadata:
     _write_bundle(exported, metadata, model_bytes, compiled_bytes,
                   (bundle_dir / METADATA_FILE).read_bytes())  # fmt: skip
     set_current(exported, metadata.version)
+    return metadata
+
+
+def add_bundle(registry: ModelRegistry, document: bytes, files: dict[str, bytes]) -> BundleMetadata:
+    """Writes a bundle that comes from elsewhere (the model registry), once `files` are
+    exactly what the metadata `document` records. A version already here must hold the
+    same bytes: one version id never names two models."""
+    try:
+        metadata = BundleMetadata.model_validate_json(document)
+    except ValueError as error:
+        raise BundleError(f"its metadata is invalid: {error}") from None
+    if not VERSION_PATTERN.match(metadata.version):  # it names a directory: no "../"
+        raise BundleError(f"{metadata.version!r} is not a model version id")
+    expected = {metadata.model_file: metadata.sha256}
+    if metadata.compiled is not None:
+        expected[metadata.compiled.file] = metadata.compiled.sha256
+    actual = {name: sha256_hex(data) for name, data in files.items()}
+    if actual != expected:
+        raise BundleError(f"its files {sorted(actual)} do not match its metadata's {expected}")
+    target = registry.versions_dir / metadata.version
+    if target.exists():
+        if (target / METADATA_FILE).read_bytes() != document:
+            raise BundleError(f"{target} holds another bundle under the same version")
+        read_verified_bytes(target)  # an existing copy must still be whole
+        read_verified_compiled(target, metadata)
+        return metadata
+    compiled = files.get(metadata.compiled.file) if metadata.compiled else None
+    _write_bundle(registry, metadata, files[metadata.model_file], compiled, document)
     return metadata
 
 

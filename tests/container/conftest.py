@@ -180,6 +180,7 @@ def delivery(
         "SENTIMENT_DATA_DIR": str(FIXTURE_DATA),
         **{env_name(key): str(value) for key, value in LENIENT_GATE.items()},
         "SENTIMENT_POLICY_FILE": str(write_policy(tmp / "policy.yaml", ports, FITTED_CHECKS)),
+        "SENTIMENT_CHAMPION_FILE": str(tmp / "champion.yaml"),
         "DELIVERY_ENGINE": engine.name,
         "DELIVERY_STATE_DIR": str(state_dir),
         "DELIVERY_REGISTRY__ADDRESS": f"127.0.0.1:{registry_port}",
@@ -203,8 +204,11 @@ def delivery(
 @pytest.fixture(scope="session")
 def built(delivery: Delivery, engine: Engine) -> Iterator[tuple[BuildRecord, str]]:
     """The record of the session's one real build and the command's output (the image is
-    removed from the host afterwards)."""
-    done = delivery.run("build")
+    removed from the host afterwards). As in CI, the model is pushed to the registry and
+    pinned, and the build pulls the pinned digest into a registry that lacks it."""
+    delivery.run("models", "push", "--pin")
+    empty = delivery.tmp / "models-of-the-build"
+    done = delivery.run("build", SENTIMENT_MODEL__REGISTRY_DIR=str(empty))
     record = Records(delivery.state_dir).latest_build()
     assert record is not None
     yield record, done.stdout

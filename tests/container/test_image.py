@@ -5,11 +5,13 @@ import json
 import shutil
 import socket
 import subprocess
+from pathlib import Path
 
 import pytest
 import requests
 
 from delivery import labels
+from delivery.champion import read_pin
 from model import ModelRegistry
 from tests.conftest import SERVICE_CONFIG_DIR
 from tests.container.conftest import Delivery, head_commit, status
@@ -63,12 +65,17 @@ def test_the_build_reports_and_records_the_registry_digest(built, delivery):
     assert record.size_bytes > 50_000_000
 
 
-def test_the_labels_name_the_commit_and_the_model(built, trained_registry):
+def test_the_labels_name_the_commit_and_the_pinned_model(built, trained_registry, delivery):
     record, _ = built
     model = ModelRegistry(trained_registry).metadata()
+    pin = read_pin(Path(delivery.env["SENTIMENT_CHAMPION_FILE"]))
     found = record.labels
-    assert found[labels.MODEL_VERSION] == model.version
+    assert found[labels.MODEL_VERSION] == model.version == pin.version
     assert found[labels.MODEL_SHA256] == model.sha256
+    assert found[labels.MODEL_DIGEST] == record.model.digest == pin.digest
+    # Pulled by that digest into the build's own registry, whole.
+    pulled = ModelRegistry(delivery.tmp / "models-of-the-build")
+    assert pulled.load(pin.version).metadata == model
     assert found[labels.REVISION].removesuffix("-dirty") == head_commit()
     assert found[labels.SOURCE_TREE] == record.source_tree
     assert found[labels.CREATED] == record.model_dump(mode="json")["built_at"]

@@ -136,7 +136,7 @@ def test_train_command_publishes_and_can_skip_when_a_model_exists(in_repo, monke
     assert f"model {version} is current; not training" in again.output
     assert len(ModelRegistry(in_repo / "registry").versions()) == 1
 
-    listing = runner.invoke(cli, ["models"])
+    listing = runner.invoke(cli, ["models", "list"])
     assert listing.output.startswith(f"* {version}")
 
 

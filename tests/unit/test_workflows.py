@@ -263,6 +263,8 @@ def test_no_checkout_keeps_a_token_and_only_the_state_steps_get_one():
     assert all(step["with"]["persist-credentials"] is False for step in checkouts)
     read_only = {
         "docker login ghcr.io",  # a packages token, for docker (held as the next tests say)
+        # The same token for one step that pulls the pinned model (no test runs in it).
+        "The pinned champion, pulled by digest (trained only while none is pinned)",
         "The image was built by this repository's CI (its build provenance)",  # gh, reading
     }
     given = [

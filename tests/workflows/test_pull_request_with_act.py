@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from delivery.champion import read_pin
 from delivery.config import load_delivery_settings
 from delivery.engine import detect_engine
 from delivery.errors import NoEngineError
 from promotion.policy import load_policy
-from tests.conftest import CONFIG_DIR, FIXTURE_DATA, ROOT
+from tests.conftest import CONFIG_DIR, FIXTURE_DATA, ROOT, train_fixture_model
 from tests.container.conftest import FITTED_CHECKS, free_ports, write_policy
 
 PR_JOBS = (
@@ -59,6 +60,13 @@ def act_env(tmp_path):
     )
     if os.environ.get("DELIVERY_BUILD__BASE_IMAGE"):
         env["DELIVERY_BUILD__BASE_IMAGE"] = os.environ["DELIVERY_BUILD__BASE_IMAGE"]
+    # A champion pushed to the jobs' registry and pinned, as on GitHub: the jobs pull it.
+    models = tmp_path / "models"
+    assert train_fixture_model(models).published is not None
+    env["SENTIMENT_CHAMPION_FILE"] = str(tmp_path / "champion.yaml")
+    subprocess.run([str(ROOT / ".venv" / "bin" / "sentiment"), "models", "push", "--pin"],
+                   env={**env, "SENTIMENT_MODEL__REGISTRY_DIR": str(models)}, cwd=ROOT,
+                   check=True, capture_output=True)  # fmt: skip
     yield env
     subprocess.run([engine.binary, "rm", "--force", f"{PREFIX}dev"], capture_output=True)
     subprocess.run([str(ROOT / ".venv" / "bin" / "sentiment"), "registry", "stop"], env=env,
@@ -83,6 +91,8 @@ def test_the_pull_request_workflow_runs_with_act(act_env: dict[str, str], tmp_pa
         if re.match(r"\[(CI/(test|stage|dev gate, build and push)|dev/Deploy and gate)", line)
     )
     # The steps that only make sense on GitHub were skipped, the rest ran for real.
+    pin = read_pin(Path(act_env["SENTIMENT_CHAMPION_FILE"]))
+    assert f"champion {pin.digest}" in log, "the jobs did not pull the pinned model"
     assert "dev gate PASSED" in log
     pushed = re.search(r"image\s+(127\.0\.0\.1:\d+/sentiment-api@sha256:[0-9a-f]{64})", log)
     assert pushed, "the dev job pushed no image"

@@ -1,0 +1,134 @@
+"""Model bundles through a real registry (Debian's docker-registry), with the `sentiment
+models` commands a person and CI run: push by digest (again: the same digest), list with
+metrics and the pin, pin, pull into a machine that lacks the model, and clear refusals."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from delivery.champion import read_pin
+from delivery.model_store import ModelStore, ModelStoreError
+from delivery.registry_server import BINARIES, LocalRegistry
+from model import ModelRegistry
+from tests.conftest import ROOT, train_fixture_model
+from tests.integration.test_registry_server import free_address
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(not any(map(shutil.which, BINARIES)), reason="no docker-registry"),
+]
+SENTIMENT = str(Path(sys.executable).parent / "sentiment")
+
+
+@pytest.fixture(autouse=True)
+def not_against_a_deployed_service(request: pytest.FixtureRequest) -> None:
+    if request.config.getoption("--base-url"):
+        pytest.skip("tests the delivery tooling, not the service at --base-url")
+
+
+@pytest.fixture
+def registry(tmp_path) -> str:
+    server = LocalRegistry(free_address(), tmp_path / "state")
+    server.ensure_running()
+    yield server.address
+    server.stop()
+
+
+def models(tmp_path: Path, address: str, registry_dir: Path, *args: str):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SENTIMENT_", "DELIVERY_"))}
+    env.update(
+        DELIVERY_REGISTRY__ADDRESS=address,
+        DELIVERY_STATE_DIR=str(tmp_path / "state"),
+        SENTIMENT_MODEL__REGISTRY_DIR=str(registry_dir),
+        SENTIMENT_CHAMPION_FILE=str(tmp_path / "champion.yaml"),
+    )
+    return subprocess.run([SENTIMENT, "models", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120, check=False)  # fmt: skip
+
+
+def test_push_list_pin_and_pull_on_a_machine_without_the_model(
+    registry, trained_registry, tmp_path
+):
+    pushed = models(tmp_path, registry, trained_registry, "push")
+    assert pushed.returncode == 0, pushed.stderr
+    reference = pushed.stdout.split(": ")[-1].strip()
+    assert reference.startswith(f"{registry}/sentiment-model@sha256:")
+    digest = reference.split("@")[1]
+    again = models(tmp_path, registry, trained_registry, "push")
+    assert again.stdout == pushed.stdout  # the same bundle, the same digest
+
+    # A second model, trained later: both are kept, oldest first, with their metrics.
+    time.sleep(1)  # version ids have a one-second clock
+    second_dir = tmp_path / "second"
+    second = train_fixture_model(second_dir, seed=7).published
+    assert models(tmp_path, registry, second_dir, "push").returncode == 0
+
+    pinned = models(tmp_path, registry, trained_registry, "pin", digest)
+    assert pinned.returncode == 0, pinned.stderr
+    pin = read_pin(tmp_path / "champion.yaml")
+    first = ModelRegistry(trained_registry).metadata()
+    assert (pin.digest, pin.version) == (digest, first.version)
+
+    listed = models(tmp_path, registry, trained_registry, "list", "--remote").stdout.splitlines()
+    assert [line.split()[:3] for line in listed] == [
+        ["*", first.version, digest],
+        [second.version, listed[1].split()[1], "accuracy"],
+    ]
+    assert f"dataset {first.dataset['sha256'][:12]}" in listed[0]
+
+    # A machine without the model: the pin is pulled, checked, and made current.
+    elsewhere = tmp_path / "elsewhere"
+    pulled = models(tmp_path, registry, elsewhere, "champion")
+    assert pulled.returncode == 0, pulled.stderr
+    assert f"champion {digest}" in pulled.stdout
+    assert ModelRegistry(elsewhere).load().metadata == first
+
+
+def test_refusals_say_what_is_wrong(registry, trained_registry, tmp_path):
+    missing = "sha256:" + "0" * 64
+    done = models(tmp_path, registry, tmp_path / "m", "pull", missing)
+    assert done.returncode == 1
+    assert f"has no model {missing}" in done.stderr
+    done = models(tmp_path, registry, tmp_path / "m", "pin", "latest")
+    assert done.returncode == 1
+    assert "is not a sha256 digest" in done.stderr
+    assert not (tmp_path / "champion.yaml").exists()
+    done = models(tmp_path, registry, tmp_path / "m", "pull")
+    assert done.returncode == 1
+    assert "no champion is pinned" in done.stderr
+
+
+@pytest.mark.skipif(shutil.which("skopeo") is None, reason="skopeo is not installed")
+def test_an_image_is_not_taken_for_a_model(registry, tmp_path):
+    """A digest of the same repository that is not a model bundle (here: an image's
+    manifest pushed there) is refused before anything is written."""
+    from tests.integration.test_registry_skopeo import tiny_image
+
+    layout = tmp_path / "layout"
+    tiny_image(layout)
+    target = f"docker://{registry}/sentiment-model:image"
+    subprocess.run(["skopeo", "copy", "--dest-tls-verify=false", f"oci:{layout}:seed", target],
+                   check=True, capture_output=True)  # fmt: skip
+    store = ModelStore(f"{registry}/sentiment-model", tls_verify=False)
+    digest = subprocess.run(["skopeo", "inspect", "--tls-verify=false", "--format",
+                             "{{.Digest}}", target], check=True, capture_output=True,
+                            text=True).stdout.strip()  # fmt: skip
+    with pytest.raises(ModelStoreError, match="not a model"):
+        store.pull(digest, ModelRegistry(tmp_path / "models"))
+    assert not (tmp_path / "models").exists()
+    [listed] = store.list()  # listed for what it is, not for a model
+    assert listed.tags == ("image",)
+    assert "not a model bundle artifact" in listed.problem
+
+
+def test_a_registry_that_does_not_answer_fails_at_once(tmp_path):
+    started = time.monotonic()
+    store = ModelStore(f"{free_address()}/sentiment-model", tls_verify=False)
+    with pytest.raises(ModelStoreError, match="does not answer"):
+        store.list()
+    assert time.monotonic() - started < 10  # the ORAS client alone retries for minutes
