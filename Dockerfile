@@ -33,12 +33,14 @@ ARG BUILD_ID=unknown
 
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
-        --shell /usr/sbin/nologin app
+        --shell /usr/sbin/nologin app \
+    && install -d -o 10001 -g 10001 -m 0750 /var/lib/sentiment
 COPY --from=builder /opt/venv /opt/venv
 COPY config/ /app/config/
 COPY models/ /app/models/
 
 # HOME=/tmp: the root filesystem is read-only, /tmp is the tmpfs the runtime mounts.
+# /var/lib/sentiment: the audit log and outcome store, a volume where it is deployed.
 ENV PATH=/opt/venv/bin:${PATH} \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

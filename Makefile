@@ -44,7 +44,7 @@ flag = $(if $(value $(2)),$(1) $(call quoted,$(2)))
 unexport ENV IMAGE MODEL TO UNTIL RELEASE DATA_DIR BASE_IMAGE
 
 .PHONY: help setup train model run serve test unit integration container lint format config \
-	models champion model-push model-pull publish-model lock clean build deploy undeploy status render base-image install-podman \
+	drift models champion model-push model-pull publish-model lock clean build deploy undeploy status render base-image install-podman \
 	smoke keys api-keys gate promote rollback history evidence pipeline state-pull state-push act workflows policy
 
 help: ## List the targets
@@ -186,6 +186,9 @@ act: setup ## Run the pull-request workflow's jobs locally with act, as GitHub w
 	$(BIN)/act pull_request --workflows .github/workflows/ci.yml \
 		--eventpath .github/act/pull_request.json --platform ubuntu-latest=-self-hosted \
 		--concurrent-jobs 1 $(ACT_STAND_INS) $(ACT_ENV)
+
+drift: setup ## ENV's drift report from its audit log (table, PNG charts, HTML page)
+	$(BIN)/sentiment drift $(call quoted,ENV)
 
 bench: setup ## Benchmark /predict/ against the floor and the classic app (wrk; minutes)
 	$(BIN)/sentiment bench $(call flag,--data-dir,DATA_DIR)

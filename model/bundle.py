@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from model.compiled import COMPILED_FILE, CompiledModelError, CompiledScorer
+from model.drift import ReferenceStats
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
@@ -69,6 +70,9 @@ class BundleMetadata(BaseModel):
     compiled: CompiledFile | None = None
     # Whichever engine scores, it must give these back first (model/scoring.py).
     samples: list[SampleScore] = Field(default_factory=list)
+    # The held-out reviews' vocabulary coverage, scores and lengths: what drift is
+    # measured against (model/drift.py). Bundles made before it have none.
+    reference: ReferenceStats | None = None
 
     @model_validator(mode="after")
     def _compiled_has_samples(self) -> "BundleMetadata":

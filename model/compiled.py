@@ -18,6 +18,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from model.drift import Vocabulary
+
 COMPILED_FILE = "scorer.json"
 FORMAT = "sentiment-compiled-linear/v1"
 
@@ -126,6 +128,11 @@ class CompiledScorer:
             return cls(CompiledModel.model_validate(json.loads(data)))
         except (ValueError, ValidationError) as error:
             raise CompiledModelError(f"not a compiled model: {error}") from None
+
+    def vocabulary(self) -> Vocabulary:
+        """The words (unigrams) it knows, split as it splits reviews."""
+        words = (term for term in self._weights if " " not in term)
+        return Vocabulary(words, self._tokens.pattern, self._lowercase)
 
     def _grams(self, text: str) -> list[str]:
         """scikit-learn's word analyzer: preprocess, tokenize, n-grams."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from model.bundle import BundleIntegrityError, BundleMetadata, LoadedBundle
+from model.drift import Vocabulary
 
 POSITIVE_CLASS = 1
 # Class -> label name, as recorded in every bundle's metadata.
@@ -20,6 +21,13 @@ def positive_scores(model: Any, texts: Sequence[str]) -> list[float]:
     """P(positive) for each text, from a fitted classifier (a scikit-learn pipeline)."""
     column = list(model.classes_).index(POSITIVE_CLASS)
     return model.predict_proba(list(texts))[:, column].tolist()
+
+
+def vectorizer_vocabulary(model: Any) -> Vocabulary:
+    """The unigrams of a fitted pipeline's vectorizer, with its tokenizing rules."""
+    vectorizer = model.named_steps["vectorizer"]
+    words = (term for term in vectorizer.vocabulary_ if " " not in term)
+    return Vocabulary(words, vectorizer.token_pattern, vectorizer.lowercase)
 
 
 def predicted_class(score: float, threshold: float) -> int:
@@ -57,6 +65,16 @@ class Scorer:
             raise ValueError(f"the bundle names labels {self.metadata.labels}, not {set(LABELS)}")
         self._labels = {int(key): name for key, name in self.metadata.labels.items()}
         self._check_samples()
+
+    def class_of(self, label: str) -> int:
+        """The class a label names (the inverse of the bundle's labels)."""
+        return next(number for number, name in self._labels.items() if name == label)
+
+    def vocabulary(self) -> Vocabulary:
+        """The words the model knows, split as its vectorizer splits reviews."""
+        if self._compiled is not None:
+            return self._compiled.vocabulary()
+        return vectorizer_vocabulary(self._model)
 
     @property
     def version(self) -> str:

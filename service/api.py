@@ -1,14 +1,17 @@
 """The HTTP endpoints. Handlers validate, call the scorer, and shape the response."""
 
 import logging
+import time
 
 from flask import Blueprint, Response, g, jsonify, request
 
+from model import Scorer
 from model.scoring import Prediction
 from service import schemas
 from service.errors import NotReady
 from service.lifecycle import draining
 from service.openapi import build_spec
+from service.recorder import Scored
 from service.state import get_state
 from service.validation import check_batch, check_review, parse, read_json
 
@@ -20,6 +23,14 @@ def _log_reviews(texts: list[str]) -> None:
     # Only on request, and only at DEBUG: review texts are customer data.
     if get_state().settings.service.log_review_text:
         logger.debug("reviews scored", extra={"reviews": texts})
+
+
+def _record(texts: list[str], predictions: list[Prediction], scorer: Scorer) -> None:
+    """Hands the answered request to the monitoring recorder (as the fast path does)."""
+    seconds = time.perf_counter() - g.started
+    get_state().recorder.record(
+        Scored(time.time(), g.request_id, g.get("key_id"), texts, predictions, seconds, scorer)
+    )
 
 
 # strict_slashes=False: /predict answers too, without a redirect curl would not follow.
@@ -34,6 +45,7 @@ def predict_one() -> Response:
     predictions = scorer.predict([body.review])
     state.metrics.count_predictions(predictions)
     _log_reviews([body.review])
+    _record([body.review], predictions, scorer)
     return jsonify(single_answer(predictions[0], scorer.version))
 
 
@@ -47,6 +59,7 @@ def predict_batch() -> Response:
     predictions = scorer.predict(body.reviews)
     state.metrics.count_predictions(predictions)
     _log_reviews(body.reviews)
+    _record(body.reviews, predictions, scorer)
     return jsonify(batch_answer(predictions, scorer.version, g.request_id))
 
 

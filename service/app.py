@@ -7,6 +7,7 @@ from service.api import api
 from service.auth import load_keyring, register_auth
 from service.errors import register_error_handlers
 from service.fast_path import FastPath
+from service.feedback import feedback
 from service.logs import configure_logging
 from service.page import page
 from service.request_log import register_request_logging
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings.auth.required:
         register_auth(app, keyring, state.metrics)
     app.register_blueprint(api)
+    app.register_blueprint(feedback)
     if settings.service.try_it_page:
         app.register_blueprint(page)
     app.after_request(_security_headers)

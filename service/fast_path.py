@@ -21,6 +21,7 @@ from service import api
 from service.api_keys import KeyRing
 from service.auth import presented_key
 from service.errors import APIError
+from service.recorder import Scored
 from service.request_log import REQUEST_ID_HEADER, record_request, request_id_for
 from service.state import ServiceState
 from service.validation import check_batch, check_review, reject_constant
@@ -135,8 +136,11 @@ class FastPath:
             metrics.count_key(key_id)
         if self._log_texts:
             logger.debug("reviews scored", extra={"reviews": texts, "request_id": request_id})
-        record_request(metrics, request_id, route, "POST", 200, time.perf_counter() - started,
-                       key_id)  # fmt: skip
+        seconds = time.perf_counter() - started
+        self._state.recorder.record(
+            Scored(time.time(), request_id, key_id, texts, predictions, seconds, scorer)
+        )
+        record_request(metrics, request_id, route, "POST", 200, seconds, key_id)
         return body, request_id
 
     def _texts(self, route: str, raw: bytes) -> list[str] | None:

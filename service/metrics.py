@@ -111,7 +111,9 @@ class ModelCollector(Collector):
 
 
 class Metrics:
-    def __init__(self, current_scorer: Callable[[], Scorer | None]):
+    def __init__(
+        self, current_scorer: Callable[[], Scorer | None], scrape_time: Iterable[Collector] = ()
+    ):
         self._multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         own = None if self._multiprocess else CollectorRegistry()
         self.requests = Counter(
@@ -136,11 +138,25 @@ class Metrics:
             registry=own,
         )  # fmt: skip
         self._key_children: dict[str, Any] = {}
+        # What the monitoring recorder wrote, and dropped (never a prediction).
+        self.recorded = Counter(
+            "sentiment_monitoring_recorded", "Predictions written to the audit log and store",
+            registry=own,
+        )  # fmt: skip
+        self.dropped = Counter(
+            "sentiment_monitoring_dropped",
+            "Predictions not audited: queue_full, write_failed", ["reason"], registry=own,
+        )  # fmt: skip
+        self.feedback = Counter(
+            "sentiment_feedback", "Feedback recorded, by whether the prediction was right",
+            ["outcome"], registry=own,
+        )  # fmt: skip
         # (route, method, status) -> its counter and histogram: few keys, labels bounded.
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-        self._model_collector = ModelCollector(current_scorer)
+        self._scrape_time = [ModelCollector(current_scorer), *scrape_time]
         if own is not None:
-            own.register(self._model_collector)
+            for collector in self._scrape_time:
+                own.register(collector)
         self._own_registry = own
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
@@ -165,6 +181,15 @@ class Metrics:
             child = self._key_children[key_id] = self.key_requests.labels(key_id)
         child.inc()
 
+    def count_recorded(self, reviews: int) -> None:
+        self.recorded.inc(reviews)
+
+    def count_dropped(self, reason: str, reviews: int) -> None:
+        self.dropped.labels(reason).inc(reviews)
+
+    def count_feedback(self, correct: bool) -> None:
+        self.feedback.labels("correct" if correct else "wrong").inc()
+
     def render(self) -> tuple[bytes, str]:
         registry = self._own_registry
         if registry is not None:
@@ -172,6 +197,7 @@ class Metrics:
         directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, str(directory))
-        registry.register(self._model_collector)
+        for collector in self._scrape_time:
+            registry.register(collector)
         with _locked(directory, fcntl.LOCK_SH):
             return generate_latest(registry), CONTENT_TYPE_LATEST

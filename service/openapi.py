@@ -8,9 +8,10 @@ from service import schemas
 from service.settings.schema import ServiceSettings
 
 REF = "#/components/schemas/{model}"
-REQUEST_MODELS = (schemas.PredictRequest, schemas.BatchPredictRequest)
+REQUEST_MODELS = (schemas.PredictRequest, schemas.BatchPredictRequest, schemas.FeedbackRequest)
 RESPONSE_MODELS = (
     schemas.PredictResponse,
+    schemas.FeedbackResponse,
     schemas.BatchPredictResponse,
     schemas.Health,
     schemas.Ready,
@@ -44,6 +45,7 @@ def _component_schemas(limits: ServiceSettings) -> dict[str, Any]:
     reviews = found["BatchPredictRequest"]["properties"]["reviews"]
     reviews.update({"minItems": 1, "maxItems": limits.max_batch_size})
     reviews["items"].update(review)
+    found["FeedbackRequest"]["properties"]["label"].update({"enum": [0, 1]})
     return found
 
 
@@ -103,6 +105,31 @@ def build_spec(limits: ServiceSettings, version: str, auth_required: bool) -> di
             "/predict/": {"post": {**predict, "operationId": "predict"}},
             "/predict": {"post": {**predict, "operationId": "predictNoSlash"}},
             "/v1/predict": {"post": {**batch, "operationId": "predictBatch"}},
+            "/v1/feedback": {
+                "post": {
+                    "summary": "Say what the true label of a prediction was",
+                    "description": "Once per prediction (request id and item), with the key "
+                    "that asked for it. Predictions are kept for a while, and are found here "
+                    "within about a second of their answer.",
+                    "operationId": "feedback",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref(schemas.FeedbackRequest)}},
+                    },
+                    "responses": {
+                        "201": _json(schemas.FeedbackResponse, "Recorded"),
+                        "400": _error(
+                            "Body is not JSON, or fields are missing, unknown, of the "
+                            "wrong type, or a label other than 0 or 1"
+                        ),
+                        "404": _error("No prediction of that request id and item, by this key"),
+                        "409": _error("Feedback on that prediction was given already"),
+                        "413": _error("Body is larger than monitoring.max_feedback_bytes"),
+                        "422": _error("The review is not the one that was scored"),
+                        "503": _error("Predictions are not recorded here (monitoring is off)"),
+                    },
+                }
+            },
             "/healthz": {
                 "get": {
                     "summary": "The process is alive",

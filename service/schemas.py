@@ -3,7 +3,7 @@
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Strict(BaseModel):
@@ -35,6 +35,38 @@ class BatchPredictResponse(BaseModel):
     predictions: list[ScoredReview]
     model_version: str
     request_id: str
+
+
+class FeedbackRequest(Strict):
+    request_id: str = Field(
+        pattern=r"^[A-Za-z0-9._:-]{1,128}$",
+        description="The X-Request-ID of the prediction (as answered), made with this key.",
+    )
+    label: int = Field(description="The true label: 1 positive, 0 negative.")
+    item: int = Field(default=0, ge=0, lt=10_000,
+                      description="Which review of a batch (0 for a single one).")  # fmt: skip
+    review: str | None = Field(
+        default=None,
+        description="The review as it was sent (checked against its sha256), so the "
+        "feedback can become training data where reviews are not kept.",
+    )
+
+    @field_validator("label", mode="before")
+    @classmethod
+    def _zero_or_one(cls, value: Any) -> Any:
+        if type(value) is not int or value not in (0, 1):  # true and 1.0 are not labels
+            raise ValueError("must be 0 (negative) or 1 (positive)")
+        return value
+
+
+class FeedbackResponse(BaseModel):
+    request_id: str
+    item: int
+    label: int
+    predicted: int = Field(description="The class the model predicted.")
+    correct: bool
+    model_version: str
+    training_data: bool = Field(description="Whether the review is known, for retraining.")
 
 
 class Health(BaseModel):

@@ -9,6 +9,8 @@ from flask import Flask, current_app
 from model import BundleError, BundleIntegrityError, BundleNotFoundError, ModelRegistry, Scorer
 from service.errors import NotReady
 from service.metrics import Metrics
+from service.monitoring import MonitoringCollector
+from service.recorder import Recorder
 from service.settings import Settings
 
 EXTENSION = "sentiment"
@@ -24,6 +26,7 @@ class ServiceState:
     not_ready_reason: str | None
     metrics: Metrics
     package_version: str
+    recorder: Recorder
 
     def ready_scorer(self) -> Scorer:
         if self.scorer is None:
@@ -73,12 +76,17 @@ def package_version() -> str:
 
 
 def init_state(app: Flask, settings: Settings, scorer: Scorer | None, not_ready_reason: str | None):
+    def current_scorer() -> Scorer | None:
+        return state.scorer
+
+    metrics = Metrics(current_scorer, [MonitoringCollector(settings.monitoring, current_scorer)])
     state = ServiceState(
         settings=settings,
         scorer=scorer,
         not_ready_reason=not_ready_reason,
-        metrics=Metrics(lambda: state.scorer),
+        metrics=metrics,
         package_version=package_version(),
+        recorder=Recorder(settings, metrics.count_dropped, metrics.count_recorded),
     )
     app.extensions[EXTENSION] = state
     return state

@@ -3,6 +3,7 @@
 import os
 import shutil
 import signal
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,8 +67,13 @@ def overridden(**overrides: object) -> Iterator[None]:
         yield
 
 
+# The monitoring volume of apps made by tests that do not give one (never /var/lib).
+MONITORING_DIR = Path(tempfile.mkdtemp(prefix="sentiment-test-monitoring-"))
+
+
 def make_settings(environment: str = "dev", **overrides: object) -> Settings:
     """The service's settings for `environment`, dotted keys overridden as a user would."""
+    overrides.setdefault("monitoring.dir", MONITORING_DIR)
     with overridden(**overrides):
         return load_settings(environment, config_dir=SERVICE_CONFIG_DIR)
 

@@ -81,7 +81,9 @@ def specs(wrk_core: int, key_hashes: Path) -> list[ServerSpec]:
 @contextmanager
 def serving(spec: ServerSpec, log_dir: Path) -> Iterator[RunningServer]:
     log_path = log_dir / f"{spec.name}.log"
-    env = {**spec.env, "SENTIMENT_GUNICORN__METRICS_DIR": str(log_dir / f"{spec.name}-metrics")}
+    env = {**spec.env, "SENTIMENT_GUNICORN__METRICS_DIR": str(log_dir / f"{spec.name}-metrics"),
+           # Audited as in prod, on a volume of the run's own.
+           "SENTIMENT_MONITORING__DIR": str(log_dir / f"{spec.name}-monitoring")}  # fmt: skip
     with open(log_path, "wb") as log:
         started = time.monotonic()
         process = start(spec.argv, stdout=log, env=env)

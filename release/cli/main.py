@@ -1,10 +1,11 @@
 """`sentiment`: the release tooling's one command. Its subcommands live in cli/model.py,
-cli/delivery.py, cli/promotion.py, cli/keys.py, cli/api_keys.py and cli/benchmark.py;
+cli/delivery.py, cli/promotion.py, cli/keys.py, cli/api_keys.py, cli/benchmark.py and
+cli/observe.py;
 each parses, calls the library and prints."""
 
 import click
 
-from cli import api_keys, benchmark, delivery, keys, model, promotion
+from cli import api_keys, benchmark, delivery, keys, model, observe, promotion
 
 
 @click.group()
@@ -19,5 +20,6 @@ for command in (
     *keys.COMMANDS,
     *api_keys.COMMANDS,
     *benchmark.COMMANDS,
+    *observe.COMMANDS,
 ):
     cli.add_command(command)

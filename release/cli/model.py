@@ -14,6 +14,7 @@ from service.serve import serve as exec_service
 
 # The service reads its key hashes from where this names (auth.key_hashes_file).
 KEY_HASHES_VARIABLE = "SENTIMENT_AUTH__KEY_HASHES_FILE"
+MONITORING_DIR_VARIABLE = "SENTIMENT_MONITORING__DIR"
 
 
 @click.command()
@@ -176,6 +177,11 @@ def serve(environment) -> None:
         name = settings.environment
         click.echo(f"{name} asks for API keys; their hashes: {hashes} "
                    f"(`sentiment api-keys create {name} NAME` makes one)", err=True)  # fmt: skip
+    if MONITORING_DIR_VARIABLE not in os.environ:
+        # Where a local container of the environment keeps its audit log and outcomes too.
+        monitoring = space.monitoring_dir(settings.environment)
+        os.environ[MONITORING_DIR_VARIABLE] = str(monitoring.resolve())
+        click.echo(f"audit log and outcomes: {monitoring}", err=True)
     exec_service(environment)
 
 

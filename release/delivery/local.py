@@ -36,7 +36,9 @@ class LocalContainers:
         ports: dict[str, int],
         config_dir: Path,
         api_keys: ApiKeyStore,
+        monitoring_root: Path,
     ):
+        self.monitoring_root = monitoring_root
         self.engine = engine
         self.settings = settings
         self.records = records
@@ -63,6 +65,7 @@ class LocalContainers:
         port = self._port(environment)
         config_hash = config_sha256(self.config_dir, environment)
         key_mounts = self._key_mounts(environment)
+        monitoring_mounts = self._monitoring_mounts(environment)
         self.engine.pull(reference)
         replaced = self.engine.remove_container(name)
         if replaced:
@@ -72,6 +75,7 @@ class LocalContainers:
         options = [
             "--publish", f"127.0.0.1:{port}:{CONTAINER_PORT}",
             "--env", f"APP_ENV={environment}",
+            "--env", f"SENTIMENT_BUILD__IMAGE={reference}",
             "--volume", f"{self.config_dir.resolve()}:/app/config:ro",
             "--read-only",
             "--tmpfs", "/tmp:rw,size=64m,mode=1777",  # noqa: S108  (a mount in the container)
@@ -81,6 +85,7 @@ class LocalContainers:
             "--label", f"{labels.CONTAINER_IMAGE}={reference}",
             "--label", f"{labels.CONTAINER_CONFIG_SHA256}={config_hash}",
             *key_mounts,
+            *monitoring_mounts,
         ]  # fmt: skip
         if self.engine.name == "podman":
             options.insert(options.index("--read-only") + 1, "--read-only-tmpfs=false")
@@ -120,6 +125,20 @@ class LocalContainers:
             return []
         hashes = self.api_keys.deployable_hashes_file(environment).resolve()
         return ["--volume", f"{hashes}:{auth.key_hashes_file}:ro"]
+
+    def _monitoring_mounts(self, environment: str) -> list[str]:
+        """The audit log and outcome store's volume: <state>/monitoring/<env> on this
+        machine (kept across deploys, read by `sentiment audit` and `sentiment feedback`),
+        writable by the image's user."""
+        monitoring = environment_settings(self.config_dir, environment).monitoring
+        if not monitoring.enabled:
+            return []
+        directory = (self.monitoring_root / environment).resolve()
+        directory.mkdir(parents=True, exist_ok=True)
+        if self.engine.name == "podman":  # :U gives it to the container's user
+            return ["--volume", f"{directory}:{monitoring.dir}:U"]
+        directory.chmod(0o777)  # docker maps no owner: the image's user must write here
+        return ["--volume", f"{directory}:{monitoring.dir}"]
 
     def _port(self, environment: str) -> int:
         try:

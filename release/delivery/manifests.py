@@ -24,6 +24,7 @@ from service.api import api
 from support.process import find_tool, run
 
 IMAGE_NAME = "sentiment-api"
+DEPLOYMENT_NAME = "sentiment-api"
 CONTAINER = "api"
 # The Secret of the API keys' hashes, and its one key (delivery/kubernetes.py writes it).
 KEY_SECRET = "sentiment-api-keys"  # noqa: S105  (a name, not a secret)
@@ -65,7 +66,15 @@ def pinned_overlay(overlay: Path, reference: str, secret: GeneratedSecret | None
             # kustomize accepts only relative paths to other kustomizations.
             "resources": [os.path.relpath(overlay.resolve(), wrapper)],
             "images": [{"name": IMAGE_NAME, "newName": match["name"], "digest": match["digest"]}],
-        }
+            # The service names its image in every audit event (it cannot know its digest).
+            "patches": [{
+                "target": {"kind": "Deployment", "name": DEPLOYMENT_NAME},
+                "patch": yaml.safe_dump([{
+                    "op": "add", "path": "/spec/template/spec/containers/0/env/-",
+                    "value": {"name": "SENTIMENT_BUILD__IMAGE", "value": reference},
+                }]),
+            }],
+        }  # fmt: skip
         if secret is not None:
             folder = Path(wrapper, "secret")
             folder.mkdir(mode=0o700)
@@ -128,6 +137,7 @@ def check(environment: str, rendered: str, reference: str, config_dir: Path) -> 
     problems += _probe_problems(container)
     problems += _config_problems(environment, pod, container, by_kind["ConfigMap"][0], config_dir)
     problems += _key_problems(environment, pod, container, config_dir)
+    problems += _monitoring_problems(environment, pod, container, config_dir)
     problems += _selector_problems(pod, by_kind)
     problems += _security_problems(pod, container)
     return problems
@@ -220,6 +230,24 @@ def _key_problems(
         return [f"auth.required, but the Secret {KEY_SECRET} is not mounted at {folder} "
                 f"(key {KEY_FILE}: the service reads {auth.key_hashes_file})"]  # fmt: skip
     return []
+
+
+def _monitoring_problems(
+    environment: str, pod: dict[str, Any], container: dict[str, Any], config_dir: Path
+) -> list[str]:
+    """The audit log and outcome store need a writable volume of their own where the
+    config says (the root filesystem is read-only); an emptyDir must be bounded."""
+    monitoring = environment_settings(config_dir, environment).monitoring
+    if not monitoring.enabled:
+        return []
+    volumes = {volume["name"]: volume for volume in pod["spec"].get("volumes", [])}
+    for mount in container.get("volumeMounts", []):
+        if mount["mountPath"] == str(monitoring.dir) and not mount.get("readOnly"):
+            empty_dir = volumes.get(mount["name"], {}).get("emptyDir")
+            if empty_dir is not None and "sizeLimit" not in empty_dir:
+                return [f"the monitoring volume {mount['name']} (an emptyDir) has no sizeLimit"]
+            return []
+    return [f"monitoring is on, but no writable volume is mounted at {monitoring.dir}"]
 
 
 def _is_key_secret(name: str | None) -> bool:

@@ -49,6 +49,10 @@ if TYPE_CHECKING:
     from training.train import TrainingResult
 
 
+# Under the state directory: each environment's audit log and outcome store here.
+MONITORING_DIR = "monitoring"
+
+
 class Workspace:
     def __init__(
         self,
@@ -155,6 +159,7 @@ class Workspace:
             target = LocalContainers(
                 self.engine, deploy.local, self.records, self.policy.ports,
                 self.project.service_config_dir, self.api_keys,
+                self.delivery.state_dir / MONITORING_DIR,
             )  # fmt: skip
         self.log(f"deploy target: {target.describe()}")
         return target
@@ -186,6 +191,11 @@ class Workspace:
             return None
         data_dir = data_dir_for(self.training, self.data_dir_override)
         return train(self.training, data_dir, registry, self.git.revision(), skip_bad_lines)
+
+    def monitoring_dir(self, environment: str) -> Path:
+        """Where ENV's service keeps its audit log and outcome store on this machine (the
+        local container's volume, and `make serve`'s)."""
+        return self.delivery.state_dir / MONITORING_DIR / environment
 
     @cached_property
     def model_store(self) -> ModelStore:

@@ -21,6 +21,9 @@ class DatasetSettings(Section):
     cache_dir: Path
     download_timeout_seconds: float = Field(gt=0, le=600)
     skip_bad_lines: bool
+    # Files in the UCI format added to the sources (`sentiment feedback export`): feedback
+    # on production predictions, fingerprinted like the UCI files.
+    feedback_files: list[Path] = Field(default_factory=list)
 
     @field_validator("sources")
     @classmethod

@@ -82,34 +82,44 @@ def parse_lines(text: str, file: str) -> tuple[list[tuple[str, int]], list[BadLi
     return rows, bad
 
 
-def load_dataset(directory: Path, sources: list[str], skip_bad_lines: bool = False) -> Dataset:
-    """Reads the chosen sources from `directory`; malformed lines fail unless skipped."""
+def load_dataset(
+    directory: Path,
+    sources: list[str],
+    skip_bad_lines: bool = False,
+    extra_files: list[Path] = (),
+) -> Dataset:
+    """Reads the chosen sources from `directory`, then `extra_files` in the same format
+    (exported feedback: source "feedback"); malformed lines fail unless skipped."""
     texts, labels, files, all_bad = [], [], [], []
-    for source in sources:
-        name = SOURCE_FILES[source]
-        path = directory / name
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
-            raise DatasetError(f"{path} does not exist") from None
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as error:
-            line = raw[: error.start].count(b"\n") + 1
-            raise DatasetError(f"{name}:{line}: not valid UTF-8") from None
-        rows, bad = parse_lines(text, name)
-        if bad and not skip_bad_lines:
-            shown = "\n  ".join(str(b) for b in bad[:10])
-            more = f"\n  ... and {len(bad) - 10} more" if len(bad) > 10 else ""
-            raise DatasetError(
-                f"{len(bad)} malformed line(s) in {name} "
-                f"(use --skip-bad-lines to skip them):\n  {shown}{more}"
-            )
-        if not rows:
-            raise DatasetError(f"{name} holds no usable rows")
+    chosen = [(source, directory / SOURCE_FILES[source]) for source in sources]
+    for source, path in [*chosen, *(("feedback", Path(extra)) for extra in extra_files)]:
+        rows, bad, digest = _read_file(path, skip_bad_lines)
         texts.extend(sentence for sentence, _ in rows)
         labels.extend(label for _, label in rows)
         all_bad.extend(bad)
-        digest = hashlib.sha256(raw).hexdigest()
-        files.append(SourceFile(source, name, digest, len(rows), len(bad)))
+        files.append(SourceFile(source, path.name, digest, len(rows), len(bad)))
     return Dataset(texts, labels, files, all_bad)
+
+
+def _read_file(path: Path, skip_bad_lines: bool) -> tuple[list[tuple[str, int]], list, str]:
+    name = path.name
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DatasetError(f"{path} does not exist") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise DatasetError(f"{name}:{line}: not valid UTF-8") from None
+    rows, bad = parse_lines(text, name)
+    if bad and not skip_bad_lines:
+        shown = "\n  ".join(str(b) for b in bad[:10])
+        more = f"\n  ... and {len(bad) - 10} more" if len(bad) > 10 else ""
+        raise DatasetError(
+            f"{len(bad)} malformed line(s) in {name} "
+            f"(use --skip-bad-lines to skip them):\n  {shown}{more}"
+        )
+    if not rows:
+        raise DatasetError(f"{name} holds no usable rows")
+    return rows, bad, hashlib.sha256(raw).hexdigest()

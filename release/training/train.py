@@ -10,7 +10,8 @@ import scipy
 import sklearn
 
 from model import BundleMetadata, ModelRegistry
-from model.scoring import LABELS, positive_scores
+from model.drift import reference_stats
+from model.scoring import LABELS, positive_scores, vectorizer_vocabulary
 from training.compile import NotCompilable, compile_pipeline
 from training.config import TrainingConfig
 from training.dataset import load_dataset
@@ -61,7 +62,9 @@ def train(
     settings = config.training
     if skip_bad_lines is None:
         skip_bad_lines = config.dataset.skip_bad_lines
-    dataset = load_dataset(data_dir, config.dataset.sources, skip_bad_lines)
+    dataset = load_dataset(
+        data_dir, config.dataset.sources, skip_bad_lines, config.dataset.feedback_files
+    )
     split = split_dataset(dataset, settings.test_size, settings.seed)
 
     model = build_pipeline(settings).fit(split.train_texts, split.train_labels)
@@ -73,6 +76,9 @@ def train(
         return TrainingResult(metrics, fingerprint, failures, None)
 
     samples = sample_scores(model, split.test_texts)
+    reference = reference_stats(
+        split.test_texts, positive_scores(model, split.test_texts), vectorizer_vocabulary(model)
+    )
     compiled, not_compiled = None, None
     try:
         compiled = compile_pipeline(model, [sample["text"] for sample in samples])
@@ -103,6 +109,7 @@ def train(
                 "scipy": scipy.__version__,
             },
             "samples": samples,
+            "reference": reference.model_dump(),
         },
         compiled,
     )

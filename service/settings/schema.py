@@ -47,6 +47,29 @@ class AuthSettings(Section):
     key_hashes_file: Path
 
 
+class MonitoringSettings(Section):
+    # What happens to each prediction after it is answered (service/recorder.py): an
+    # audit event in rotating JSON lines, and a row in the outcome store that feedback,
+    # live accuracy and drift read. Both live in `dir`, a volume of its own.
+    enabled: bool
+    dir: Path
+    audit_max_bytes: int = Field(ge=4096, le=10 * 1024**3)
+    # Rotated files kept beside the live one: at most (1 + this) * audit_max_bytes.
+    audit_backups: int = Field(ge=0, le=100)
+    # Review texts in the audit events and the outcome store (refused where customers are,
+    # unless `allow_review_text_where_customers_are` says the customers agreed).
+    record_review_text: bool
+    # Events waiting for the writer; beyond it they are dropped and counted.
+    queue_size: int = Field(ge=1, le=1_000_000)
+    # Predictions kept for feedback and drift, the oldest deleted first.
+    recent_predictions: int = Field(ge=100, le=10_000_000)
+    # Reviews the drift gauges are computed over, feedbacks the live accuracy is.
+    drift_window: int = Field(ge=10, le=1_000_000)
+    accuracy_window: int = Field(ge=1, le=1_000_000)
+    # Largest feedback body (one id, one label, an optional review).
+    max_feedback_bytes: int = Field(ge=256, le=1024 * 1024)
+
+
 class GunicornSettings(Section):
     # The worker classes the runtime lock can run (gevent is not in it).
     worker_class: Literal["sync", "gthread"]
@@ -74,6 +97,8 @@ class GunicornSettings(Section):
 class BuildSettings(Section):
     git_commit: str = Field(min_length=1)
     build_id: str = Field(min_length=1)
+    # The image this runs as, REGISTRY/NAME@sha256:... (set by the deploy), for the audit.
+    image: str = Field(min_length=1, max_length=512)
 
 
 class YamlSettings(BaseSettings):
@@ -105,6 +130,7 @@ class Settings(YamlSettings):
     model: ModelSettings
     service: ServiceSettings
     auth: AuthSettings
+    monitoring: MonitoringSettings
     gunicorn: GunicornSettings
     build: BuildSettings
 
@@ -120,4 +146,8 @@ class Settings(YamlSettings):
                 )
             if not self.auth.required:
                 raise ValueError(f"auth.required: API keys are required ({where})")
+            if self.monitoring.record_review_text:
+                raise ValueError(
+                    f"monitoring.record_review_text: review texts are never recorded ({where})"
+                )
         return self

@@ -5,6 +5,7 @@ import json
 import shutil
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import requests
 from delivery import labels
 from delivery.champion import read_pin
 from model import ModelRegistry
+from observe.audit_log import AuditLog
 from tests.conftest import SERVICE_CONFIG_DIR
 from tests.container.conftest import Delivery, head_commit, status
 
@@ -125,6 +127,26 @@ def test_the_documented_curl_request_works(on_test, delivery):
     body = json.loads(done.stdout)
     assert body["negative"] > body["positive"]
     assert abs(body["positive"] + body["negative"] - 1) < 1e-9
+
+
+def test_predictions_are_audited_on_the_environments_volume_and_take_feedback(on_test, delivery):
+    """The read-only container writes its audit log and outcome store to the volume the
+    local target mounts (<state>/monitoring/test), naming the image it runs as."""
+    url = delivery.url("test")
+    answered = requests.post(f"{url}/predict/", json={"review": "audited"},
+                             headers={"X-Request-ID": "container-audit"}, timeout=10)  # fmt: skip
+    assert answered.status_code == 200
+    volume = delivery.state_dir / "monitoring" / "test"
+    deadline = time.monotonic() + 10
+    while not (found := AuditLog(volume).find("container-audit")):
+        assert time.monotonic() < deadline, f"no audit event in {volume}"
+        time.sleep(0.2)
+    [event] = found
+    assert event["image"] == delivery.deployment("test").image
+    assert event["environment"] == "test"
+    given = requests.post(f"{url}/v1/feedback", json={"request_id": "container-audit",
+                                                      "label": 1}, timeout=10)  # fmt: skip
+    assert given.status_code == 201, given.text
 
 
 def test_a_body_of_megabytes_through_the_port_gets_the_413_json(on_test, delivery):

@@ -64,6 +64,7 @@ def running_server(
         "SENTIMENT_MODEL__REGISTRY_DIR": str(registry_dir),
         "SENTIMENT_GUNICORN__WORKERS": str(workers),
         "SENTIMENT_GUNICORN__METRICS_DIR": str(workdir / "metrics"),
+        "SENTIMENT_MONITORING__DIR": str(workdir / "monitoring"),
         **(settings or {}),
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)

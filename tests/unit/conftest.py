@@ -28,7 +28,8 @@ def service_overrides() -> dict:
 
 @pytest.fixture
 def settings(trained_registry: Path, service_overrides: dict, tmp_path: Path) -> Settings:
-    overrides = {"model.registry_dir": trained_registry, **service_overrides}
+    overrides = {"model.registry_dir": trained_registry,
+                 "monitoring.dir": tmp_path / "monitoring", **service_overrides}  # fmt: skip
     return make_settings("test", **overrides)
 
 

@@ -41,7 +41,8 @@ def free_port() -> int:
 def target(engine, records, port: int, api_keys: ApiKeyStore | None = None) -> LocalContainers:
     api_keys = api_keys or ApiKeyStore(records.builds.parent / "api-keys")
     ports = {"test": port, "stage": port}
-    return LocalContainers(engine, SETTINGS, records, ports, SERVICE_CONFIG_DIR, api_keys)
+    return LocalContainers(engine, SETTINGS, records, ports, SERVICE_CONFIG_DIR, api_keys,
+                           records.builds.parent / "monitoring")  # fmt: skip
 
 
 def test_an_environment_that_needs_keys_and_has_none_is_refused_before_anything(tmp_path):
@@ -61,6 +62,17 @@ def test_the_key_hashes_are_mounted_read_only_where_the_service_reads_them(tmp_p
     hashes = api_keys.hashes_file("stage").resolve()
     assert f"--volume {hashes}:/run/secrets/sentiment-api-keys/hashes:ro" in run
     assert str(api_keys.gate_key_file("stage")) not in run
+
+
+def test_the_monitoring_volume_is_the_environments_own_and_the_image_is_named(tmp_path):
+    engine, calls = fake_engine(tmp_path, "podman", {"container": (0, EXITED)})
+    with pytest.raises(NotReadyError):
+        target(engine, Records(tmp_path / "state"), free_port()).deploy("test", IMAGE)
+    run = next(line for line in calls.read_text().splitlines() if line.startswith("run"))
+    volume = (tmp_path / "state" / "monitoring" / "test").resolve()
+    assert volume.is_dir()
+    assert f"--volume {volume}:/var/lib/sentiment:U" in run  # owned by the image's user
+    assert f"--env SENTIMENT_BUILD__IMAGE={IMAGE}" in run
 
 
 def test_a_port_in_use_is_refused_before_anything_runs(tmp_path: Path, listener) -> None:

@@ -66,6 +66,13 @@ def test_overlays_differ_in_size_and_namespace_but_not_in_shape(rendered: dict[s
     assert dev == prod
 
 
+def test_the_service_is_told_its_image_for_the_audit(rendered: dict[str, str]) -> None:
+    for environment, text in rendered.items():
+        [deployment] = [d for d in yaml.safe_load_all(text) if d and d["kind"] == "Deployment"]
+        env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        assert {"name": "SENTIMENT_BUILD__IMAGE", "value": IMAGE} in env, environment
+
+
 def test_a_schema_error_is_reported() -> None:
     broken = manifests.render(ENVIRONMENTS_DIR, "test", IMAGE).replace(
         "containerPort: 8000", "containerPort: http"
@@ -137,6 +144,20 @@ def _keys_from_another_secret(document: dict) -> None:
                 volume["secret"]["secretName"] = "someone-elses"
 
 
+def _unmounted_monitoring(document: dict) -> None:
+    if container := _container(document):
+        container["volumeMounts"] = [
+            m for m in container["volumeMounts"] if m["name"] != "monitoring"
+        ]
+
+
+def _unbounded_monitoring(document: dict) -> None:
+    if document["kind"] == "Deployment":
+        for volume in document["spec"]["template"]["spec"]["volumes"]:
+            if volume["name"] == "monitoring":
+                del volume["emptyDir"]["sizeLimit"]
+
+
 def _pdb_selects_nothing(document: dict) -> None:
     if document["kind"] == "PodDisruptionBudget":
         document["spec"]["selector"]["matchLabels"] = {"app": "other"}
@@ -163,6 +184,8 @@ def _no_hpa(document: dict) -> None:
         (_unmounted_config, "not mounted at /app/config"),
         (_unmounted_keys, "the Secret sentiment-api-keys is not mounted at /run/secrets"),
         (_keys_from_another_secret, "the Secret sentiment-api-keys is not mounted"),
+        (_unmounted_monitoring, "no writable volume is mounted at /var/lib/sentiment"),
+        (_unbounded_monitoring, "(an emptyDir) has no sizeLimit"),
         (_pdb_selects_nothing, "PodDisruptionBudget selector"),
         (_root_allowed, "may run as root"),
         (_no_hpa, "expected one HorizontalPodAutoscaler, found 0"),
