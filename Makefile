@@ -44,7 +44,7 @@ flag = $(if $(value $(2)),$(1) $(call quoted,$(2)))
 unexport ENV IMAGE MODEL TO UNTIL RELEASE DATA_DIR BASE_IMAGE
 
 .PHONY: help setup train model run serve test unit integration container lint format config \
-	drift models champion model-push model-pull publish-model lock clean build deploy undeploy status render base-image install-podman \
+	alerts drift models champion model-push model-pull publish-model lock clean build deploy undeploy status render base-image install-podman \
 	smoke keys api-keys gate promote rollback history evidence pipeline state-pull state-push act workflows policy
 
 help: ## List the targets
@@ -189,6 +189,9 @@ act: setup ## Run the pull-request workflow's jobs locally with act, as GitHub w
 
 drift: setup ## ENV's drift report from its audit log (table, PNG charts, HTML page)
 	$(BIN)/sentiment drift $(call quoted,ENV)
+
+alerts: setup ## promtool: check the alert rules, run their tests, parse the dashboard's queries
+	$(BIN)/sentiment alerts
 
 bench: setup ## Benchmark /predict/ against the floor and the classic app (wrk; minutes)
 	$(BIN)/sentiment bench $(call flag,--data-dir,DATA_DIR)

@@ -36,6 +36,7 @@ from model import Scorer
 from model.scoring import Prediction
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+DROP_REASONS = ("queue_full", "write_failed")
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # The sample files that are sums (a dead worker's share still counts); gauges of this
 # service are not file-backed.
@@ -108,6 +109,14 @@ class ModelCollector(Collector):
             info = InfoMetricFamily("sentiment_model", "The model bundle being served")
             info.add_metric([], {"version": scorer.version, "sha256": scorer.metadata.sha256})
             yield info
+            accuracy = scorer.metadata.metrics.get("accuracy")
+            if isinstance(accuracy, int | float):
+                held_out = GaugeMetricFamily(
+                    "sentiment_model_heldout_accuracy",
+                    "The served model's accuracy on held-out reviews at training",
+                )
+                held_out.add_metric([], float(accuracy))
+                yield held_out
 
 
 class Metrics:
@@ -147,6 +156,8 @@ class Metrics:
             "sentiment_monitoring_dropped",
             "Predictions not audited: queue_full, write_failed", ["reason"], registry=own,
         )  # fmt: skip
+        for reason in DROP_REASONS:  # at zero from the start: increase() sees the first drop
+            self.dropped.labels(reason)
         self.feedback = Counter(
             "sentiment_feedback", "Feedback recorded, by whether the prediction was right",
             ["outcome"], registry=own,

@@ -1,4 +1,4 @@
-"""`sentiment audit find|drift|feedback export`: the model after release, from what its
+"""`sentiment audit find|drift|feedback export|alerts`: the model after release, from what its
 service recorded (the environment's monitoring volume on this machine, or --dir)."""
 
 from pathlib import Path
@@ -7,6 +7,7 @@ import click
 
 from cli.options import environment_argument
 from cli.output import reports_errors, workspace
+from observe.alerts import check_dashboard_queries, check_rules
 from observe.audit_log import AuditLog
 from observe.drift_report import drift_report, markdown, write_report
 from observe.feedback_data import export_feedback
@@ -89,4 +90,14 @@ def export(environment, directory, out) -> None:
     )
 
 
-COMMANDS = (audit, drift, feedback)
+@click.command()
+@reports_errors
+def alerts() -> None:
+    """Check the alert rules and the dashboard (environments/components/monitoring)."""
+    component = workspace().project.environments_dir / "components" / "monitoring"
+    click.echo(check_rules(component), nl=False)
+    click.echo(check_dashboard_queries(component), nl=False)
+    click.echo(f"{component}: rules, their tests and the dashboard's queries pass")
+
+
+COMMANDS = (audit, drift, feedback, alerts)
