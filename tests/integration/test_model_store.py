@@ -2,27 +2,28 @@
 models` commands a person and CI run: push by digest (again: the same digest), list with
 metrics and the pin, pin, pull into a machine that lacks the model, and clear refusals."""
 
-import os
 import shutil
 import subprocess
-import sys
 import time
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from cli.main import cli
 from delivery.champion import read_pin
 from delivery.model_store import ModelStore, ModelStoreError
 from delivery.registry_server import BINARIES, LocalRegistry
-from model import ModelRegistry
-from tests.conftest import ROOT, train_fixture_model
+from model import BundleMetadata, ModelRegistry
 from tests.integration.test_registry_server import free_address
+from training.publish import add_bundle, set_current
 
 pytestmark = [
     pytest.mark.integration,
     pytest.mark.skipif(not any(map(shutil.which, BINARIES)), reason="no docker-registry"),
 ]
-SENTIMENT = str(Path(sys.executable).parent / "sentiment")
 
 
 @pytest.fixture(autouse=True)
@@ -39,16 +40,38 @@ def registry(tmp_path) -> str:
     server.stop()
 
 
-def models(tmp_path: Path, address: str, registry_dir: Path, *args: str):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("SENTIMENT_", "DELIVERY_"))}
-    env.update(
-        DELIVERY_REGISTRY__ADDRESS=address,
-        DELIVERY_STATE_DIR=str(tmp_path / "state"),
-        SENTIMENT_MODEL__REGISTRY_DIR=str(registry_dir),
-        SENTIMENT_CHAMPION_FILE=str(tmp_path / "champion.yaml"),
-    )
-    return subprocess.run([SENTIMENT, "models", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=120, check=False)  # fmt: skip
+@dataclass
+class Done:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def models(tmp_path: Path, address: str, registry_dir: Path, *args: str) -> Done:
+    """`sentiment models ...` as a person runs it, in this process (the checkout is the
+    working directory, as with make)."""
+    env = {
+        "DELIVERY_REGISTRY__ADDRESS": address,
+        "DELIVERY_STATE_DIR": str(tmp_path / "state"),
+        "SENTIMENT_MODEL__REGISTRY_DIR": str(registry_dir),
+        "SENTIMENT_CHAMPION_FILE": str(tmp_path / "champion.yaml"),
+    }
+    result = CliRunner().invoke(cli, ["models", *args], env=env)
+    return Done(result.exit_code, result.stdout, result.stderr)
+
+
+def a_later_bundle(source: Path, target: Path) -> BundleMetadata:
+    """Another published version: the same files, a later version id and time."""
+    original = ModelRegistry(source).metadata()
+    later = original.created_at + timedelta(minutes=1)
+    metadata = original.model_copy(update={
+        "created_at": later, "version": f"{later:%Y%m%dT%H%M%SZ}-{original.sha256[:8]}",
+    })  # fmt: skip
+    bundle = ModelRegistry(source).path_of(original.version)
+    files = {name: (bundle / name).read_bytes() for name in ("model.joblib", "scorer.json")}
+    add_bundle(ModelRegistry(target), metadata.model_dump_json().encode(), files)
+    set_current(ModelRegistry(target), metadata.version)
+    return metadata
 
 
 def test_push_list_pin_and_pull_on_a_machine_without_the_model(
@@ -62,10 +85,9 @@ def test_push_list_pin_and_pull_on_a_machine_without_the_model(
     again = models(tmp_path, registry, trained_registry, "push")
     assert again.stdout == pushed.stdout  # the same bundle, the same digest
 
-    # A second model, trained later: both are kept, oldest first, with their metrics.
-    time.sleep(1)  # version ids have a one-second clock
+    # A second model, published later: both are kept, oldest first, with their metrics.
     second_dir = tmp_path / "second"
-    second = train_fixture_model(second_dir, seed=7).published
+    second = a_later_bundle(trained_registry, second_dir)
     assert models(tmp_path, registry, second_dir, "push").returncode == 0
 
     pinned = models(tmp_path, registry, trained_registry, "pin", digest)
