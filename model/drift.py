@@ -103,8 +103,7 @@ class Vocabulary:
     def count(self, text: str) -> tuple[int, int]:
         """(tokens, tokens not in the vocabulary)."""
         tokens = self._tokens.findall(text.lower() if self._lowercase else text)
-        known = self._known
-        return len(tokens), sum(1 for token in tokens if token not in known)
+        return len(tokens), len(tokens) - sum(map(self._known.__contains__, tokens))
 
 
 def reference_stats(

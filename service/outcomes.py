@@ -3,40 +3,37 @@ right. One SQLite file on the monitoring volume, shared by the workers (WAL: rea
 wait for the writer); each worker's recorder thread adds predictions in batches, the
 feedback endpoint adds feedback, and scrapes read the windows the gauges are computed over.
 
-Both tables are bounded: beyond `keep` rows, the oldest are deleted as new ones come.
-A client's request ids are its own: a prediction is found by (key id, request id, item),
-so feedback names only predictions made with the same key.
+Both tables are bounded: beyond `keep` rows (requests, feedbacks), the oldest are deleted
+as new ones come. A client's request ids are its own: a prediction is found by (key id,
+request id, item), so feedback names only predictions made with the same key.
 """
 
 import hashlib
+import json
 import sqlite3
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from model.scoring import LABELS
+
 STORE_FILE = "outcomes.sqlite"
 BUSY_TIMEOUT_SECONDS = 5.0
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS predictions (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     key_id TEXT NOT NULL,
     request_id TEXT NOT NULL,
-    item INTEGER NOT NULL,
     at REAL NOT NULL,
     model_version TEXT NOT NULL,
     answered_by TEXT NOT NULL,
-    predicted INTEGER NOT NULL,
-    score REAL NOT NULL,
-    length INTEGER NOT NULL,
-    tokens INTEGER NOT NULL,
-    unknown_tokens INTEGER NOT NULL,
-    input_sha256 TEXT NOT NULL,
-    review TEXT
+    reviews INTEGER NOT NULL,
+    items TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS predictions_by_request ON predictions (key_id, request_id, item);
+CREATE INDEX IF NOT EXISTS predictions_by_request ON predictions (key_id, request_id);
 CREATE TABLE IF NOT EXISTS feedback (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq INTEGER PRIMARY KEY,
     key_id TEXT NOT NULL,
     request_id TEXT NOT NULL,
     item INTEGER NOT NULL,
@@ -49,6 +46,8 @@ CREATE TABLE IF NOT EXISTS feedback (
     UNIQUE (key_id, request_id, item)
 );
 """
+# A label name -> the class it names (model.scoring.LABELS, which every bundle has).
+CLASSES = {name: int(number) for number, name in LABELS.items()}
 
 
 def input_sha256(text: str) -> str:
@@ -62,20 +61,16 @@ def storable(text: str) -> str:
 
 
 @dataclass(frozen=True)
-class PredictionRow:
+class RequestRow:
+    """One answered request: `items` is its audit event's "predictions" array (JSON)."""
+
     key_id: str  # "" where no key is asked for
     request_id: str
-    item: int
     at: float
     model_version: str
     answered_by: str
-    predicted: int
-    score: float
-    length: int
-    tokens: int
-    unknown_tokens: int
-    input_sha256: str
-    review: str | None
+    reviews: int
+    items: str
 
 
 @dataclass(frozen=True)
@@ -124,35 +119,28 @@ class OutcomeStore:
             self._connection.close()
             self._connection = None
 
-    def add_predictions(self, rows: Iterable[PredictionRow]) -> None:
+    def add_requests(self, rows: Iterable[tuple]) -> None:
+        """Rows of RequestRow's fields, in its order."""
         connection = self.connect()
         with connection:
             connection.execute("BEGIN IMMEDIATE")
             connection.executemany(
-                "INSERT INTO predictions (key_id, request_id, item, at, model_version, "
-                "answered_by, predicted, score, length, tokens, unknown_tokens, input_sha256, "
-                "review) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (r.key_id, r.request_id, r.item, r.at, r.model_version, r.answered_by,
-                     r.predicted, r.score, r.length, r.tokens, r.unknown_tokens,
-                     r.input_sha256, r.review)
-                    for r in rows
-                ],
-            )  # fmt: skip
+                "INSERT INTO predictions (key_id, request_id, at, model_version, answered_by, "
+                "reviews, items) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
             self._prune(connection, "predictions")
 
     def recorded(self, key_id: str, request_id: str, item: int) -> Recorded | None:
-        """The latest prediction of that request id and item made with that key."""
-        row = (
-            self.connect()
-            .execute(
-                "SELECT predicted, model_version, input_sha256, review FROM predictions "
-                "WHERE key_id = ? AND request_id = ? AND item = ? ORDER BY seq DESC LIMIT 1",
-                (key_id, request_id, item),
-            )
-            .fetchone()
-        )
-        return None if row is None else Recorded(*row)
+        """Item `item` of the latest request of that id made with that key."""
+        query = ("SELECT model_version, reviews, items FROM predictions "
+                 "WHERE key_id = ? AND request_id = ? ORDER BY seq DESC LIMIT 1")  # fmt: skip
+        row = self.connect().execute(query, (key_id, request_id)).fetchone()
+        if row is None or not 0 <= item < row[1]:
+            return None
+        entry = json.loads(row[2])[item]
+        return Recorded(CLASSES[entry["label"]], row[0], entry["input_sha256"],
+                        entry.get("review"))  # fmt: skip
 
     def add_feedback(
         self, key_id: str, request_id: str, item: int, label: int, prediction: Recorded,
@@ -191,16 +179,16 @@ class OutcomeStore:
         return self.connect().execute("SELECT MAX(at) FROM feedback").fetchone()[0]
 
     def recent_predictions(self, limit: int) -> list[tuple[float, int, int, int]]:
-        """(score, length, tokens, unknown tokens) of the champion's latest predictions."""
-        return (
-            self.connect()
-            .execute(
-                "SELECT score, length, tokens, unknown_tokens FROM predictions "
-                "WHERE answered_by = 'champion' ORDER BY seq DESC LIMIT ?",
-                (limit,),
-            )
-            .fetchall()
-        )
+        """(score, length, tokens, unknown tokens) of the champion's latest `limit` reviews."""
+        found: list[tuple[float, int, int, int]] = []
+        query = ("SELECT items FROM predictions WHERE answered_by = 'champion' "
+                 "ORDER BY seq DESC LIMIT ?")  # fmt: skip
+        for (document,) in self.connect().execute(query, (limit,)):
+            found += [(entry["score"], entry["input_length"], entry["tokens"],
+                       entry["unknown_tokens"]) for entry in json.loads(document)]  # fmt: skip
+            if len(found) >= limit:
+                return found[:limit]
+        return found
 
     def labelled_reviews(self) -> list[tuple[str, int]]:
         """(review, true label) of every feedback whose review is known, oldest first:

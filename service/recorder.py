@@ -13,23 +13,24 @@ import json
 import logging
 import os
 import queue
+import re
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from model import Prediction, Scorer
+from model.drift import Vocabulary
 from service.audit import AuditFile
-from service.outcomes import OutcomeStore, PredictionRow, input_sha256, storable
+from service.outcomes import OutcomeStore, input_sha256, storable
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
-BATCH = 512
-IDLE_SECONDS = 0.2
+BATCH = 2048
+GATHER_SECONDS = 0.05
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Scored:
     """One answered request, as the request thread hands it over."""
 
@@ -48,14 +49,16 @@ class Recorder:
         monitoring = settings.monitoring
         self.enabled = monitoring.enabled
         self._settings = monitoring
-        self._environment = settings.environment
-        self._image = settings.build.image
         self._count_dropped = count_dropped
         self._count_recorded = count_recorded
         self._pid: int | None = None
         self._queue: queue.Queue[Scored] = queue.Queue()
-        self._vocabularies: dict[str, object] = {}
+        self._models: dict[str, ModelFacts] = {}
         self._lock = threading.Lock()
+        self._second, self._second_text = -1, ""
+        # The event's constant fields, as JSON once.
+        self._where = (f'"environment":{json.dumps(settings.environment)},'
+                       f'"image":{json.dumps(settings.build.image)}')  # fmt: skip
 
     def record(self, scored: Scored) -> None:
         """Hands a request over to this process's writer thread (started on first use:
@@ -94,9 +97,11 @@ class Recorder:
         store = OutcomeStore(directory, self._settings.recent_predictions)
         while True:
             batch = [self._queue.get()]
+            # Let a batch gather: one write and one commit for many requests, not for each.
+            time.sleep(GATHER_SECONDS)
             while len(batch) < BATCH:
                 try:
-                    batch.append(self._queue.get(timeout=IDLE_SECONDS if len(batch) < 2 else 0))
+                    batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
             try:
@@ -112,50 +117,75 @@ class Recorder:
                     self._queue.task_done()
 
     def _write(self, batch: list[Scored], audit: AuditFile, store: OutcomeStore) -> None:
-        lines, rows = [], []
+        """One audit line and one store row per request. The line is formatted here, not
+        by json.dumps of a dict per review (which cost more than scoring the review): its
+        constant parts are JSON made once per model, its strings json.dumps'd or of a
+        pattern that needs no escaping (hex digests, labels), its floats repr()'d as
+        json writes them."""
+        lines, rows, reviews = [], [], 0
         keep_text = self._settings.record_review_text
         for scored in batch:
-            vocabulary = self._vocabulary(scored.scorer)
-            predictions = []
-            for item, (text, prediction) in enumerate(
-                zip(scored.texts, scored.predictions, strict=True)
-            ):
-                digest = input_sha256(text)
-                tokens, unknown = vocabulary.count(text)
-                review = storable(text) if keep_text else None
-                entry = {"input_sha256": digest, "input_length": len(text),
-                         "score": prediction.positive, "label": prediction.label,
-                         "tokens": tokens, "unknown_tokens": unknown}  # fmt: skip
-                if review is not None:
-                    entry["review"] = review
-                predictions.append(entry)
-                rows.append(PredictionRow(
-                    scored.key_id or "", scored.request_id, item, scored.at,
-                    scored.scorer.version, scored.answered_by,
-                    scored.scorer.class_of(prediction.label), prediction.positive, len(text),
-                    tokens, unknown, digest, review,
-                ))  # fmt: skip
-            event = {
-                "time": datetime.fromtimestamp(scored.at, UTC).isoformat(timespec="milliseconds"),
-                "request_id": scored.request_id,
-                "environment": self._environment,
-                "image": self._image,
-                "key_id": scored.key_id,
-                "model": {
-                    "version": scored.scorer.version,
-                    "sha256": scored.scorer.metadata.sha256,
-                },
-                "answered_by": scored.answered_by,
-                "latency_ms": round(scored.seconds * 1000, 3),
-                "predictions": predictions,
-            }
-            lines.append(json.dumps(event, separators=(",", ":")))  # ASCII: any text is safe
+            model = self._model(scored.scorer)
+            count = model.vocabulary.count
+            entries = []
+            for text, prediction in zip(scored.texts, scored.predictions, strict=True):
+                entry = ITEM % (input_sha256(text), len(text), prediction.positive.__repr__(),
+                                prediction.label, *count(text))  # fmt: skip
+                if keep_text:
+                    entry = f'{entry[:-1]},"review":{json.dumps(storable(text))}}}'
+                entries.append(entry)
+            # The store keeps the same array: the predictions are encoded once.
+            items = f"[{','.join(entries)}]"
+            lines.append(
+                f'{{"time":"{self._time(scored.at)}","request_id":{_string(scored.request_id)},'
+                f'{self._where},"key_id":{_string(scored.key_id)},{model.head},'
+                f'"answered_by":{_string(scored.answered_by)},'
+                f'"latency_ms":{round(scored.seconds * 1000, 3)!r},"predictions":{items}}}'
+            )
+            rows.append((scored.key_id or "", scored.request_id, scored.at, scored.scorer.version,
+                         scored.answered_by, len(entries), items))  # fmt: skip
+            reviews += len(entries)
         audit.append(("\n".join(lines) + "\n").encode("ascii"))
-        store.add_predictions(rows)
-        self._count_recorded(len(rows))
+        store.add_requests(rows)
+        self._count_recorded(reviews)
 
-    def _vocabulary(self, scorer: Scorer):
-        vocabulary = self._vocabularies.get(scorer.version)
-        if vocabulary is None:
-            vocabulary = self._vocabularies[scorer.version] = scorer.vocabulary()
-        return vocabulary
+    def _time(self, at: float) -> str:
+        """ISO 8601 with milliseconds, UTC; the seconds part made once per second."""
+        second = int(at)
+        if second != self._second:
+            self._second = second
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._second_text}.{int((at - second) * 1000):03d}+00:00"
+
+    def _model(self, scorer: Scorer) -> "ModelFacts":
+        facts = self._models.get(scorer.version)
+        if facts is None:
+            head = json.dumps({"version": scorer.version, "sha256": scorer.metadata.sha256},
+                              separators=(",", ":"))  # fmt: skip
+            facts = ModelFacts(scorer.vocabulary(), f'"model":{head}')
+            self._models[scorer.version] = facts
+        return facts
+
+
+@dataclass(frozen=True)
+class ModelFacts:
+    """What the writer needs of a model, made once per model version."""
+
+    vocabulary: Vocabulary
+    head: str  # "model":{...} as JSON
+
+
+# Request ids, key ids and roles are of this shape (request_log.VALID_REQUEST_ID, key ids,
+# "champion"): quoted as they are, with nothing to escape. Anything else goes to json.
+PLAIN = re.compile(r"[A-Za-z0-9._:-]*").fullmatch
+
+
+def _string(value: str | None) -> str:
+    if value is None:
+        return "null"
+    return f'"{value}"' if PLAIN(value) else json.dumps(value)
+
+
+# One review in an audit event; every field is a number, a hex digest or a label name.
+ITEM = ('{"input_sha256":"%s","input_length":%d,"score":%s,"label":"%s","tokens":%d,'
+        '"unknown_tokens":%d}')  # fmt: skip
