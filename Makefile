@@ -4,6 +4,8 @@
 #   make train DATA_DIR=...  train from a local copy of the UCI files (else SENTIMENT_DATA_DIR,
 #                            else the UCI zip is downloaded)
 #   make publish-model       push the current model to the registry, pin it as the champion
+#   make retrain             a challenger on data + feedback; pinned only if not worse
+#   make drift ENV=prod      ENV's drift report from its audit log
 #   make build               build the champion's image once, push it, record its digest
 #   make deploy ENV=test     run that digest as ENV's container (IMAGE=sha256:... for another)
 #   make pipeline            dev gate -> build -> each environment of config/promotion.yaml
@@ -44,7 +46,7 @@ flag = $(if $(value $(2)),$(1) $(call quoted,$(2)))
 unexport ENV IMAGE MODEL TO UNTIL RELEASE DATA_DIR BASE_IMAGE
 
 .PHONY: help setup train model run serve test unit integration container lint format config \
-	alerts drift models champion model-push model-pull publish-model lock clean build deploy undeploy status render base-image install-podman \
+	alerts drift retrain models champion model-push model-pull publish-model lock clean build deploy undeploy status render base-image install-podman \
 	smoke keys api-keys gate promote rollback history evidence pipeline state-pull state-push act workflows policy
 
 help: ## List the targets
@@ -100,6 +102,9 @@ config: setup ## Print the effective config of ENV
 models: setup ## List this machine's model versions and the model repository's
 	$(BIN)/sentiment models list --env $(call quoted,ENV)
 	$(BIN)/sentiment models list --remote
+
+retrain: setup ## A challenger on data + feedback; pushed and pinned if not worse than the champion
+	$(BIN)/sentiment retrain --publish $(call flag,--data-dir,DATA_DIR)
 
 champion: setup ## The pinned champion as current model (trained while none is pinned)
 	$(BIN)/sentiment models champion $(call flag,--data-dir,DATA_DIR)

@@ -185,4 +185,27 @@ def serve(environment) -> None:
     exec_service(environment)
 
 
-COMMANDS = (train, config, models, serve)
+@click.command()
+@data_dir_option
+@click.option("--publish", is_flag=True, help="Push an accepted challenger and pin it.")
+@reports_errors
+def retrain(data_dir, publish) -> None:
+    """Train a challenger on the data and the feedback; compare it with the champion on
+    the held-out split, the UAT's golden reviews and the newest feedback; keep it only if
+    it is not worse beyond the configured tolerance."""
+    from training.challenger import markdown
+
+    retrained = workspace(data_dir).retrain(publish)
+    click.echo(markdown(retrained.comparison), nl=False)
+    for path in retrained.reports:
+        click.echo(f"  {path}")
+    comparison = retrained.comparison
+    if not comparison.accepted:
+        click.echo(f"challenger {comparison.challenger} REFUSED: the champion stays", err=True)
+        return
+    click.echo(f"challenger {comparison.challenger} accepted: this machine's current model")
+    if retrained.stored is not None:
+        click.echo(f"pushed {retrained.stored.digest} and pinned it: commit config/champion.yaml")
+
+
+COMMANDS = (train, config, models, serve, retrain)

@@ -4,7 +4,9 @@ evidence and ledgers, the gate runner, the promoter and the pipeline. The CLI as
 for what a command needs; each piece is made on first use, once."""
 
 import os
+import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,7 +31,7 @@ from gates.evidence_store import EvidenceStore
 from gates.runner import GateRunner
 from gates.subject import image_subject
 from gates.trust import Keyring, load_trust_settings
-from model import BundleMetadata, ModelRegistry
+from model import BundleMetadata, ModelRegistry, Scorer
 from promotion.ledger import Ledger
 from promotion.pipeline import Pipeline, PipelineReport
 from promotion.policy import Policy, load_policy
@@ -43,14 +45,24 @@ from support.project import Project
 from support.provenance import run_description
 from training.config import TrainingConfig, load_training_config
 from training.data_source import data_dir_for
-from training.publish import set_current
+from training.publish import copy_bundle, set_current
 
 if TYPE_CHECKING:
+    from training.challenger import Comparison
     from training.train import TrainingResult
 
 
 # Under the state directory: each environment's audit log and outcome store here.
 MONITORING_DIR = "monitoring"
+# The UAT's golden reviews: one of the sets a challenger is compared with the champion on.
+UAT_EXPECTATIONS = Path("tests") / "uat" / "expectations.yaml"
+
+
+@dataclass(frozen=True)
+class Retrained:
+    comparison: "Comparison"
+    reports: list[Path]
+    stored: StoredModel | None  # pushed (and pinned), when accepted and published
 
 
 class Workspace:
@@ -250,6 +262,52 @@ class Workspace:
             failures = "; ".join(str(failure) for failure in result.gate_failures)
             raise ReleaseError(f"the model failed its quality gate: {failures}")
         return self.model_registry().metadata(), None
+
+    def retrain(self, publish: bool = False) -> "Retrained":
+        """A challenger trained on the base data and the older feedback, compared with the
+        pinned champion (training.challenger); accepted, it becomes this machine's current
+        model, and with `publish` it is pushed and pinned. The report's files are listed."""
+        from training.challenger import compare, evaluation_sets, split_feedback, write_report
+        from training.train import train
+
+        config = self.training
+        data_dir = data_dir_for(config, self.data_dir_override)
+        registry = self.model_registry()
+        pin = self.champion
+        champion = None
+        if pin.digest is not None:
+            champion = Scorer(registry.load(self.pull_model(pin.digest).version))
+        older, recent = split_feedback(config.dataset.feedback_files,
+                                       config.challenger.recent_feedback)  # fmt: skip
+        with tempfile.TemporaryDirectory(prefix="retrain-") as scratch:
+            feedback_files = []
+            if older:  # the newest rows stay out: the comparison's feedback set
+                feedback_files = [Path(scratch, "feedback-train.txt")]
+                feedback_files[0].write_text("".join(f"{text}\t{label}\n" for text, label in older),
+                                             encoding="utf-8")  # fmt: skip
+            dataset = config.dataset.model_copy(update={"feedback_files": feedback_files})
+            scratch_registry = ModelRegistry(Path(scratch, "models"))
+            result = train(config.model_copy(update={"dataset": dataset}), data_dir,
+                           scratch_registry, self.git.revision())  # fmt: skip
+            if result.published is None:
+                failures = "; ".join(str(failure) for failure in result.gate_failures)
+                raise ReleaseError(f"the challenger failed its quality gate: {failures}")
+            version = result.published.version
+            challenger = Scorer(scratch_registry.load(version))
+            sets = evaluation_sets(
+                data_dir, config.dataset.sources, config.training.test_size,
+                config.training.seed, self.project.root / UAT_EXPECTATIONS, recent,
+            )  # fmt: skip
+            comparison = compare(champion, challenger, sets, config.challenger.tolerance)
+            reports = write_report(comparison, self.delivery.state_dir / "reports" / "retrain")
+            stored = None
+            if comparison.accepted:
+                copy_bundle(scratch_registry, version, registry)
+                set_current(registry, version)
+                if publish:
+                    stored = self.push_model(version)
+                    self.pin_model(stored.digest)
+        return Retrained(comparison, reports, stored)
 
     def build(self) -> BuildRecord:
         """The image of the champion where one is pinned, else of the current model."""

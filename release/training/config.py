@@ -63,6 +63,13 @@ class TrainingSettings(Section):
     quality_gate: QualityGateSettings
 
 
+class ChallengerSettings(Section):
+    # Refused when any metric on any comparison set is below the champion's by more.
+    tolerance: float = Field(ge=0, le=1)
+    # The newest feedback rows kept out of the challenger's training, to compare on.
+    recent_feedback: int = Field(ge=0)
+
+
 class TrainingConfig(YamlSettings):
     model_config = SettingsConfigDict(
         env_prefix="SENTIMENT_", env_nested_delimiter="__", extra="forbid", frozen=True
@@ -72,6 +79,7 @@ class TrainingConfig(YamlSettings):
     data_dir: Path | None = None
     dataset: DatasetSettings
     training: TrainingSettings
+    challenger: ChallengerSettings
 
 
 def load_training_config(config_dir: Path) -> TrainingConfig:

@@ -100,6 +100,17 @@ def add_bundle(registry: ModelRegistry, document: bytes, files: dict[str, bytes]
     return metadata
 
 
+def copy_bundle(source: ModelRegistry, version: str, target: ModelRegistry) -> BundleMetadata:
+    """Adds `version` of one registry to another, verified (as a pull would)."""
+    bundle_dir = source.path_of(version)
+    metadata, model_bytes = read_verified_bytes(bundle_dir)
+    files = {metadata.model_file: model_bytes}
+    compiled = read_verified_compiled(bundle_dir, metadata)
+    if metadata.compiled is not None and compiled is not None:
+        files[metadata.compiled.file] = compiled
+    return add_bundle(target, (bundle_dir / METADATA_FILE).read_bytes(), files)
+
+
 def set_current(registry: ModelRegistry, version: str) -> None:
     registry.metadata(version)  # only a real version can become current
     atomic_write(registry.current_file, f"{version}\n".encode())

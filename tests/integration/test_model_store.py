@@ -2,6 +2,7 @@
 models` commands a person and CI run: push by digest (again: the same digest), list with
 metrics and the pin, pin, pull into a machine that lacks the model, and clear refusals."""
 
+import json
 import shutil
 import subprocess
 import time
@@ -17,6 +18,7 @@ from delivery.champion import read_pin
 from delivery.model_store import ModelStore, ModelStoreError
 from delivery.registry_server import BINARIES, LocalRegistry
 from model import BundleMetadata, ModelRegistry
+from tests.conftest import FIXTURE_DATA, LENIENT_GATE, env_name, train_fixture_model
 from tests.integration.test_registry_server import free_address
 from training.publish import add_bundle, set_current
 
@@ -154,3 +156,42 @@ def test_a_registry_that_does_not_answer_fails_at_once(tmp_path):
     with pytest.raises(ModelStoreError, match="does not answer"):
         store.list()
     assert time.monotonic() - started < 10  # the ORAS client alone retries for minutes
+
+
+def test_retrain_publishes_a_better_challenger_and_refuses_a_worse_one(registry, tmp_path):
+    """`sentiment retrain --publish` against a pinned champion: a challenger better on the
+    comparison sets is pushed and pinned; a worse one is refused and the pin stays."""
+    models_dir = tmp_path / "models"
+    lenient = {env_name(key): str(value) for key, value in LENIENT_GATE.items()}
+    env = {
+        "DELIVERY_REGISTRY__ADDRESS": registry,
+        "DELIVERY_STATE_DIR": str(tmp_path / "state"),
+        "SENTIMENT_MODEL__REGISTRY_DIR": str(models_dir),
+        "SENTIMENT_CHAMPION_FILE": str(tmp_path / "champion.yaml"),
+        "SENTIMENT_DATA_DIR": str(FIXTURE_DATA),
+        **lenient,
+    }
+    hobbled = {"SENTIMENT_TRAINING__CLASSIFIER__C": "0.0001"}  # scores everything about 0.5
+    assert train_fixture_model(models_dir, **{"training.classifier.C": 0.0001}).published
+    assert CliRunner().invoke(cli, ["models", "push", "--pin"], env=env).exit_code == 0
+    weak = read_pin(tmp_path / "champion.yaml")
+
+    better = CliRunner().invoke(cli, ["retrain", "--publish"], env=env)
+    assert better.exit_code == 0, better.output
+    assert "ACCEPTED" in better.stdout
+    pinned = read_pin(tmp_path / "champion.yaml")
+    assert pinned.digest != weak.digest
+    assert ModelRegistry(models_dir).current_version() == pinned.version
+    report = json.loads(next((tmp_path / "state" / "reports" / "retrain").glob(
+        f"{pinned.version}.json")).read_text())  # fmt: skip
+    assert report["accepted"] is True
+    assert report["champion"] == weak.version
+    held_out = report["results"]["held_out"]
+    assert held_out["challenger"]["roc_auc"] > held_out["champion"]["roc_auc"]
+
+    worse = CliRunner().invoke(cli, ["retrain", "--publish"], env={**env, **hobbled})
+    assert worse.exit_code == 0, worse.output
+    assert "REFUSED" in worse.stdout
+    assert "against the champion's" in worse.stdout
+    assert read_pin(tmp_path / "champion.yaml") == pinned  # the champion stays
+    assert ModelRegistry(models_dir).current_version() == pinned.version

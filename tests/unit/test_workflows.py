@@ -226,6 +226,9 @@ def test_permissions_are_least_privilege():
                 assert (name, job_id) in {("ci.yml", "pull-request"), ("release.yml", "tag")}
             elif writes == {"packages", "id-token", "attestations"}:
                 assert (name, job_id) == ("ci.yml", "dev"), "only main's build attests"
+            elif writes == {"contents", "pull-requests", "packages"}:
+                # Pushes an accepted challenger and opens the pull request that pins it.
+                assert (name, job_id) == ("retrain.yml", "publish")
             else:
                 assert not writes, f"{name}/{job_id} writes {writes}"
 
@@ -265,6 +268,8 @@ def test_no_checkout_keeps_a_token_and_only_the_state_steps_get_one():
         "docker login ghcr.io",  # a packages token, for docker (held as the next tests say)
         # The same token for one step that pulls the pinned model (no test runs in it).
         "The pinned champion, pulled by digest (trained only while none is pinned)",
+        # Reads the champion; the job may read packages only.
+        "Train, compare, keep the challenger only if it is not worse",
         "The image was built by this repository's CI (its build provenance)",  # gh, reading
     }
     given = [
@@ -274,6 +279,10 @@ def test_no_checkout_keeps_a_token_and_only_the_state_steps_get_one():
     ]
     assert given
     for step in given:
+        if step.get("name") == "Open a pull request that moves the pin":
+            # Its git push goes through with-git-token.sh too, after the registry logout.
+            assert step["run"] == 'bash scripts/open-pin-pull-request.sh "$VERSION"'
+            continue
         assert step["run"].startswith("bash scripts/with-git-token.sh make state-"), step
 
 
@@ -414,6 +423,7 @@ def test_a_registry_write_token_is_held_only_around_a_push_or_a_tag():
         "ci.yml/dev",
         "ci.yml/pull-request",
         "release.yml/tag",
+        "retrain.yml/publish",
     }
     for where, job in writers:
         steps = job["steps"]
@@ -424,7 +434,8 @@ def test_a_registry_write_token_is_held_only_around_a_push_or_a_tag():
         assert login < logout, where
         assert steps[logout]["if"] == "${{ always() && !env.ACT }}", where
         held = steps[login:logout]
-        assert any(re.search(r"make (build|tag-release)\b", s.get("run", "")) for s in held)
+        pushes = r"make (build|tag-release)\b|sentiment models push\b"
+        assert any(re.search(pushes, s.get("run", "")) for s in held)
         for step in held:
             assert not TESTS.search(step.get("run", "")), f"{where}: {step.get('name')}"
 
@@ -524,3 +535,28 @@ def test_the_outcome_job_shows_a_commit_a_newer_one_overtook_as_superseded(tmp_p
     )
     assert load("ci.yml")["jobs"]["outcome"]["needs"] == ["dev", "deploy-dev", *promotion_chain(
         load("ci.yml"))]  # fmt: skip
+
+
+@pytest.mark.parametrize("version", ["", "latest", "20261128T000000Z-abcdef12; rm -rf /"])
+def test_the_pin_pull_request_takes_only_a_model_version(tmp_path, version):
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "open-pin-pull-request.sh"), version],
+                          cwd=tmp_path, capture_output=True, text=True, check=False)  # fmt: skip
+    assert done.returncode == 1
+    assert "not a model version" in done.stderr
+
+
+def test_the_pin_pull_request_needs_a_moved_pin(tmp_path):
+    git = lambda *args: subprocess.run(["git", "-C", str(tmp_path), *args],  # noqa: E731
+                                       capture_output=True, text=True, check=True)  # fmt: skip
+    git("init", "-q")
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "champion.yaml").write_text("digest: null\nversion: null\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "open-pin-pull-request.sh"), "20261128T000000Z-abcdef12"],
+        cwd=tmp_path, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "unchanged: nothing to propose" in done.stderr
+    assert git("branch", "--show-current").stdout.strip() in ("master", "main")
