@@ -5,6 +5,7 @@ Layout:
     <root>/versions/<version>/scorer.json      the compiled scorer, where the model has one
     <root>/versions/<version>/metadata.json
     <root>/CURRENT                      the current version id
+    <root>/CHALLENGER                   a challenger's version id, where there is one
 This module reads it; the release tooling's training writes it (staged, then renamed
 into place, so an interrupted publish leaves no directory that looks like a version).
 """
@@ -29,10 +30,19 @@ class ModelRegistry:
         self.root = root
         self.versions_dir = root / "versions"
         self.current_file = root / "CURRENT"
+        self.challenger_file = root / "CHALLENGER"
 
     def current_version(self) -> str | None:
         try:
             version = self.current_file.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        return version or None
+
+    def challenger_version(self) -> str | None:
+        """The challenger soft-launched beside the current model (an image may carry one)."""
+        try:
+            version = self.challenger_file.read_text(encoding="utf-8").strip()
         except FileNotFoundError:
             return None
         return version or None

@@ -12,6 +12,7 @@ from service.errors import NotReady
 from service.lifecycle import draining
 from service.openapi import build_spec
 from service.recorder import Scored
+from service.soft_launch import ANSWERED_BY_HEADER
 from service.state import get_state
 from service.validation import check_batch, check_review, parse, read_json
 
@@ -25,12 +26,29 @@ def _log_reviews(texts: list[str]) -> None:
         logger.debug("reviews scored", extra={"reviews": texts})
 
 
-def _record(texts: list[str], predictions: list[Prediction], scorer: Scorer) -> None:
+def _answering(state, champion: Scorer) -> tuple[Scorer, str]:
+    """The model that answers this request (soft launch: the challenger for a canary's
+    share of the clients), and its role; as the fast path chooses."""
+    challenger = state.soft_launch.answering(g.get("key_id"), g.request_id)
+    return (challenger, "challenger") if challenger else (champion, "champion")
+
+
+def _answered(response: Response, answered_by: str) -> Response:
+    if get_state().soft_launch.says_who_answered:
+        response.headers[ANSWERED_BY_HEADER] = answered_by
+    return response
+
+
+def _record(
+    texts: list[str], predictions: list[Prediction], scorer: Scorer, answered_by: str
+) -> None:
     """Hands the answered request to the monitoring recorder (as the fast path does)."""
+    state = get_state()
     seconds = time.perf_counter() - g.started
-    get_state().recorder.record(
-        Scored(time.time(), g.request_id, g.get("key_id"), texts, predictions, seconds, scorer)
-    )
+    state.recorder.record(Scored(
+        time.time(), g.request_id, g.get("key_id"), texts, predictions, seconds, scorer,
+        answered_by, state.soft_launch.shadowing(g.request_id),
+    ))  # fmt: skip
 
 
 # strict_slashes=False: /predict answers too, without a redirect curl would not follow.
@@ -42,11 +60,12 @@ def predict_one() -> Response:
     limits = state.settings.service
     body = parse(schemas.PredictRequest, read_json(request, limits.max_body_bytes))
     check_review(body.review, "review", limits.max_review_chars)
-    predictions = scorer.predict([body.review])
+    answering, answered_by = _answering(state, scorer)
+    predictions = answering.predict([body.review])
     state.metrics.count_predictions(predictions)
     _log_reviews([body.review])
-    _record([body.review], predictions, scorer)
-    return jsonify(single_answer(predictions[0], scorer.version))
+    _record([body.review], predictions, answering, answered_by)
+    return _answered(jsonify(single_answer(predictions[0], answering.version)), answered_by)
 
 
 @api.post("/v1/predict")
@@ -56,11 +75,13 @@ def predict_batch() -> Response:
     limits = state.settings.service
     body = parse(schemas.BatchPredictRequest, read_json(request, limits.max_body_bytes))
     check_batch(body.reviews, limits.max_batch_size, limits.max_review_chars)
-    predictions = scorer.predict(body.reviews)
+    answering, answered_by = _answering(state, scorer)
+    predictions = answering.predict(body.reviews)
     state.metrics.count_predictions(predictions)
     _log_reviews(body.reviews)
-    _record(body.reviews, predictions, scorer)
-    return jsonify(batch_answer(predictions, scorer.version, g.request_id))
+    _record(body.reviews, predictions, answering, answered_by)
+    answer = batch_answer(predictions, answering.version, g.request_id)
+    return _answered(jsonify(answer), answered_by)
 
 
 # The answers' shapes are schemas.PredictResponse and BatchPredictResponse (the OpenAPI

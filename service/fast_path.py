@@ -23,6 +23,7 @@ from service.auth import presented_key
 from service.errors import APIError
 from service.recorder import Scored
 from service.request_log import REQUEST_ID_HEADER, record_request, request_id_for
+from service.soft_launch import ANSWERED_BY_HEADER
 from service.state import ServiceState
 from service.validation import check_batch, check_review, reject_constant
 
@@ -72,10 +73,12 @@ class FastPath:
         if answered is None:
             environ["wsgi.input"] = io.BytesIO(raw)
             return self.flask(environ, start_response)
-        body, request_id = answered
+        body, request_id, answered_by = answered
         start_response("200 OK", [
             ("Content-Type", "application/json"), ("Content-Length", str(len(body))),
             (REQUEST_ID_HEADER, request_id), *self._headers,
+            *([(ANSWERED_BY_HEADER, answered_by)]
+              if self._state.soft_launch.says_who_answered else []),
         ])  # fmt: skip
         return [body]
 
@@ -117,17 +120,21 @@ class FastPath:
         started: float,
         scorer: Scorer,
         key_id: str | None,
-    ) -> tuple[bytes, str] | None:
-        """The JSON answer and the request id, or None: Flask is to answer."""
+    ) -> tuple[bytes, str, str] | None:
+        """The JSON answer, the request id and which model answered, or None: Flask is to
+        answer."""
         texts = self._texts(route, raw)
         if texts is None:
             return None
         request_id = request_id_for(environ.get("HTTP_X_REQUEST_ID"))
-        predictions = scorer.predict(texts)
+        launch = self._state.soft_launch
+        challenger = launch.answering(key_id, request_id)
+        answering = challenger or scorer
+        predictions = answering.predict(texts)
         if route == SINGLE:
-            document = api.single_answer(predictions[0], scorer.version)
+            document = api.single_answer(predictions[0], answering.version)
         else:
-            document = api.batch_answer(predictions, scorer.version, request_id)
+            document = api.batch_answer(predictions, answering.version, request_id)
         # As Flask's JSON provider writes it: sorted keys, compact, a final newline.
         body = (json.dumps(document, sort_keys=True, separators=(",", ":")) + "\n").encode()
         metrics = self._state.metrics
@@ -137,11 +144,13 @@ class FastPath:
         if self._log_texts:
             logger.debug("reviews scored", extra={"reviews": texts, "request_id": request_id})
         seconds = time.perf_counter() - started
-        self._state.recorder.record(
-            Scored(time.time(), request_id, key_id, texts, predictions, seconds, scorer)
-        )
+        answered_by = "challenger" if challenger else "champion"
+        self._state.recorder.record(Scored(
+            time.time(), request_id, key_id, texts, predictions, seconds, answering,
+            answered_by, launch.shadowing(request_id),
+        ))  # fmt: skip
         record_request(metrics, request_id, route, "POST", 200, seconds, key_id)
-        return body, request_id
+        return body, request_id, answered_by
 
     def _texts(self, route: str, raw: bytes) -> list[str] | None:
         """The reviews, when the Flask path would accept the body as they are; else None."""

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -34,6 +34,9 @@ from prometheus_client.registry import Collector
 
 from model import Scorer
 from model.scoring import Prediction
+
+if TYPE_CHECKING:
+    from service.soft_launch import SoftLaunch
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 DROP_REASONS = ("queue_full", "write_failed")
@@ -97,8 +100,11 @@ def archive_dead_worker(directory: Path, pid: int) -> None:
 class ModelCollector(Collector):
     """Which model this process serves, read at scrape time (no per-worker files needed)."""
 
-    def __init__(self, current_scorer: Callable[[], Scorer | None]):
+    def __init__(
+        self, current_scorer: Callable[[], Scorer | None], soft_launch: "SoftLaunch | None" = None
+    ):
         self._current_scorer = current_scorer
+        self._soft_launch = soft_launch
 
     def collect(self) -> Iterator[Metric]:
         scorer = self._current_scorer()
@@ -117,11 +123,24 @@ class ModelCollector(Collector):
                 )
                 held_out.add_metric([], float(accuracy))
                 yield held_out
+        launch = self._soft_launch
+        if launch is not None:
+            loaded = GaugeMetricFamily("sentiment_challenger_loaded",
+                                       "1 when a challenger runs beside the champion")  # fmt: skip
+            loaded.add_metric([], 1.0 if launch.challenger else 0.0)
+            yield loaded
+            if launch.challenger is not None:
+                info = InfoMetricFamily("sentiment_challenger", "The soft-launched challenger")
+                info.add_metric([], {"version": launch.challenger.version, "mode": launch.mode})
+                yield info
 
 
 class Metrics:
     def __init__(
-        self, current_scorer: Callable[[], Scorer | None], scrape_time: Iterable[Collector] = ()
+        self,
+        current_scorer: Callable[[], Scorer | None],
+        scrape_time: Iterable[Collector] = (),
+        soft_launch: "SoftLaunch | None" = None,
     ):
         self._multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         own = None if self._multiprocess else CollectorRegistry()
@@ -164,7 +183,15 @@ class Metrics:
         )  # fmt: skip
         # (route, method, status) -> its counter and histogram: few keys, labels bounded.
         self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-        self._scrape_time = [ModelCollector(current_scorer), *scrape_time]
+        self.shadow_reviews = Counter(
+            "sentiment_shadow_reviews", "Reviews the challenger also scored in the shadows",
+            registry=own,
+        )  # fmt: skip
+        self.shadow_agreements = Counter(
+            "sentiment_shadow_agreements",
+            "Shadowed reviews the challenger labelled as the champion did", registry=own,
+        )  # fmt: skip
+        self._scrape_time = [ModelCollector(current_scorer, soft_launch), *scrape_time]
         if own is not None:
             for collector in self._scrape_time:
                 own.register(collector)
@@ -197,6 +224,10 @@ class Metrics:
 
     def count_dropped(self, reason: str, reviews: int) -> None:
         self.dropped.labels(reason).inc(reviews)
+
+    def count_shadow(self, reviews: int, agreements: int) -> None:
+        self.shadow_reviews.inc(reviews)
+        self.shadow_agreements.inc(agreements)
 
     def count_feedback(self, correct: bool) -> None:
         self.feedback.labels("correct" if correct else "wrong").inc()

@@ -42,15 +42,18 @@ class Scored:
     seconds: float
     scorer: Scorer
     answered_by: str = "champion"
+    # The challenger, when it is to score this request in the shadows too.
+    shadow: Scorer | None = None
 
 
 class Recorder:
-    def __init__(self, settings: Settings, count_dropped, count_recorded):
+    def __init__(self, settings: Settings, count_dropped, count_recorded, count_shadow):
         monitoring = settings.monitoring
         self.enabled = monitoring.enabled
         self._settings = monitoring
         self._count_dropped = count_dropped
         self._count_recorded = count_recorded
+        self._count_shadow = count_shadow
         self._pid: int | None = None
         self._queue: queue.Queue[Scored] = queue.Queue()
         self._models: dict[str, ModelFacts] = {}
@@ -136,11 +139,12 @@ class Recorder:
                 entries.append(entry)
             # The store keeps the same array: the predictions are encoded once.
             items = f"[{','.join(entries)}]"
+            shadow = self._shadow(scored) if scored.shadow is not None else ""
             lines.append(
                 f'{{"time":"{self._time(scored.at)}","request_id":{_string(scored.request_id)},'
                 f'{self._where},"key_id":{_string(scored.key_id)},{model.head},'
                 f'"answered_by":{_string(scored.answered_by)},'
-                f'"latency_ms":{round(scored.seconds * 1000, 3)!r},"predictions":{items}}}'
+                f'"latency_ms":{round(scored.seconds * 1000, 3)!r},"predictions":{items}{shadow}}}'
             )
             rows.append((scored.key_id or "", scored.request_id, scored.at, scored.scorer.version,
                          scored.answered_by, len(entries), items))  # fmt: skip
@@ -148,6 +152,17 @@ class Recorder:
         audit.append(("\n".join(lines) + "\n").encode("ascii"))
         store.add_requests(rows)
         self._count_recorded(reviews)
+
+    def _shadow(self, scored: Scored) -> str:
+        """The challenger's scores of a shadowed request, and where it agrees (the labels),
+        as the event's "shadow" field; counted in sentiment_shadow_*_total."""
+        challenger = scored.shadow
+        theirs = challenger.predict(scored.texts)
+        agree = [a.label == b.label for a, b in zip(scored.predictions, theirs, strict=True)]
+        self._count_shadow(len(agree), sum(agree))
+        document = {"version": challenger.version, "sha256": challenger.metadata.sha256,
+                    "scores": [p.positive for p in theirs], "agree": agree}  # fmt: skip
+        return f',"shadow":{json.dumps(document, separators=(",", ":"))}'
 
     def _time(self, at: float) -> str:
         """ISO 8601 with milliseconds, UTC; the seconds part made once per second."""

@@ -12,6 +12,7 @@ from service.metrics import Metrics
 from service.monitoring import MonitoringCollector
 from service.recorder import Recorder
 from service.settings import Settings
+from service.soft_launch import SoftLaunch
 
 EXTENSION = "sentiment"
 logger = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ class ServiceState:
     metrics: Metrics
     package_version: str
     recorder: Recorder
+    soft_launch: SoftLaunch
 
     def ready_scorer(self) -> Scorer:
         if self.scorer is None:
@@ -68,6 +70,27 @@ def load_scorer(settings: Settings) -> tuple[Scorer | None, str | None]:
     return scorer, None
 
 
+def load_challenger(settings: Settings) -> Scorer | None:
+    """The challenger the image carries, where config soft-launches one. One that cannot be
+    used is logged and left out (sentiment_challenger_loaded 0): the champion serves."""
+    if settings.model.challenger.mode == "off":
+        return None
+    registry = ModelRegistry(settings.model.registry_dir)
+    version = registry.challenger_version()
+    if version is None:
+        logger.warning("model.challenger.mode is %s, but no challenger is in %s",
+                       settings.model.challenger.mode, registry.root)  # fmt: skip
+        return None
+    try:
+        challenger = Scorer(registry.load(version, settings.model.scorer))
+    except (BundleError, ValueError, KeyError) as error:
+        logger.error("challenger %s not loaded; the champion serves alone: %s", version, error)
+        return None
+    logger.info("challenger loaded", extra={"model_version": version,
+                                            "mode": settings.model.challenger.mode})  # fmt: skip
+    return challenger
+
+
 def package_version() -> str:
     try:
         return metadata.version("sentiment-service")
@@ -79,15 +102,19 @@ def init_state(app: Flask, settings: Settings, scorer: Scorer | None, not_ready_
     def current_scorer() -> Scorer | None:
         return state.scorer
 
-    metrics = Metrics(current_scorer, [MonitoringCollector(settings.monitoring, current_scorer)])
+    soft_launch = SoftLaunch(settings.model.challenger, load_challenger(settings))
+    metrics = Metrics(current_scorer, [MonitoringCollector(settings.monitoring, current_scorer)],
+                      soft_launch)  # fmt: skip
     state = ServiceState(
         settings=settings,
         scorer=scorer,
         not_ready_reason=not_ready_reason,
         metrics=metrics,
         package_version=package_version(),
-        recorder=Recorder(settings, metrics.count_dropped, metrics.count_recorded),
-    )
+        recorder=Recorder(settings, metrics.count_dropped, metrics.count_recorded,
+                          metrics.count_shadow),
+        soft_launch=soft_launch,
+    )  # fmt: skip
     app.extensions[EXTENSION] = state
     return state
 

@@ -140,10 +140,22 @@ def pull(digest, make_current) -> None:
 
 @models.command()
 @click.argument("digest")
+@click.option("--challenger", is_flag=True,
+              help="Pin it as the challenger images carry beside the champion ('none': no "
+              "challenger).")  # fmt: skip
 @reports_errors
-def pin(digest) -> None:
-    """Pin a model of the repository as the champion that images are built with."""
-    _pin(workspace(), digest)
+def pin(digest, challenger) -> None:
+    """Pin a model of the repository as the champion that images are built with (or, with
+    --challenger, as the one soft-launched beside it)."""
+    space = workspace()
+    if not challenger:
+        _pin(space, digest)
+        return
+    pinned = space.pin_challenger(None if digest == "none" else digest)
+    beside = pinned.challenger
+    what = f"challenger {beside.version} ({beside.digest})" if beside else "no challenger"
+    click.echo(f"pinned {what} beside champion {pinned.version} in "
+               f"{space.project.champion_file}: commit it")  # fmt: skip
 
 
 @models.command()

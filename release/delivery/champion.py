@@ -22,17 +22,31 @@ HEADER = """\
 """
 
 
+class PinnedModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    digest: str = Field(pattern=DIGEST)
+    version: str
+
+
 class ChampionPin(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     digest: str | None = Field(default=None, pattern=DIGEST)
     # For people reading the pin; the digest decides, and a pull checks the two agree.
     version: str | None = None
+    # A model the image carries beside the champion, for a soft launch (shadow or canary,
+    # as each environment's config/service file says).
+    challenger: PinnedModel | None = None
 
     @model_validator(mode="after")
     def _both_or_neither(self) -> "ChampionPin":
         if (self.digest is None) != (self.version is None):
             raise ValueError("digest and version are set together, or both null")
+        if self.challenger is not None and self.digest is None:
+            raise ValueError("a challenger is soft-launched beside a champion: pin one first")
+        if self.challenger is not None and self.challenger.digest == self.digest:
+            raise ValueError("the challenger is the champion")
         return self
 
 
@@ -57,5 +71,8 @@ def write_pin(path: Path, pin: ChampionPin) -> None:
     except FileNotFoundError:
         existing = ""
     comment = re.match(r"(?:#[^\n]*\n)+", existing)
-    body = yaml.safe_dump(pin.model_dump(), sort_keys=False)
+    document = pin.model_dump()
+    if document["challenger"] is None:  # the usual case: no soft launch, no key
+        del document["challenger"]
+    body = yaml.safe_dump(document, sort_keys=False)
     atomic_write(path, ((comment[0] if comment else HEADER) + body).encode())

@@ -70,9 +70,11 @@ def assemble_context(
     wheelhouse: Path,
     lock: Path,
     environments: Iterable[str],
+    challenger: str | None = None,
 ) -> tuple[Path, ModelRef]:
     """The build context: Dockerfile, wheels/ (`lock`, as runtime.lock), config/, models/
-    (the bundle `version`). Nothing else."""
+    (the bundle `version`, and the `challenger` beside it where there is one). Nothing
+    else."""
     context = delivery.state_dir / "context"
     shutil.rmtree(context, ignore_errors=True)
     wheels = context / "wheels"
@@ -86,7 +88,7 @@ def assemble_context(
     (context / "config").mkdir()
     for path in image_files(project.service_config_dir, environments):
         shutil.copy2(path, context / "config" / path.name)
-    metadata = export(registry, version, context / "models")
+    metadata = export(registry, version, context / "models", challenger)
     return context, ModelRef(version=metadata.version, sha256=metadata.sha256)
 
 
@@ -122,6 +124,7 @@ def build_image(
     environments: Iterable[str],
     model_version: str = "current",
     model_digest: str | None = None,
+    challenger: ModelRef | None = None,
 ) -> BuildRecord:
     """Builds, pushes and records the image of the bundle `model_version` (with its
     digest in the model repository, when it came from there); the record (digest, size,
@@ -134,8 +137,9 @@ def build_image(
     lock = project.runtime_lock(scikit_learn=bundle.compiled is None)
     wheelhouse = fill_wheelhouse(delivery, lock)
     context, model = assemble_context(
-        delivery, project, registry, version, wheelhouse, lock, environments
-    )
+        delivery, project, registry, version, wheelhouse, lock, environments,
+        challenger.version if challenger else None,
+    )  # fmt: skip
     model = model.model_copy(update={"digest": model_digest})
 
     source = Git(project.root).source()
@@ -144,7 +148,7 @@ def build_image(
     tag = f"{delivery.registry.image_name}:{revision(source.commit[:12], source.dirty)}"
     image_labels = labels.image_labels(
         source.revision, source.tree, version, built_at, model.version, model.sha256,
-        model.digest,
+        model.digest, challenger,
     )  # fmt: skip
     build_started = time.monotonic()
     engine.build(
@@ -173,6 +177,7 @@ def build_image(
         size_budget_mb=delivery.build.size_budget_mb,
         labels=labels.of_image(details),
         model=model,
+        challenger=challenger,
         git_commit=source.commit,
         git_dirty=source.dirty,
         source_tree=source.tree,

@@ -1,6 +1,8 @@
 """Label names, in one place: those the build writes on the image (and the digest seals),
 which promotion reads back to know what an image is, and those on local containers."""
 
+from typing import Any
+
 PREFIX = "io.github.sentiment-mlops"
 
 TITLE = "org.opencontainers.image.title"
@@ -12,6 +14,7 @@ SOURCE_TREE = f"{PREFIX}.source-tree"
 MODEL_VERSION = f"{PREFIX}.model.version"
 MODEL_SHA256 = f"{PREFIX}.model.sha256"
 MODEL_DIGEST = f"{PREFIX}.model.digest"
+CHALLENGER = f"{PREFIX}.challenger"  # "<version> <digest>"
 
 # What an image vouches for, by the field names of gates.subject.Subject.
 SUBJECT = {
@@ -29,11 +32,13 @@ CONTAINER_CONFIG_SHA256 = f"{PREFIX}.config-sha256"
 
 def image_labels(
     revision: str, source_tree: str, version: str, created: str, model_version: str,
-    model_sha256: str, model_digest: str | None = None,
+    model_sha256: str, model_digest: str | None = None, challenger: Any = None,
 ) -> dict[str, str]:  # fmt: skip
-    """The image's labels; the model's digest in the model repository where it has one."""
+    """The image's labels; the model's digest in the model repository where it has one,
+    and the challenger it carries, if any."""
     return {
         **({MODEL_DIGEST: model_digest} if model_digest else {}),
+        **({CHALLENGER: f"{challenger.version} {challenger.digest}"} if challenger else {}),
         TITLE: "sentiment-api",
         DESCRIPTION: "Sentiment model served by Flask under gunicorn",
         REVISION: revision,

@@ -44,6 +44,8 @@ class BuildRecord(Record):
     size_budget_mb: int
     labels: dict[str, str]
     model: ModelRef
+    # A model carried beside the champion for a soft launch (config/champion.yaml).
+    challenger: ModelRef | None = None
     git_commit: str
     git_dirty: bool
     source_tree: str

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from delivery.api_keys import ApiKeyStore
-from delivery.champion import ChampionPin, read_pin, write_pin
+from delivery.champion import ChampionPin, PinnedModel, read_pin, write_pin
 from delivery.config import DeliverySettings, load_delivery_settings
 from delivery.engine import Engine, detect_engine
 from delivery.errors import DeliveryError
@@ -21,7 +21,7 @@ from delivery.kubernetes import Kubernetes
 from delivery.local import LocalContainers
 from delivery.manifests import required_tool
 from delivery.model_store import ModelStore, StoredModel
-from delivery.records import BuildRecord, Records
+from delivery.records import BuildRecord, ModelRef, Records
 from delivery.references import PINNED, pinned_reference
 from delivery.registry_server import LocalRegistry
 from delivery.registry_tags import tag_in_registry
@@ -245,11 +245,28 @@ class Workspace:
         return metadata
 
     def pin_model(self, digest: str) -> ChampionPin:
-        """Pins a model of the repository as the champion, once its bundle is whole."""
+        """Pins a model of the repository as the champion, once its bundle is whole (a
+        challenger pinned beside the old champion is dropped with it)."""
         metadata = self.pull_model(digest)
         pin = ChampionPin(digest=digest, version=metadata.version)
         write_pin(self.project.champion_file, pin)
         return pin
+
+    def pin_challenger(self, digest: str | None) -> ChampionPin:
+        """Pins a model of the repository as the challenger images carry beside the
+        champion (None: no challenger)."""
+        pin = self.champion
+        challenger = None
+        if digest is not None:
+            metadata = self.pull_model(digest)
+            challenger = PinnedModel(digest=digest, version=metadata.version)
+        try:
+            pinned = pin.model_copy(update={"challenger": challenger})
+            pinned = ChampionPin.model_validate(pinned.model_dump())
+        except ValueError as error:
+            raise ReleaseError(f"{self.project.champion_file}: {error}") from None
+        write_pin(self.project.champion_file, pinned)
+        return pinned
 
     def champion_model(self) -> tuple[BundleMetadata, str | None]:
         """The champion as this machine's current model, and its digest: pulled where one
@@ -313,15 +330,24 @@ class Workspace:
         """The image of the champion where one is pinned, else of the current model."""
         self.ensure_registry()
         pin = self.champion
-        version, digest = "current", None
+        version, digest, challenger = "current", None, None
         if pin.digest is not None:
             version, digest = self.pull_model(pin.digest).version, pin.digest
         else:
             self.log(f"no champion is pinned ({self.project.champion_file}): "
                      "building this machine's current model")  # fmt: skip
+        if pin.challenger is not None:
+            pulled = self.pull_model(pin.challenger.digest)
+            if pulled.version != pin.challenger.version:
+                raise ReleaseError(
+                    f"{self.project.champion_file} pins challenger {pin.challenger.version}, "
+                    f"but its digest is {pulled.version}"
+                )
+            challenger = ModelRef(version=pulled.version, sha256=pulled.sha256,
+                                  digest=pin.challenger.digest)  # fmt: skip
         return build_image(
             self.engine, self.delivery, self.project, self.model_registry(), self.records,
-            self.policy.names, version, digest,
+            self.policy.names, version, digest, challenger,
         )  # fmt: skip
 
     @cached_property

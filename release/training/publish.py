@@ -57,10 +57,13 @@ def publish(
     return metadata
 
 
-def export(source: ModelRegistry, version: str, target: Path) -> BundleMetadata:
-    """Writes a new registry at `target` holding only `version`, verified, as current.
+def export(
+    source: ModelRegistry, version: str, target: Path, challenger: str | None = None
+) -> BundleMetadata:
+    """Writes a new registry at `target` holding only `version`, verified, as current (and
+    a `challenger` beside it, named in CHALLENGER, where given).
 
-    This is how a model goes into an image: one bundle, readable by any user.
+    This is how a model goes into an image: one bundle (or two), readable by any user.
     """
     bundle_dir = source.path_of(source.resolve(version))
     metadata, model_bytes = read_verified_bytes(bundle_dir)
@@ -69,6 +72,9 @@ def export(source: ModelRegistry, version: str, target: Path) -> BundleMetadata:
     _write_bundle(exported, metadata, model_bytes, compiled_bytes,
                   (bundle_dir / METADATA_FILE).read_bytes())  # fmt: skip
     set_current(exported, metadata.version)
+    if challenger is not None:
+        copied = copy_bundle(source, source.resolve(challenger), exported)
+        atomic_write(exported.challenger_file, f"{copied.version}\n".encode())
     return metadata
 
 

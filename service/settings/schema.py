@@ -18,10 +18,20 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class ChallengerSettings(Section):
+    # What the challenger an image carries (config/champion.yaml `challenger`) does here:
+    # off; shadow: scored beside the champion (off the request's path), the champion
+    # answers; canary: it answers `canary_share` of the clients (by key id, else request).
+    mode: Literal["off", "shadow", "canary"]
+    shadow_share: float = Field(ge=0, le=1)
+    canary_share: float = Field(ge=0, le=1)
+
+
 class ModelSettings(Section):
     registry_dir: Path
     version: str = Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
     scorer: Literal["auto", "compiled", "scikit-learn"]
+    challenger: ChallengerSettings
 
 
 class ServiceSettings(Section):

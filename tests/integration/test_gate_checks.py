@@ -140,3 +140,40 @@ def test_a_compiled_scorer_that_is_not_its_model_compiled_is_caught(
     skew = gate(tmp_path, doctored, served.base_url, {"skew": {"max_score_difference": 1e-12}})
     assert skew["skew"].result == "failed"
     assert "scorer.json is not what the bundle's model compiles to" in skew["skew"].failures[0]
+
+
+def test_the_shadow_agreement_is_measured_on_the_service_and_judged(own_server, bundle, tmp_path):
+    """A challenger beside the champion, in shadow mode on real gunicorn workers: the
+    check sends held-out reviews, reads the agreement the service counted, and fails below
+    min_agreement; without a challenger it passes unless one is required."""
+    import shutil
+
+    from training.publish import set_current
+
+    models = tmp_path / "models"
+    shutil.copytree(bundle.path.parent.parent, models)
+    champion = ModelRegistry(models).current_version()
+    challenger = train_fixture_model(models, **{"training.classifier.C": 0.05}).published
+    set_current(ModelRegistry(models), champion)
+    ModelRegistry(models).challenger_file.write_text(f"{challenger.version}\n")
+    server = own_server(tmp_path / "server", models, workers=2,
+                        settings={"SENTIMENT_MODEL__CHALLENGER__MODE": "shadow"})  # fmt: skip
+
+    measured = gate(tmp_path / "a", bundle, server.base_url,
+                    {"shadow": {"min_agreement": 0.0, "reviews": 40}})["shadow"]  # fmt: skip
+    assert measured.result == "passed", measured.failures
+    assert measured.figures["reviews"] == 40
+    agreement = measured.figures["agreement"]
+    assert 0 < agreement < 1  # a much flatter model: it disagrees now and then
+    impossible = {"shadow": {"min_agreement": 1.0, "reviews": 40}}
+    failed = gate(tmp_path / "b", bundle, server.base_url, impossible)["shadow"]
+    assert failed.result == "failed"
+    assert "below min_agreement 100%" in failed.failures[0]
+
+    alone = own_server(tmp_path / "alone", bundle.path.parent.parent, workers=1)
+    passed = gate(tmp_path / "c", bundle, alone.base_url,
+                  {"shadow": {"min_agreement": 0.9, "reviews": 10}})["shadow"]  # fmt: skip
+    assert (passed.result, passed.figures) == ("passed", {"challenger": False})
+    required = {"shadow": {"min_agreement": 0.9, "reviews": 10, "require_challenger": True}}
+    refused = gate(tmp_path / "d", bundle, alone.base_url, required)["shadow"]
+    assert "no challenger runs beside the champion" in refused.failures[0]

@@ -185,7 +185,7 @@ class TestAudit:
         settings = make_settings("test", **{"monitoring.queue_size": 1,
                                             "monitoring.dir": tmp_path})  # fmt: skip
         dropped = []
-        recorder = Recorder(settings, lambda reason, n: dropped.append((reason, n)), print)
+        recorder = Recorder(settings, lambda reason, n: dropped.append((reason, n)), print, print)
         recorder._start = lambda: setattr(recorder, "_pid", os.getpid())  # no writer thread
         recorder._queue = __import__("queue").Queue(maxsize=1)
         scorer = create_app(make_settings("test", **{"model.registry_dir": trained_registry})

@@ -27,7 +27,7 @@ def test_the_repository_policy():
     assert policy.environment("prod").github_environment == "production"
     assert policy.environment("prod").on_gate_failure == "rollback"
     assert [check.kind for check in policy.environment("stage").gate] == [
-        "smoke", "pytest", "skew", "latency",
+        "smoke", "pytest", "skew", "latency", "shadow",
     ]  # fmt: skip
     assert len(set(policy.ports.values())) == 4
 

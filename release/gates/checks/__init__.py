@@ -8,6 +8,7 @@ from gates.checks import (  # noqa: F401  (importing a kind registers it)
     load,
     pytest_suite,
     quality,
+    shadow,
     skew,
 )
 from gates.checks.base import CHECKS, Baseline, Check, CheckResult, GateContext, configure
