@@ -59,7 +59,7 @@ class ModelRegistry:
         return current
 
     def path_of(self, version: str) -> Path:
-        if not VERSION_PATTERN.match(version):
+        if not VERSION_PATTERN.fullmatch(version):
             raise BundleNotFoundError(f"{version!r} is not a model version id")
         path = self.versions_dir / version
         if not path.is_dir():
@@ -80,6 +80,6 @@ class ModelRegistry:
         found = [
             read_metadata(path)
             for path in self.versions_dir.iterdir()
-            if path.is_dir() and VERSION_PATTERN.match(path.name)
+            if path.is_dir() and VERSION_PATTERN.fullmatch(path.name)
         ]
         return sorted(found, key=lambda metadata: metadata.created_at)

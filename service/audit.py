@@ -9,6 +9,8 @@ and reopens. So the files hold at most about (1 + backups) * max_bytes, and a lo
 tailing `audit.jsonl*` sees every line once.
 """
 
+import contextlib
+import errno
 import fcntl
 import os
 from pathlib import Path
@@ -24,11 +26,31 @@ class AuditFile:
         self._max_bytes = max_bytes
         self._backups = backups
         self._fd: int | None = None
+        # A write stopped part-way through a line: the next append ends it first.
+        self._torn = False
 
     def append(self, data: bytes) -> None:
-        """Appends whole lines (OSError when the volume refuses them)."""
+        """Appends whole lines (OSError when the volume refuses them). After a short write
+        (a full volume), what was written is ended with a line break, now or before the
+        next line, so that one stays whole; OSError is raised: the lines count as dropped."""
         fd = self._open()
-        os.write(fd, data)
+        if self._torn:
+            os.write(fd, b"\n")
+            self._torn = False
+        written = 0
+        try:
+            while written < len(data):
+                count = os.write(fd, data[written:])
+                if count <= 0:
+                    raise OSError(errno.ENOSPC, f"{self.path}: nothing more was written")
+                written += count
+        except OSError:
+            if written and data[written - 1 : written] != b"\n":
+                self._torn = True
+                with contextlib.suppress(OSError):
+                    os.write(fd, b"\n")
+                    self._torn = False
+            raise
         if os.fstat(fd).st_size >= self._max_bytes:
             self._rotate(fd)
 

@@ -42,14 +42,14 @@ def give_feedback() -> Response:
     if len(request.get_data(cache=True)) > monitoring.max_feedback_bytes:
         raise PayloadTooLarge(f"feedback bodies are at most {monitoring.max_feedback_bytes} bytes")
     key_id = g.get("key_id") or ""
-    state.recorder.flush(timeout=1.0)  # this worker's latest predictions, written
-    store = OutcomeStore(monitoring.dir, monitoring.recent_predictions)
+    store = OutcomeStore(monitoring.dir, monitoring.recent_predictions, monitoring.feedback_kept)
     try:
         prediction = store.recorded(key_id, body.request_id, body.item)
         if prediction is None:
             raise UnknownPrediction(
                 f"no prediction with request id {body.request_id!r}, item {body.item}, was "
-                "recorded for this key (or it is older than the store keeps)",
+                "recorded for this key (a prediction is recorded within about a second of "
+                "its answer, and kept until newer ones push it out)",
                 "unknown_request_id",
             )
         review = None
@@ -67,7 +67,7 @@ def give_feedback() -> Response:
                 f"{duplicate.existing.label}){'' if same else '; it is not changed'}",
                 "duplicate_feedback" if same else "conflicting_feedback",
             ) from None
-    except sqlite3.Error as error:
+    except (sqlite3.Error, OSError) as error:
         logger.error("feedback not recorded: the outcome store failed: %s", error)
         raise NotReady("the outcome store cannot be used right now", "no_outcomes") from None
     finally:

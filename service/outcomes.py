@@ -3,9 +3,10 @@ right. One SQLite file on the monitoring volume, shared by the workers (WAL: rea
 wait for the writer); each worker's recorder thread adds predictions in batches, the
 feedback endpoint adds feedback, and scrapes read the windows the gauges are computed over.
 
-Both tables are bounded: beyond `keep` rows (requests, feedbacks), the oldest are deleted
-as new ones come. A client's request ids are its own: a prediction is found by (key id,
-request id, item), so feedback names only predictions made with the same key.
+Both tables are bounded: beyond `keep_reviews` reviews and `keep_feedback` feedbacks,
+the oldest are deleted as new ones come. A client's request ids are its own: a
+prediction is found by (key id, request id, item), so feedback names only predictions
+made with the same key.
 """
 
 import hashlib
@@ -20,6 +21,7 @@ from model.scoring import LABELS
 
 STORE_FILE = "outcomes.sqlite"
 BUSY_TIMEOUT_SECONDS = 5.0
+JOURNAL_LIMIT_BYTES = 32 * 1024 * 1024
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS predictions (
     seq INTEGER PRIMARY KEY,
@@ -32,6 +34,10 @@ CREATE TABLE IF NOT EXISTS predictions (
     items TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS predictions_by_request ON predictions (key_id, request_id);
+-- How many reviews the predictions table holds: it is bounded by reviews, not rows (one
+-- row is a whole request, up to a batch of a thousand).
+CREATE TABLE IF NOT EXISTS totals (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO totals VALUES ('reviews', 0);
 CREATE TABLE IF NOT EXISTS feedback (
     seq INTEGER PRIMARY KEY,
     key_id TEXT NOT NULL,
@@ -97,9 +103,10 @@ class DuplicateFeedback(Exception):
 
 
 class OutcomeStore:
-    def __init__(self, directory: Path, keep: int):
+    def __init__(self, directory: Path, keep_reviews: int, keep_feedback: int = 0):
         self.path = directory / STORE_FILE
-        self._keep = keep
+        self._keep_reviews = keep_reviews
+        self._keep_feedback = keep_feedback
         self._connection: sqlite3.Connection | None = None
 
     def connect(self) -> sqlite3.Connection:
@@ -110,6 +117,9 @@ class OutcomeStore:
                                          isolation_level=None, check_same_thread=True)  # fmt: skip
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
+            # The write-ahead log is cut back to this after a checkpoint, whatever a big
+            # batch once made it grow to.
+            connection.execute(f"PRAGMA journal_size_limit={JOURNAL_LIMIT_BYTES}")
             connection.executescript(SCHEMA)
             self._connection = connection
         return self._connection
@@ -129,7 +139,8 @@ class OutcomeStore:
                 "reviews, items) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-            self._prune(connection, "predictions")
+            added = sum(row[5] for row in rows)
+            self._prune_reviews(connection, added)
 
     def recorded(self, key_id: str, request_id: str, item: int) -> Recorded | None:
         """Item `item` of the latest request of that id made with that key."""
@@ -158,7 +169,10 @@ class OutcomeStore:
                      prediction.model_version, prediction.input_sha256,
                      review if review is not None else prediction.review),
                 )  # fmt: skip
-                self._prune(connection, "feedback")
+                connection.execute(
+                    "DELETE FROM feedback WHERE seq <= (SELECT MAX(seq) FROM feedback) - ?",
+                    (self._keep_feedback,),
+                )
         except sqlite3.IntegrityError:
             row = connection.execute(
                 "SELECT label, predicted, model_version FROM feedback "
@@ -190,17 +204,25 @@ class OutcomeStore:
                 return found[:limit]
         return found
 
-    def labelled_reviews(self) -> list[tuple[str, int]]:
-        """(review, true label) of every feedback whose review is known, oldest first:
-        training data for the next model."""
-        return (
-            self.connect()
-            .execute("SELECT review, label FROM feedback WHERE review IS NOT NULL ORDER BY seq")
-            .fetchall()
-        )
+    def labelled_reviews(self) -> list[tuple[str, int, str, str, int, str]]:
+        """(review, true label, key id, request id, item, input sha256) of every feedback
+        whose review is known, oldest first: training data for the next model."""
+        query = ("SELECT review, label, key_id, request_id, item, input_sha256 FROM feedback "
+                 "WHERE review IS NOT NULL ORDER BY seq")  # fmt: skip
+        return self.connect().execute(query).fetchall()
 
-    def _prune(self, connection: sqlite3.Connection, table: str) -> None:
-        connection.execute(
-            f"DELETE FROM {table} WHERE seq <= (SELECT MAX(seq) FROM {table}) - ?",  # noqa: S608
-            (self._keep,),
-        )
+    def _prune_reviews(self, connection: sqlite3.Connection, added: int) -> None:
+        """Deletes the oldest requests until at most `keep_reviews` reviews are kept."""
+        (total,) = connection.execute(
+            "UPDATE totals SET value = value + ? WHERE name = 'reviews' RETURNING value", (added,)
+        ).fetchone()
+        excess = total - self._keep_reviews
+        if excess <= 0:
+            return
+        removed, last = 0, None
+        for seq, reviews in connection.execute("SELECT seq, reviews FROM predictions ORDER BY seq"):
+            removed, last = removed + reviews, seq
+            if removed >= excess:
+                break
+        connection.execute("DELETE FROM predictions WHERE seq <= ?", (last,))
+        connection.execute("UPDATE totals SET value = value - ? WHERE name = 'reviews'", (removed,))

@@ -9,6 +9,7 @@ volume refuses a write, the events are dropped and counted
 """
 
 import atexit
+import contextlib
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ from service.settings import Settings
 
 logger = logging.getLogger(__name__)
 BATCH = 2048
+BATCH_REVIEWS = 20_000
 GATHER_SECONDS = 0.05
 
 
@@ -55,7 +57,12 @@ class Recorder:
         self._count_recorded = count_recorded
         self._count_shadow = count_shadow
         self._pid: int | None = None
+        self._thread: threading.Thread | None = None
         self._queue: queue.Queue[Scored] = queue.Queue()
+        # The review characters waiting: the queue is bounded by them too, not only by
+        # requests (a request may be a batch of a thousand long reviews).
+        self._queued_chars = 0
+        self._chars_lock = threading.Lock()
         self._models: dict[str, ModelFacts] = {}
         self._lock = threading.Lock()
         self._second, self._second_text = -1, ""
@@ -68,12 +75,26 @@ class Recorder:
         a thread does not survive gunicorn's fork)."""
         if not self.enabled:
             return
-        if self._pid != os.getpid():
+        if self._pid != os.getpid() or not self._thread.is_alive():
             self._start()
+        chars = sum(map(len, scored.texts))
+        with self._chars_lock:
+            if self._queued_chars + chars > self._settings.queue_max_chars:
+                full = True
+            else:
+                full, self._queued_chars = False, self._queued_chars + chars
+        if full:
+            self._count_dropped("queue_full", len(scored.texts))
+            return
         try:
             self._queue.put_nowait(scored)
         except queue.Full:
+            self._release(chars)
             self._count_dropped("queue_full", len(scored.texts))
+
+    def _release(self, chars: int) -> None:
+        with self._chars_lock:
+            self._queued_chars -= chars
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Waits until what was handed over is written (or dropped); False on timeout."""
@@ -85,37 +106,48 @@ class Recorder:
         return True
 
     def _start(self) -> None:
+        """The writer thread of this process: a new one (and a new queue) after a fork; a
+        new one, on the same queue, if the last one died."""
         with self._lock:
-            if self._pid == os.getpid():
+            forked = self._pid != os.getpid()
+            if not forked and self._thread is not None and self._thread.is_alive():
                 return
-            self._queue = queue.Queue(maxsize=self._settings.queue_size)
-            self._pid = os.getpid()
-            thread = threading.Thread(target=self._run, name="monitoring-recorder", daemon=True)
-            thread.start()
-            atexit.register(self.flush, 2.0)
+            if forked:
+                self._queue = queue.Queue(maxsize=self._settings.queue_size)
+                self._queued_chars = 0
+                self._pid = os.getpid()
+                atexit.register(self.flush, 2.0)
+            self._thread = threading.Thread(target=self._run, name="monitoring-recorder",
+                                            daemon=True)  # fmt: skip
+            self._thread.start()
 
     def _run(self) -> None:
         directory = self._settings.dir
         audit = AuditFile(directory, self._settings.audit_max_bytes, self._settings.audit_backups)
-        store = OutcomeStore(directory, self._settings.recent_predictions)
+        store = OutcomeStore(directory, self._settings.recent_predictions,
+                             self._settings.feedback_kept)  # fmt: skip
         while True:
             batch = [self._queue.get()]
             # Let a batch gather: one write and one commit for many requests, not for each.
             time.sleep(GATHER_SECONDS)
-            while len(batch) < BATCH:
+            reviews = len(batch[0].texts)
+            while len(batch) < BATCH and reviews < BATCH_REVIEWS:
                 try:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
+                reviews += len(batch[-1].texts)
             try:
                 self._write(batch, audit, store)
             except Exception as error:  # a full or broken volume: drop, count, go on
-                reviews = sum(len(scored.texts) for scored in batch)
                 self._count_dropped("write_failed", reviews)
                 logger.warning("monitoring events dropped: %s", error)
-                audit.close()
-                store.close()
+                with contextlib.suppress(Exception):
+                    audit.close()
+                with contextlib.suppress(Exception):
+                    store.close()
             finally:
+                self._release(sum(sum(map(len, scored.texts)) for scored in batch))
                 for _ in batch:
                     self._queue.task_done()
 
@@ -149,8 +181,9 @@ class Recorder:
             rows.append((scored.key_id or "", scored.request_id, scored.at, scored.scorer.version,
                          scored.answered_by, len(entries), items))  # fmt: skip
             reviews += len(entries)
-        audit.append(("\n".join(lines) + "\n").encode("ascii"))
+        # The store first: once a request is in the audit log, feedback finds it.
         store.add_requests(rows)
+        audit.append(("\n".join(lines) + "\n").encode("ascii"))
         self._count_recorded(reviews)
 
     def _shadow(self, scored: Scored) -> str:

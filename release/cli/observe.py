@@ -85,9 +85,11 @@ def feedback() -> None:
 def export(environment, directory, out) -> None:
     """Write the feedback whose reviews are known as training data, fingerprinted."""
     fingerprint = export_feedback(_directory(workspace(), environment, directory), out)
-    click.echo(
-        f"{fingerprint['rows']} labelled review(s) -> {out} (sha256 {fingerprint['sha256']})"
-    )
+    rows, digest = fingerprint["rows"], fingerprint["sha256"]
+    click.echo(f"{rows} labelled review(s) -> {out} (sha256 {digest}); who gave them: "
+               f"{out.name}.provenance.jsonl")  # fmt: skip
+    if fingerprint["conflicting"]:
+        click.echo(f"{fingerprint['conflicting']} review(s) given both labels were left out")
 
 
 @click.command()

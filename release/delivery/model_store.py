@@ -13,11 +13,13 @@ import hashlib
 import json
 import os
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+import urllib3
 
 from delivery.errors import DeliveryError
 from model import BundleMetadata, ModelRegistry
@@ -42,6 +44,11 @@ DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 MAX_BLOB_BYTES = 512 * 1024 * 1024
 MAX_MANIFEST_BYTES = 64 * 1024
 PING_TIMEOUT_SECONDS = 5
+CONNECT_TIMEOUT_SECONDS = 10
+READ_TIMEOUT_SECONDS = 60
+# One manifest, blob or listing, start to end (a 512 MB blob at 2 MB/s).
+TRANSFER_SECONDS = 300
+MAX_TAGS = 10_000
 
 
 class ModelStoreError(DeliveryError):
@@ -215,11 +222,14 @@ class ModelStore:
         self._ping()
         container = self.client.get_container(self.repository)
         self._authenticate(container)
+        response = self._request(f"{self.client.prefix}://{container.tags_url(N=MAX_TAGS)}", "GET")
+        if response.status_code == 404:
+            return []
+        self._expect(response, "listing the tags", keep_body=True)
         try:
-            tags = self.client.get_tags(container)
-        except ValueError as error:  # the ORAS client's word for an HTTP failure
-            if "404" in str(error) or "Not Found" in str(error):
-                return []
+            tags = json.loads(_read_capped(response, MAX_MANIFEST_BYTES * 16, "the tag list"))
+            tags = [tag for tag in tags.get("tags") or [] if isinstance(tag, str)]
+        except (ValueError, AttributeError) as error:
             raise ModelStoreError(f"listing {self.repository}: {error}") from None
         found: dict[str, list[str]] = {}
         for tag in sorted(tags or []):
@@ -254,19 +264,22 @@ class ModelStore:
                                               if reference.startswith("sha256:")
                                               else f"{self.repository}:{reference}")  # fmt: skip
         url = f"{self.client.prefix}://{container.manifest_url()}"
-        response = self._request(url, "GET", headers={"Accept": MANIFEST_MEDIA_TYPE}, stream=True)
+        response = self._request(url, "GET", headers={"Accept": MANIFEST_MEDIA_TYPE})
         if response.status_code == 404:
             raise ModelStoreError(f"{self.repository} has no model {reference}")
-        self._expect(response, f"reading the manifest of {reference}")
+        self._expect(response, f"reading the manifest of {reference}", keep_body=True)
         return _read_capped(response, MAX_MANIFEST_BYTES, f"the manifest of {reference}")
 
     def _blob(self, container, digest: str, size: int) -> bytes:
-        response = self.client.get_blob(container, digest, stream=True)
-        self._expect(response, f"reading blob {digest}")
+        response = self._request(f"{self.client.prefix}://{container.get_blob_url(digest)}",
+                                 "GET")  # fmt: skip
+        self._expect(response, f"reading blob {digest}", keep_body=True)
         return _read_capped(response, size, f"blob {digest}")
 
     def _put_blob(self, container, digest: str, data: bytes) -> None:
-        exists = self.client.get_blob(container, digest, head=True)
+        url = f"{self.client.prefix}://{container.get_blob_url(digest)}"
+        exists = self._request(url, "HEAD")
+        exists.close()
         if exists.status_code == 200:
             return
         url = f"{self.client.prefix}://{container.upload_blob_url()}"
@@ -286,11 +299,33 @@ class ModelStore:
         else:
             self.client.auth.load_configs(container)
 
-    def _request(self, url: str, method: str, **options) -> requests.Response:
+    def _request(
+        self, url: str, method: str, headers: dict | None = None, data: bytes | None = None
+    ) -> requests.Response:
+        """One HTTP request, streamed, with timeouts, answering the registry's token
+        challenge once (the ORAS client's own requests have no timeout and retry with
+        sleeps of minutes)."""
+        headers = {**self.client.headers, **(headers or {})}
+        auth = self.client.auth
+        if getattr(auth, "token", None):
+            headers.update(auth.get_auth_header())
+
+        def send(sent_headers: dict) -> requests.Response:
+            return self.client.session.request(
+                method, url, headers=sent_headers, data=data, stream=True,
+                timeout=(CONNECT_TIMEOUT_SECONDS, READ_TIMEOUT_SECONDS), verify=self.tls_verify,
+            )  # fmt: skip
+
         try:
-            return self.client.do_request(url, method, **options)
+            response = send(headers)
+            if response.status_code in (401, 403):
+                response.close()
+                headers, changed = auth.authenticate_request(response, headers)
+                if changed:
+                    response = send(headers)
         except (requests.RequestException, ValueError) as error:
             raise ModelStoreError(f"{method} {url}: {error}") from None
+        return response
 
     def _ping(self) -> None:
         """Fails fast when nothing answers (the ORAS client retries for minutes)."""
@@ -300,20 +335,42 @@ class ModelStore:
         except requests.RequestException as error:
             raise ModelStoreError(f"the registry {self.host} does not answer: {error}") from None
 
-    def _expect(self, response: requests.Response, doing: str) -> None:
+    def _expect(self, response: requests.Response, doing: str, keep_body: bool = False) -> None:
+        """A ModelStoreError unless the answer is a success; a success's body is closed
+        unless the caller reads it."""
+        if response.status_code in (200, 201, 202):
+            if not keep_body:
+                response.close()
+            return
         if response.status_code not in (200, 201, 202):
+            start = _read_capped(response, 300, "an error's body", truncate=True)
             raise ModelStoreError(f"{doing} in {self.repository}: HTTP {response.status_code} "
-                                  f"{response.text[:300]}")  # fmt: skip
+                                  f"{start.decode('utf-8', 'replace')}")  # fmt: skip
 
 
-def _read_capped(response: requests.Response, limit: int, what: str) -> bytes:
+def _read_capped(
+    response: requests.Response, limit: int, what: str, truncate: bool = False
+) -> bytes:
+    """At most `limit` bytes of the body (more is an error, or cut with `truncate`), read
+    within TRANSFER_SECONDS: each read takes what has arrived (read1), so a registry that
+    drips bytes meets the deadline between two of them."""
     chunks, total = [], 0
-    for chunk in response.iter_content(64 * 1024):
-        total += len(chunk)
-        if total > limit:
-            response.close()
-            raise ModelStoreError(f"{what} from the registry is larger than {limit} bytes")
-        chunks.append(chunk)
+    deadline = time.monotonic() + TRANSFER_SECONDS
+    try:
+        while chunk := response.raw.read1(64 * 1024, decode_content=True):
+            total += len(chunk)
+            if total > limit:
+                if truncate:
+                    chunks.append(chunk[: limit - total + len(chunk)])
+                    break
+                raise ModelStoreError(f"{what} from the registry is larger than {limit} bytes")
+            chunks.append(chunk)
+            if time.monotonic() > deadline:
+                raise ModelStoreError(f"{what} took more than {TRANSFER_SECONDS} s to arrive")
+    except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as error:
+        raise ModelStoreError(f"reading {what}: {error}") from None
+    finally:
+        response.close()
     return b"".join(chunks)
 
 

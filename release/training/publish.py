@@ -86,7 +86,7 @@ def add_bundle(registry: ModelRegistry, document: bytes, files: dict[str, bytes]
         metadata = BundleMetadata.model_validate_json(document)
     except ValueError as error:
         raise BundleError(f"its metadata is invalid: {error}") from None
-    if not VERSION_PATTERN.match(metadata.version):  # it names a directory: no "../"
+    if not VERSION_PATTERN.fullmatch(metadata.version):  # it names a directory: no "../"
         raise BundleError(f"{metadata.version!r} is not a model version id")
     expected = {metadata.model_file: metadata.sha256}
     if metadata.compiled is not None:

@@ -14,9 +14,15 @@ from model.drift import reference_stats
 from model.scoring import LABELS, positive_scores, vectorizer_vocabulary
 from training.compile import NotCompilable, compile_pipeline
 from training.config import TrainingConfig
-from training.dataset import load_dataset
+from training.dataset import Dataset, load_dataset
 from training.evaluate import evaluate
-from training.pipeline import build_pipeline, drop_process_state, hyperparameters, split_dataset
+from training.pipeline import (
+    Split,
+    build_pipeline,
+    drop_process_state,
+    hyperparameters,
+    split_dataset,
+)
 from training.publish import publish, serialize_model
 from training.quality import GateFailure, quality_gate
 
@@ -62,10 +68,15 @@ def train(
     settings = config.training
     if skip_bad_lines is None:
         skip_bad_lines = config.dataset.skip_bad_lines
-    dataset = load_dataset(
-        data_dir, config.dataset.sources, skip_bad_lines, config.dataset.feedback_files
-    )
-    split = split_dataset(dataset, settings.test_size, settings.seed)
+    base = load_dataset(data_dir, config.dataset.sources, skip_bad_lines)
+    # Feedback trains, never tests: the held-out split (and so the quality gate) is the
+    # base data's alone, whoever sent the feedback.
+    feedback = load_dataset(data_dir, [], skip_bad_lines, config.dataset.feedback_files)
+    dataset = Dataset(base.texts + feedback.texts, base.labels + feedback.labels,
+                      base.files + feedback.files, base.bad_lines + feedback.bad_lines)  # fmt: skip
+    split = split_dataset(base, settings.test_size, settings.seed)
+    split = Split(split.train_texts + feedback.texts, split.train_labels + feedback.labels,
+                  split.test_texts, split.test_labels)  # fmt: skip
 
     model = build_pipeline(settings).fit(split.train_texts, split.train_labels)
     metrics = evaluate(model, split.test_texts, split.test_labels, settings.threshold)
@@ -97,6 +108,8 @@ def train(
                 "test_size": settings.test_size,
                 "seed": settings.seed,
                 "train_rows": len(split.train_texts),
+                # What the held-out split was cut from: the base data, feedback apart.
+                "base_dataset_sha256": base.fingerprint()["sha256"],
                 "test_rows": len(split.test_texts),
             },
             "hyperparameters": hyperparameters(settings),

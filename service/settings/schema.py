@@ -69,10 +69,14 @@ class MonitoringSettings(Section):
     # Review texts in the audit events and the outcome store (refused where customers are,
     # unless `allow_review_text_where_customers_are` says the customers agreed).
     record_review_text: bool
-    # Events waiting for the writer; beyond it they are dropped and counted.
+    # Requests waiting for the writer, and their review characters; beyond either, they
+    # are dropped and counted.
     queue_size: int = Field(ge=1, le=1_000_000)
-    # Predictions kept for feedback and drift, the oldest deleted first.
+    queue_max_chars: int = Field(ge=1000, le=1_000_000_000)
+    # Reviews kept for feedback and drift (a batch's count each), the oldest deleted first;
+    # and feedbacks kept (each may hold a review up to max_feedback_bytes).
     recent_predictions: int = Field(ge=100, le=10_000_000)
+    feedback_kept: int = Field(ge=1, le=10_000_000)
     # Reviews the drift gauges are computed over, feedbacks the live accuracy is.
     drift_window: int = Field(ge=10, le=1_000_000)
     accuracy_window: int = Field(ge=1, le=1_000_000)

@@ -28,7 +28,7 @@ needs_promtool = pytest.mark.skipif(
 @needs_promtool
 def test_the_rules_parse_and_their_tests_pass():
     output = check_rules(COMPONENT)
-    assert "SUCCESS: 10 rules found" in output
+    assert "SUCCESS: 11 rules found" in output
     assert "Unit Testing:  alerts.test.yaml\n  SUCCESS" in output
 
 

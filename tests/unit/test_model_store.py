@@ -4,6 +4,9 @@ nothing the registry says that its bytes do not prove. tests/integration/test_mo
 pushes and pulls through a real registry."""
 
 import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -247,3 +250,49 @@ def test_the_committed_pin_is_a_valid_pin():
     from tests.conftest import ROOT
 
     read_pin(ROOT / "config" / "champion.yaml")
+
+
+class HostileRegistry(BaseHTTPRequestHandler):
+    """/v2/ answers; a manifest drips one byte at a time; a blob is an endless 502."""
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        if self.path == "/v2/":
+            self.send_response(200)
+            self.end_headers()
+            return
+        self.send_response(502 if "/blobs/" in self.path else 200)
+        self.end_headers()
+        try:
+            while True:
+                self.wfile.write(b"x" * (65536 if "/blobs/" in self.path else 1))
+                self.wfile.flush()
+                if "/manifests/" in self.path:
+                    time.sleep(0.05)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+@pytest.fixture
+def hostile():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), HostileRegistry)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_a_registry_that_drips_or_floods_cannot_hold_or_fill_a_pull(hostile, monkeypatch):
+    import delivery.model_store as model_store
+
+    monkeypatch.setattr(model_store, "TRANSFER_SECONDS", 1)
+    store = ModelStore(f"{hostile}/sentiment-model", tls_verify=False)
+    started = time.monotonic()
+    with pytest.raises(ModelStoreError, match="took more than 1 s"):
+        store.metadata(DIGEST)
+    assert time.monotonic() - started < 5
+    container = store.client.get_container(store.reference(DIGEST))
+    with pytest.raises(ModelStoreError, match=r"HTTP 502 x{300}$"):  # 300 bytes of the body
+        store._blob(container, DIGEST, 100)

@@ -3,11 +3,16 @@ feedback (service/feedback.py, service/outcomes.py), the drift and accuracy gaug
 (service/monitoring.py, model/drift.py), and what the release tooling makes of them
 (observe/: `sentiment audit find`, `sentiment drift`, `sentiment feedback export`)."""
 
+import contextlib
 import json
 import multiprocessing
 import os
+import queue
+import resource
+import signal
 from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
@@ -20,7 +25,7 @@ from observe.drift_report import drift_report
 from service.api_keys import new_key
 from service.app import create_app
 from service.audit import AuditFile, audit_files
-from service.outcomes import STORE_FILE, input_sha256
+from service.outcomes import STORE_FILE, OutcomeStore, input_sha256
 from service.recorder import Recorder, Scored
 from service.settings import ConfigError
 from tests.conftest import FIXTURE_DATA, make_settings, train_fixture_model
@@ -181,19 +186,82 @@ class TestAudit:
         assert metric(client, 'sentiment_monitoring_dropped_total{reason="write_failed"}') == 3
         assert client.get("/readyz").status_code == 200
 
-    def test_a_full_queue_drops_and_counts(self, trained_registry, tmp_path):
-        settings = make_settings("test", **{"monitoring.queue_size": 1,
+    def test_a_full_queue_drops_and_counts_by_requests_and_by_characters(
+        self, trained_registry, tmp_path
+    ):
+        settings = make_settings("test", **{"monitoring.queue_size": 2,
+                                            "monitoring.queue_max_chars": 1000,
                                             "monitoring.dir": tmp_path})  # fmt: skip
         dropped = []
         recorder = Recorder(settings, lambda reason, n: dropped.append((reason, n)), print, print)
-        recorder._start = lambda: setattr(recorder, "_pid", os.getpid())  # no writer thread
-        recorder._queue = __import__("queue").Queue(maxsize=1)
+        recorder._start = lambda: None  # no writer: everything waits in the queue
+        recorder._pid, recorder._thread = os.getpid(), SimpleNamespace(is_alive=lambda: True)
+        recorder._queue = queue.Queue(maxsize=2)
         scorer = create_app(make_settings("test", **{"model.registry_dir": trained_registry})
                             ).extensions["sentiment"].scorer  # fmt: skip
-        item = Scored(0.0, "r", None, ["a", "b"], scorer.predict(["a", "b"]), 0.001, scorer)
-        recorder.record(item)
-        recorder.record(item)
-        assert dropped == [("queue_full", 2)]
+
+        def scored(*texts: str) -> Scored:
+            return Scored(0.0, "r", None, list(texts), scorer.predict(list(texts)), 0.001, scorer)
+
+        recorder.record(scored("x" * 990))  # 990 of 1000 characters
+        recorder.record(scored("y" * 20))  # over the character budget
+        recorder.record(scored("z"))
+        recorder.record(scored("w"))  # over the two requests
+        assert dropped == [("queue_full", 1), ("queue_full", 1)]
+        assert recorder._queue.qsize() == 2
+
+    def test_a_writer_that_fails_even_to_clean_up_lives_on(self, client, tmp_path, monkeypatch):
+        recorder = client.application.extensions["sentiment"].recorder
+        original = Recorder._write
+        failures = iter([OSError("EIO")])
+
+        def write_once_failing(self, batch, audit, store):
+            if (error := next(failures, None)) is not None:
+                monkeypatch.setattr(AuditFile, "close", lambda self: 1 / 0)
+                raise error
+            monkeypatch.undo()
+            return original(self, batch, audit, store)
+
+        monkeypatch.setattr(Recorder, "_write", write_once_failing)
+        client.post("/predict/", json={"review": "lost"}, headers={"X-Request-ID": "lost"})
+        assert recorder.flush()
+        client.post("/predict/", json={"review": "kept"}, headers={"X-Request-ID": "kept"})
+        recorded(client)
+        assert recorder._thread.is_alive()
+        assert [e["request_id"] for e in audit_events(tmp_path / "volume")] == ["kept"]
+        assert metric(client, 'sentiment_monitoring_dropped_total{reason="write_failed"}') == 1
+
+    def test_the_store_keeps_reviews_not_requests(self, tmp_path):
+        store = OutcomeStore(tmp_path, keep_reviews=100, keep_feedback=10)
+        for number in range(10):
+            store.add_requests([("", f"r{number}", 0.0, "v", "champion", 30, "[]")])
+        (rows,) = store.connect().execute("SELECT COUNT(*) FROM predictions").fetchone()
+        (total,) = store.connect().execute("SELECT value FROM totals").fetchone()
+        assert (rows, total) == (3, 90)  # the oldest seven batches of 30 went
+        kept = [r for (r,) in store.connect().execute("SELECT request_id FROM predictions")]
+        assert kept == ["r7", "r8", "r9"]
+
+    def test_a_full_volume_never_tears_a_line(self, tmp_path):
+        """RLIMIT_FSIZE stands in for a full volume: the write stops part-way."""
+
+        def fill() -> None:
+            signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+            unlimited = resource.RLIM_INFINITY
+            resource.setrlimit(resource.RLIMIT_FSIZE, (150, unlimited))
+            audit = AuditFile(tmp_path, max_bytes=10_000, backups=1)
+            for number in range(5):
+                with contextlib.suppress(OSError):
+                    audit.append(json.dumps({"n": number, "pad": "x" * 40}).encode() + b"\n")
+            resource.setrlimit(resource.RLIMIT_FSIZE, (unlimited, unlimited))  # space again
+            audit.append(b'{"n": 99}\n')
+            os._exit(0)
+
+        process = multiprocessing.get_context("fork").Process(target=fill)
+        process.start()
+        process.join(30)
+        lines = (tmp_path / "audit.jsonl").read_bytes().split(b"\n")
+        whole = [json.loads(line) for line in lines if line.endswith(b"}")]
+        assert [event["n"] for event in whole] == [0, 1, 99]  # the torn one is its own line
 
     def test_find_prints_the_events_of_one_request_id(self, client, tmp_path):
         client.post("/predict/", json={"review": "one"}, headers={"X-Request-ID": "wanted"})
@@ -213,6 +281,25 @@ class TestAudit:
 
 def feedback(client, headers=None, **body):
     return client.post("/v1/feedback", json=body, headers=headers or {})
+
+
+def test_feedback_trains_and_never_tests(tmp_path):
+    """Exported feedback joins the training rows only: the held-out split, the quality
+    gate's ground, stays the base data's, whoever sent the feedback (and the skew check
+    rebuilds it)."""
+    from gates.checks.skew import held_out_split
+
+    feedback = tmp_path / "feedback.txt"
+    feedback.write_text("an unmistakable zebra of praise\t1\n" * 5)
+    plain = train_fixture_model(tmp_path / "plain").published
+    result = train_fixture_model(tmp_path / "fed", **{
+        "dataset.feedback_files": json.dumps([str(feedback)])}).published  # fmt: skip
+    assert result.split["train_rows"] == plain.split["train_rows"] + 5
+    assert result.split["test_rows"] == plain.split["test_rows"]
+    assert result.dataset["files"][-1]["source"] == "feedback"
+    assert result.split["base_dataset_sha256"] == plain.dataset["sha256"]
+    split = held_out_split(ModelRegistry(tmp_path / "fed").load(), FIXTURE_DATA)
+    assert "an unmistakable zebra of praise" not in split.test_texts
 
 
 class TestFeedback:
@@ -277,6 +364,10 @@ class TestFeedback:
         )
         assert exported.exit_code == 0, exported.output
         assert out.read_text() == "terrible food\t0\n"
+        provenance = json.loads((tmp_path / "feedback.txt.provenance.jsonl").read_text())
+        assert provenance["line"] == 1
+        assert provenance["given_by"][0]["request_id"] == request_id
+        assert provenance["given_by"][0]["input_sha256"] == input_sha256("terrible food")
         dataset = load_dataset(FIXTURE_DATA, ["yelp"], extra_files=[out])
         assert dataset.files[-1].source == "feedback"
         assert dataset.texts[-1] == "terrible food"

@@ -41,9 +41,11 @@ def held_out_split(bundle: LoadedBundle, data_dir: Path) -> "Split":
 
     metadata = bundle.metadata
     try:
-        sources = [item["source"] for item in metadata.dataset["files"]]
+        # Feedback trains, never tests (training/train.py): the split is the base data's.
+        sources = [item["source"] for item in metadata.dataset["files"]
+                   if item["source"] != "feedback"]  # fmt: skip
         skipped = metadata.dataset["skipped_lines"] > 0
-        expected = metadata.dataset["sha256"]
+        expected = metadata.split.get("base_dataset_sha256", metadata.dataset["sha256"])
         test_size, seed = metadata.split["test_size"], metadata.split["seed"]
     except (KeyError, TypeError) as error:
         raise SkewError(
