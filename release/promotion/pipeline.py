@@ -1,7 +1,8 @@
-"""The whole pipeline on one machine, as one object: train if no model is current, the
-first environment's gate, build, then promote the one image to each later environment
-up to `until`. It stops at the first step that does not pass and reports every step;
-`make pipeline` and .ci/run call it, the CLI prints its report."""
+"""The whole pipeline on one machine, as one object: the champion (pulled by its pin, or
+trained while none is pinned), the first environment's gate, build, then promote the one
+image to each later environment up to `until`. It stops at the first step that does not
+pass and reports every step; `make pipeline` and .ci/run call it, the CLI prints its
+report."""
 
 import time
 from collections.abc import Callable
@@ -76,7 +77,8 @@ class PipelineReport:
 class Pipeline:
     policy: Policy
     # Trains and publishes a model unless one is current; a line about the model.
-    train: Callable[[], str]
+    # The model the image gets: the pinned champion pulled (trained while none is pinned).
+    champion: Callable[[], str]
     # The first environment's gate, on the source tree and the current model.
     source_gate: Callable[[], EvidenceRecord]
     # Builds and pushes the one image every later step promotes.
@@ -96,7 +98,7 @@ class Pipeline:
                           f"{record.seconds.total} s"), ""  # fmt: skip
 
         steps: list[tuple[str, Callable[[], tuple[bool, str, str]]]] = [
-            ("train", lambda: (True, self.train(), "")),
+            ("champion", lambda: (True, self.champion(), "")),
             (f"{self.policy.first.name} gate", self._gate),
             ("build", build),
         ]

@@ -409,7 +409,7 @@ class Workspace:
     def pipeline(self) -> Pipeline:
         return Pipeline(
             policy=self.policy,
-            train=self._champion_step,
+            champion=self._champion_step,
             source_gate=self.source_gate,
             build=self.build,
             promoter=self.promoter,

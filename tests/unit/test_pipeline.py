@@ -69,7 +69,7 @@ class Stand:
         first = policy.first
         self.pipeline = Pipeline(
             policy=policy,
-            train=lambda: f"model {metadata.version}",
+            champion=lambda: f"model {metadata.version}",
             source_gate=lambda: runner.run_source_gate(first.name, first.gate, registry),
             build=lambda: self.built,
             promoter=self.promoter,
@@ -98,7 +98,7 @@ def test_one_image_goes_all_the_way_whatever_the_environments(
     run = stand(tmp_path, trained_registry, policy, tags)
     report = run.pipeline.run()
     assert report.succeeded, report.table()
-    assert [step.name for step in report.steps] == ["train", "dev gate", "build", *promoted]
+    assert [step.name for step in report.steps] == ["champion", "dev gate", "build", *promoted]
     assert run.target.running == dict.fromkeys(promoted, IMAGE)
     # Each environment relied on the gate of the one before it, for this image.
     for environment in promoted:
@@ -162,9 +162,9 @@ def test_a_failing_step_of_any_kind_is_reported_not_raised(tmp_path, trained_reg
     def no_model() -> str:
         raise BundleNotFoundError("model registry models has no current model")
 
-    run.pipeline.train = no_model
+    run.pipeline.champion = no_model
     report = run.pipeline.run()
     assert [(step.name, step.result) for step in report.steps][:2] == [
-        ("train", "failed"), ("dev gate", "not run"),
+        ("champion", "failed"), ("dev gate", "not run"),
     ]  # fmt: skip
     assert "no current model" in report.steps[0].detail
