@@ -33,19 +33,11 @@ class ModelRegistry:
         self.challenger_file = root / "CHALLENGER"
 
     def current_version(self) -> str | None:
-        try:
-            version = self.current_file.read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            return None
-        return version or None
+        return _pointed_at(self.current_file)
 
     def challenger_version(self) -> str | None:
         """The challenger soft-launched beside the current model (an image may carry one)."""
-        try:
-            version = self.challenger_file.read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            return None
-        return version or None
+        return _pointed_at(self.challenger_file)
 
     def resolve(self, version: str) -> str:
         """A version id from "current" or an explicit id."""
@@ -83,3 +75,12 @@ class ModelRegistry:
             if path.is_dir() and VERSION_PATTERN.fullmatch(path.name)
         ]
         return sorted(found, key=lambda metadata: metadata.created_at)
+
+
+def _pointed_at(pointer: Path) -> str | None:
+    """The version id a pointer file (CURRENT, CHALLENGER) holds; None without one."""
+    try:
+        version = pointer.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    return version or None

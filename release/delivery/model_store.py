@@ -231,25 +231,35 @@ class ModelStore:
             tags = [tag for tag in tags.get("tags") or [] if isinstance(tag, str)]
         except (ValueError, AttributeError) as error:
             raise ModelStoreError(f"listing {self.repository}: {error}") from None
+        manifests: dict[str, bytes] = {}
         found: dict[str, list[str]] = {}
         for tag in sorted(tags or []):
             manifest = self._manifest(tag)
+            manifests[digest_of(manifest)] = manifest
             found.setdefault(digest_of(manifest), []).append(tag)
         stored, unreadable = [], []
         for digest, names in found.items():
             try:
-                stored.append(StoredModel(digest, self.metadata(digest), tuple(names)))
+                document, _ = self._fetch(digest, False, manifests[digest])
+                metadata = _parse_metadata(digest, document)
+                stored.append(StoredModel(digest, metadata, tuple(names)))
             except ModelStoreError as error:
                 unreadable.append(Unreadable(digest, str(error), tuple(names)))
         return [*sorted(stored, key=lambda model: model.metadata.created_at), *unreadable]
 
-    def _fetch(self, digest: str, with_files: bool) -> tuple[bytes, dict[str, bytes]]:
+    def _fetch(
+        self, digest: str, with_files: bool, manifest: bytes | None = None
+    ) -> tuple[bytes, dict[str, bytes]]:
+        """metadata.json and (`with_files`) the model files of `digest`, checked; its
+        manifest is fetched unless given (a listing has read it already)."""
         if not DIGEST.match(digest):
             raise ModelStoreError(f"{digest!r} is not a sha256 digest (sha256:<64 hex>)")
-        self._ping()
         container = self.client.get_container(self.reference(digest))
-        self._authenticate(container)
-        config, files = read_manifest(digest, self._manifest(digest))
+        if manifest is None:
+            self._ping()
+            self._authenticate(container)
+            manifest = self._manifest(digest)
+        config, files = read_manifest(digest, manifest)
 
         def fetch(blob: str, size: int) -> bytes:
             return self._blob(container, blob, size)

@@ -235,9 +235,14 @@ class Workspace:
         self.ensure_registry()
         registry = self.model_registry()
         metadata = self.model_store.pull(digest, registry)
-        if digest == pin.digest and metadata.version != pin.version:
+        # A pinned digest (champion or challenger) must be the version pinned beside it.
+        pinned = {pin.digest: pin.version}
+        if pin.challenger is not None:
+            pinned[pin.challenger.digest] = pin.challenger.version
+        expected = pinned.get(digest)
+        if expected is not None and metadata.version != expected:
             raise ReleaseError(
-                f"{self.project.champion_file} pins {digest} as version {pin.version}, "
+                f"{self.project.champion_file} pins {digest} as version {expected}, "
                 f"but that digest is version {metadata.version}"
             )
         if make_current:
@@ -338,11 +343,6 @@ class Workspace:
                      "building this machine's current model")  # fmt: skip
         if pin.challenger is not None:
             pulled = self.pull_model(pin.challenger.digest)
-            if pulled.version != pin.challenger.version:
-                raise ReleaseError(
-                    f"{self.project.champion_file} pins challenger {pin.challenger.version}, "
-                    f"but its digest is {pulled.version}"
-                )
             challenger = ModelRef(version=pulled.version, sha256=pulled.sha256,
                                   digest=pin.challenger.digest)  # fmt: skip
         return build_image(

@@ -65,12 +65,8 @@ def export(
 
     This is how a model goes into an image: one bundle (or two), readable by any user.
     """
-    bundle_dir = source.path_of(source.resolve(version))
-    metadata, model_bytes = read_verified_bytes(bundle_dir)
-    compiled_bytes = read_verified_compiled(bundle_dir, metadata)
     exported = ModelRegistry(target)
-    _write_bundle(exported, metadata, model_bytes, compiled_bytes,
-                  (bundle_dir / METADATA_FILE).read_bytes())  # fmt: skip
+    metadata = copy_bundle(source, source.resolve(version), exported)
     set_current(exported, metadata.version)
     if challenger is not None:
         copied = copy_bundle(source, source.resolve(challenger), exported)

@@ -14,6 +14,7 @@ from observe.audit_log import AuditLog
 from service.app import create_app
 from service.soft_launch import place
 from tests.conftest import make_settings, train_fixture_model
+from tests.unit.test_monitoring import metric
 from training.publish import export, set_current
 
 DIGEST_A, DIGEST_B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
@@ -44,13 +45,6 @@ def app_with(two_models, tmp_path, **settings):
 def events(tmp_path, client) -> list[dict]:
     assert client.application.extensions["sentiment"].recorder.flush()
     return list(AuditLog(tmp_path / "volume").events())
-
-
-def metric(client, name: str) -> float | None:
-    for line in client.get("/metrics").get_data(as_text=True).splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.rsplit(" ", 1)[1])
-    return None
 
 
 def test_a_place_is_stable_and_spread_evenly():
