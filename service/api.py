@@ -160,4 +160,5 @@ def metrics() -> Response:
 def openapi() -> Response:
     state = get_state()
     settings = state.settings
-    return jsonify(build_spec(settings.service, state.package_version, settings.auth.required))
+    return jsonify(build_spec(settings.service, state.package_version, settings.auth.required,
+                              settings.rate_limit.enabled))  # fmt: skip

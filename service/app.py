@@ -10,6 +10,7 @@ from service.fast_path import FastPath
 from service.feedback import feedback
 from service.logs import configure_logging
 from service.page import page
+from service.rate_limit import RateLimiter, register_rate_limit
 from service.request_log import register_request_logging
 from service.settings import Settings, load_settings
 from service.state import init_state, load_scorer
@@ -36,12 +37,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_request_logging(app, state.metrics)
     if settings.auth.required:
         register_auth(app, keyring, state.metrics)
+    limiter = RateLimiter.for_server(settings.rate_limit) if settings.rate_limit.enabled else None
+    if limiter is not None:
+        register_rate_limit(app, limiter, state.metrics)
     app.register_blueprint(api)
     app.register_blueprint(feedback)
     if settings.service.try_it_page:
         app.register_blueprint(page)
     app.after_request(_security_headers)
-    app.wsgi_app = FastPath(app.wsgi_app, state, keyring, SECURITY_HEADERS)  # type: ignore[method-assign]
+    app.wsgi_app = FastPath(app.wsgi_app, state, keyring, limiter, SECURITY_HEADERS)  # type: ignore[method-assign]
     return app
 
 

@@ -53,6 +53,17 @@ class Unauthorized(APIError):
     headers = {"WWW-Authenticate": 'Bearer realm="sentiment"'}  # noqa: RUF012
 
 
+class TooManyRequests(APIError):
+    """The key is over its rate limit (service/rate_limit.py); Retry-After says when."""
+
+    status = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: str):
+        super().__init__(message)
+        self.headers = {"Retry-After": retry_after}
+
+
 class NotReady(APIError):
     status = 503
     code = "not_ready"

@@ -5,8 +5,9 @@ Flask's request and response objects, hooks and context proxies cost several tim
 scoring a review does. This WSGI layer answers them itself, doing what the Flask path does
 on the way: request id, API key, the same validation, metrics, access line, headers.
 Anything else (another route or method, a body not sent with a Content-Length, no valid
-key, a request the validation would refuse, a service not ready) goes to Flask as it
-came, the body put back: every error answer has one source, the Flask app.
+key, a key over its rate limit, a request the validation would refuse, a service not
+ready) goes to Flask as it came, the body put back: every error answer has one source,
+the Flask app.
 """
 
 import io
@@ -21,6 +22,7 @@ from service import api
 from service.api_keys import KeyRing
 from service.auth import presented_key
 from service.errors import APIError
+from service.rate_limit import DECIDED, RateLimiter
 from service.recorder import Scored
 from service.request_log import REQUEST_ID_HEADER, record_request, request_id_for
 from service.soft_launch import ANSWERED_BY_HEADER
@@ -41,11 +43,13 @@ class FastPath:
         flask: WSGIApp,
         state: ServiceState,
         keyring: KeyRing | None,
+        limiter: RateLimiter | None,
         headers: dict[str, str],
     ):
         self.flask = flask
         self._state = state
         self._keyring = keyring
+        self._limiter = limiter
         self._headers = list(headers.items())
         self._auth = state.settings.auth.required
         limits = state.settings.service
@@ -57,12 +61,17 @@ class FastPath:
         if route is None or environ.get("REQUEST_METHOD") != "POST":
             return self.flask(environ, start_response)
         started = time.perf_counter()
-        # The key and readiness first, from headers alone: a caller without a valid key
-        # gets Flask's 401 before a byte of its body is read.
+        # The key, readiness and the key's rate limit first, from headers alone: a caller
+        # without a valid key, or over its limit, gets Flask's 401 or 429 before a byte of
+        # its body is read (and Flask does not count the request again).
         key_id = self._key_id(environ)
         scorer = self._state.scorer
         if key_id is False or scorer is None or self._state.not_ready_reason is not None:
             return self.flask(environ, start_response)
+        if self._limiter is not None:
+            refused = environ[DECIDED] = self._limiter.admit(key_id)
+            if refused is not None:
+                return self.flask(environ, start_response)
         raw = self._body(environ)
         if raw is None:
             return self.flask(environ, start_response)

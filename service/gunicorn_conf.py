@@ -25,6 +25,10 @@ _metrics_dir.mkdir(parents=True, exist_ok=True)
 
 from service.lifecycle import DRAINING  # noqa: E402  (imports the app: must follow the above)
 from service.logs import logging_config  # noqa: E402
+from service.rate_limit import create_table  # noqa: E402
+
+# One rate-limit table for all the workers, fresh on every start (service/rate_limit.py).
+create_table(_metrics_dir)
 
 bind = f"{_settings.service.host}:{_settings.service.port}"
 

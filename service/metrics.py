@@ -166,6 +166,10 @@ class Metrics:
             registry=own,
         )  # fmt: skip
         self._key_children: dict[str, Any] = {}
+        self.rate_limited = Counter(
+            "sentiment_rate_limited", "Requests refused with 429, by API key id ('-': no key)",
+            ["key_id"], registry=own,
+        )  # fmt: skip
         # What the monitoring recorder wrote, and dropped (never a prediction).
         self.recorded = Counter(
             "sentiment_monitoring_recorded", "Predictions written to the audit log and store",
@@ -218,6 +222,9 @@ class Metrics:
         if child is None:
             child = self._key_children[key_id] = self.key_requests.labels(key_id)
         child.inc()
+
+    def count_rate_limited(self, key_id: str) -> None:
+        self.rate_limited.labels(key_id).inc()
 
     def count_recorded(self, reviews: int) -> None:
         self.recorded.inc(reviews)

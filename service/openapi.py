@@ -84,7 +84,28 @@ def _require_keys(paths: dict[str, dict]) -> None:
             operation["responses"]["401"] = _error("No valid API key (missing, wrong or revoked)")
 
 
-def build_spec(limits: ServiceSettings, version: str, auth_required: bool) -> dict:
+RATE_LIMITED = {
+    **_error("Over this key's rate limit; Retry-After says in how many seconds to try again"),
+    "headers": {
+        "Retry-After": {
+            "description": "Whole seconds to wait before the next request",
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    },
+}
+
+
+def _limit_rates(paths: dict[str, dict]) -> None:
+    for path, operations in paths.items():
+        if path in OPEN_PATHS:
+            continue
+        for operation in operations.values():
+            operation["responses"]["429"] = RATE_LIMITED
+
+
+def build_spec(
+    limits: ServiceSettings, version: str, auth_required: bool, rate_limited: bool
+) -> dict:
     predict = _scoring_operation(
         "Score one review (the original single-review API)",
         schemas.PredictRequest,
@@ -187,4 +208,6 @@ def build_spec(limits: ServiceSettings, version: str, auth_required: bool) -> di
     if auth_required:
         _require_keys(spec["paths"])
         spec["components"]["securitySchemes"] = SECURITY_SCHEMES
+    if rate_limited:
+        _limit_rates(spec["paths"])
     return spec

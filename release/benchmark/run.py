@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmark.servers import RunningServer, serving, specs
+from benchmark.servers import BENCH_KEY_ID, RunningServer, serving, specs
 from benchmark.wrk import LoadResult, load
 from service.api_keys import new_key
 from support.clock import utc_now
@@ -68,7 +68,7 @@ def benchmark(
     result = BenchmarkResult([], seconds, len(review), batch_size)
     with tempfile.TemporaryDirectory(prefix="bench-") as scratch:
         # Prod asks for API keys: every request carries one, as clients' do.
-        key, hashed = new_key("bench", utc_now())
+        key, hashed = new_key(BENCH_KEY_ID, utc_now())
         key_hashes = Path(scratch) / "key-hashes"
         key_hashes.write_text(hashed.line() + "\n")
         core = wrk_core()

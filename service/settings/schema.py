@@ -84,6 +84,21 @@ class MonitoringSettings(Section):
     max_feedback_bytes: int = Field(ge=256, le=1024 * 1024)
 
 
+class RateLimit(Section):
+    per_second: float = Field(gt=0, le=1_000_000)
+    burst: int = Field(ge=1, le=1_000_000)
+
+
+class RateLimitSettings(Section):
+    # Requests per API key id (service/rate_limit.py), beyond which 429 with Retry-After.
+    enabled: bool
+    per_second: float = Field(gt=0, le=1_000_000)
+    # Requests a key may send at once after a quiet spell.
+    burst: int = Field(ge=1, le=1_000_000)
+    # Key ids with a limit of their own; null: not limited (the gates' key, say).
+    per_key: dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")], RateLimit | None]
+
+
 class GunicornSettings(Section):
     # The worker classes the runtime lock can run (gevent is not in it).
     worker_class: Literal["sync", "gthread"]
@@ -145,6 +160,7 @@ class Settings(YamlSettings):
     service: ServiceSettings
     auth: AuthSettings
     monitoring: MonitoringSettings
+    rate_limit: RateLimitSettings
     gunicorn: GunicornSettings
     build: BuildSettings
 

@@ -12,6 +12,7 @@ from importlib import resources
 
 import pytest
 
+from service.rate_limit import TABLE, TABLE_BYTES
 from tests.conftest import ROOT, env_name
 
 KEYS = [
@@ -83,9 +84,11 @@ def test_settings_follow_config_overrides(load_conf):
     assert conf["root_log_level"] == "INFO"
 
 
-def test_metrics_directory_starts_empty(load_conf, tmp_path):
+def test_metrics_directory_starts_empty_but_for_a_fresh_rate_limit_table(load_conf, tmp_path):
     stale = tmp_path / "counter_123.db"
     stale.write_bytes(b"old samples")
+    (tmp_path / TABLE).write_bytes(b"\xff" * TABLE_BYTES)
     conf = load_conf("test")
     assert conf["metrics_dir"] == str(tmp_path)
-    assert list(tmp_path.iterdir()) == []
+    assert list(tmp_path.iterdir()) == [tmp_path / TABLE]
+    assert (tmp_path / TABLE).read_bytes() == bytes(TABLE_BYTES)
