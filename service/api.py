@@ -161,4 +161,4 @@ def openapi() -> Response:
     state = get_state()
     settings = state.settings
     return jsonify(build_spec(settings.service, state.package_version, settings.auth.required,
-                              settings.rate_limit.enabled))  # fmt: skip
+                              settings.rate_limit))  # fmt: skip

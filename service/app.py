@@ -5,6 +5,7 @@ from flask import Flask, Response
 
 from service.api import api
 from service.auth import load_keyring, register_auth
+from service.docs import docs
 from service.errors import register_error_handlers
 from service.fast_path import FastPath
 from service.feedback import feedback
@@ -44,6 +45,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(feedback)
     if settings.service.try_it_page:
         app.register_blueprint(page)
+    if settings.service.api_docs:
+        app.register_blueprint(docs)
     app.after_request(_security_headers)
     app.wsgi_app = FastPath(app.wsgi_app, state, keyring, limiter, SECURITY_HEADERS)  # type: ignore[method-assign]
     return app

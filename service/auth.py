@@ -15,11 +15,12 @@ from service.errors import NotReady, Unauthorized
 from service.metrics import Metrics
 from service.settings import Settings
 
-# Liveness, readiness, the API's description and the try-it page (which asks for a key
-# itself when it calls the API).
-OPEN_ENDPOINTS = frozenset(
-    {"api.healthz", "api.readyz", "api.openapi", "page.try_it", "page.static"}
-)
+# Liveness, readiness, the API's description, its docs and the try-it page (the last two
+# ask for a key themselves when they call the API).
+OPEN_ENDPOINTS = frozenset({
+    "api.healthz", "api.readyz", "api.openapi", "page.try_it", "page.static", "docs.page",
+    "docs.static", "docs.script",
+})  # fmt: skip
 API_KEY_HEADER = "X-API-Key"
 MESSAGE = f"a valid API key is required (Authorization: Bearer KEY, or {API_KEY_HEADER}: KEY)"
 

@@ -44,6 +44,8 @@ class ServiceSettings(Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
     # The try-it page at / (service/page.py).
     try_it_page: bool
+    # Swagger UI over /openapi.json at /docs (service/docs.py).
+    api_docs: bool
     log_review_text: bool
     # Customers' traffic reaches it: debug mode and review-text logging are refused.
     customer_facing: bool

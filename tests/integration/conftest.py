@@ -1,5 +1,6 @@
 """A real gunicorn server per module (or the service at --base-url), reached over HTTP."""
 
+import shutil
 from collections.abc import Iterator
 
 import pytest
@@ -36,3 +37,27 @@ def own_server(request):
         return context.__enter__()
 
     return start
+
+
+# No name resolves but the loopback: a page that needs the internet (a CDN, a validator
+# badge, a font) fails to load what it asked for, and says so in its console.
+OFFLINE = "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1"
+
+
+@pytest.fixture
+def browser(monkeypatch):
+    """Headless Chromium driven by Selenium, offline; skipped where it is not installed."""
+    webdriver = pytest.importorskip("selenium.webdriver")
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        pytest.skip("chromium and chromium-driver are not installed")
+    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must not download a driver
+    options = webdriver.ChromeOptions()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--no-first-run", OFFLINE):  # fmt: skip
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    options.binary_location = chromium
+    session = webdriver.Chrome(options=options, service=webdriver.ChromeService(driver))
+    yield session
+    session.quit()

@@ -1,37 +1,17 @@
 """The try-it page in a real browser (headless Chromium driven by Selenium, offline): a
 review is scored as the API scores it, and a bad one gets a clear message."""
 
-import shutil
-
 import pytest
 import requests
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as until
+from selenium.webdriver.support.wait import WebDriverWait
+
+from delivery.api_keys import ApiKeyStore
 
 pytestmark = pytest.mark.integration
-webdriver = pytest.importorskip("selenium.webdriver")
-CHROMIUM, DRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-if not (CHROMIUM and DRIVER):
-    pytest.skip("chromium and chromium-driver are not installed", allow_module_level=True)
-
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.support import expected_conditions as until  # noqa: E402
-from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
-
-from delivery.api_keys import ApiKeyStore  # noqa: E402
 
 REVIEW = "The food was great and the staff were lovely."
-
-
-@pytest.fixture
-def browser(monkeypatch):
-    monkeypatch.setenv("SE_OFFLINE", "true")  # Selenium Manager must not download a driver
-    options = webdriver.ChromeOptions()
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--no-first-run"):  # fmt: skip
-        options.add_argument(flag)
-    options.binary_location = CHROMIUM
-    driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(DRIVER))
-    yield driver
-    driver.quit()
 
 
 @pytest.fixture

@@ -1,0 +1,62 @@
+"""/docs: Swagger UI's page and files from the image, open like /openapi.json, off where
+config says; and the document's examples are what the service really answers."""
+
+import pytest
+
+from service.app import create_app
+from tests.conftest import make_settings
+
+
+@pytest.fixture
+def service_overrides(tmp_path) -> dict:
+    (tmp_path / "hashes").write_text("")
+    return {"auth.required": True, "auth.key_hashes_file": tmp_path / "hashes"}
+
+
+def test_the_page_and_its_files_need_no_key_and_nothing_from_elsewhere(client):
+    for path in ("/docs", "/docs/"):
+        page = client.get(path)
+        assert page.status_code == 200
+        policy = page.headers["Content-Security-Policy"]
+        assert "script-src 'self';" in policy
+        assert "connect-src 'self';" in policy
+        html = page.get_data(as_text=True)
+        assert 'data-spec="/openapi.json"' in html
+        assert "http" not in html  # every file from this origin
+    for asset in ("/docs/ui/swagger-ui-bundle.js", "/docs/ui/swagger-ui.css", "/docs/docs.js"):
+        assert client.get(asset).status_code == 200
+    script = client.get("/docs/docs.js").get_data(as_text=True)
+    assert "validatorUrl: null" in script  # no badge fetched from swagger.io
+    assert "queryConfigEnabled: false" in script  # no spec URL taken from the query string
+
+
+@pytest.mark.parametrize("path", ["/docs/ui/../../app.py", "/docs/ui/%2e%2e/__init__.py",
+                                  "/docs/ui/nope.js", "/docs/other"])  # fmt: skip
+def test_nothing_else_is_served_under_docs(client, path):
+    response = client.get(path)
+    assert response.status_code >= 400
+    assert "error" in response.get_json()
+
+
+def test_off_where_config_says(trained_registry, tmp_path):
+    settings = make_settings("dev", **{"model.registry_dir": trained_registry,
+                                       "service.api_docs": False})  # fmt: skip
+    client = create_app(settings).test_client()
+    assert client.get("/docs/").status_code == 404
+    assert client.get("/docs/ui/swagger-ui.css").status_code == 404
+
+
+def test_the_examples_are_what_the_service_answers(trained_registry, tmp_path):
+    settings = make_settings("dev", **{"model.registry_dir": trained_registry})
+    client = create_app(settings).test_client()
+    document = client.get("/openapi.json").get_json()
+    for path in ("/predict/", "/v1/predict"):
+        operation = document["paths"][path]["post"]
+        example = operation["requestBody"]["content"]["application/json"]["example"]
+        answer = client.post(path, json=example)
+        assert answer.status_code == 200
+        shown = operation["responses"]["200"]["content"]["application/json"]["example"]
+        assert answer.get_json().keys() == shown.keys()
+        for status, response in operation["responses"].items():
+            for name, item in response["content"]["application/json"].get("examples", {}).items():
+                assert item["value"]["error"]["code"] == name, status
