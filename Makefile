@@ -54,12 +54,12 @@ help: ## List the targets
 
 setup: $(VENV)/.installed ## Create .venv with the locked dependencies
 
-# The serving runtime (the root project) and the release tooling (release/), both
-# editable, on the locked dependencies.
-$(VENV)/.installed: pyproject.toml release/pyproject.toml requirements/dev.lock
+# The serving runtime (the root project), the API client (client/) and the release
+# tooling (release/), all editable, on the locked dependencies.
+$(VENV)/.installed: pyproject.toml client/pyproject.toml release/pyproject.toml requirements/dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/dev.lock
-	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e . -e ./release
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e . -e ./client -e ./release
 	touch $@
 
 train: setup ## Train, evaluate and gate a model; publish it if it passes
@@ -213,15 +213,17 @@ base-image: ## Make BASE_IMAGE from Debian packages (hosts that cannot pull imag
 policy: setup ## The environments in promotion order, with their gates
 	$(BIN)/sentiment policy show
 
-# The release tooling depends on the runtime, which no index has: its wheel stands in.
+# The release tooling depends on the runtime and the client, which no index has: their
+# wheels stand in.
 lock: setup ## Re-pin requirements/*.lock from the two pyproject.toml files
 	$(PIP_COMPILE) --upgrade --extra scikit-learn -o requirements/runtime-scikit-learn.lock \
 		pyproject.toml
 	$(PIP_COMPILE) -c requirements/runtime-scikit-learn.lock -o requirements/runtime.lock \
 		pyproject.toml
-	rm -rf build/lock-wheels && $(BIN)/pip wheel --quiet --no-deps -w build/lock-wheels .
+	rm -rf build/lock-wheels && $(BIN)/pip wheel --quiet --no-deps -w build/lock-wheels . ./client
 	$(PIP_COMPILE) --upgrade --extra dev -c requirements/runtime-scikit-learn.lock \
 		--find-links build/lock-wheels --unsafe-package sentiment-service \
+		--unsafe-package sentiment-client \
 		--unsafe-package pip --unsafe-package setuptools \
 		-o requirements/dev.lock release/pyproject.toml
 	rm -rf build/lock-wheels

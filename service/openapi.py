@@ -77,7 +77,10 @@ def _scoring_operation(
         "tags": ["scoring"],
         "requestBody": {
             "required": True,
-            "description": "A JSON object. Read as JSON whatever the Content-Type says.",
+            "description": "A JSON object, read as JSON whatever the Content-Type says, of "
+            f"at most {limits.max_body_bytes} bytes.",
+            # Clients split their batches to fit (client/sentiment_client).
+            "x-max-body-bytes": limits.max_body_bytes,
             "content": {"application/json": {"schema": _ref(request_model), "example": request}},
         },
         "responses": {

@@ -1,11 +1,11 @@
 """`sentiment`: the release tooling's one command. Its subcommands live in cli/model.py,
 cli/delivery.py, cli/promotion.py, cli/keys.py, cli/api_keys.py, cli/benchmark.py and
-cli/observe.py;
+cli/observe.py and cli/client.py;
 each parses, calls the library and prints."""
 
 import click
 
-from cli import api_keys, benchmark, delivery, keys, model, observe, promotion
+from cli import api_keys, benchmark, client, delivery, keys, model, observe, promotion
 
 
 @click.group()
@@ -21,5 +21,6 @@ for command in (
     *api_keys.COMMANDS,
     *benchmark.COMMANDS,
     *observe.COMMANDS,
+    *client.COMMANDS,
 ):
     cli.add_command(command)

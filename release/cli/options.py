@@ -1,12 +1,21 @@
 """Options and arguments several commands share."""
 
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import click
 
+from gates.checks.base import API_KEY_VARIABLE
 from promotion.policy import load_policy
 from support.errors import ReleaseError
 from support.project import Project
+
+if TYPE_CHECKING:
+    from promotion.workspace import Workspace
 
 
 class Environment(click.ParamType):
@@ -43,3 +52,43 @@ image_option = click.option(
     "--image", default=None,
     help="sha256:... or REGISTRY/NAME@sha256:... (default: the latest build).",
 )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ServiceTarget:
+    """A service to call: an environment deployed on this machine, or any URL."""
+
+    name: str
+    url: str
+    api_key: str | None
+    environment: str | None
+
+
+def target_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """--env ENV or --url URL (one of them); the API key from $SENTIMENT_API_KEY, else,
+    for an environment that asks for keys, the gates' key on this machine."""
+    command = click.option("--url", default=None, metavar="URL",
+                           help="Any service speaking this API.")(command)  # fmt: skip
+    return click.option("--env", "environment", type=Environment(), default=None,
+                        help="An environment deployed on this machine.")(command)  # fmt: skip
+
+
+def resolve_target(space: "Workspace", environment: str | None, url: str | None) -> ServiceTarget:
+    if (environment is None) == (url is None):
+        raise click.UsageError("give one of --env ENV and --url URL")
+    key = os.environ.get(API_KEY_VARIABLE) or None
+    if url is not None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            raise click.BadParameter(f"{url!r} is not an http(s) URL", param_hint="--url")
+        return ServiceTarget(parts.netloc, url.rstrip("/"), key, None)
+    record = space.records.deployment(environment)
+    if record is None:
+        raise ReleaseError(f"nothing is deployed as {environment} here: `make deploy ENV="
+                           f"{environment}` (or pass --url)")  # fmt: skip
+    if key is None and space.service_settings(environment).auth.required:
+        key = space.api_keys.gate_key(environment)
+        if key is None:
+            raise ReleaseError(f"{environment} asks for API keys: set {API_KEY_VARIABLE}, or "
+                               "`make api-keys` for the gates' key")  # fmt: skip
+    return ServiceTarget(environment, record.url, key, environment)

@@ -52,10 +52,11 @@ def running_server(
     workers: int = 2,
     startup_timeout: float = 60,
     settings: dict[str, str] | None = None,
+    port: int | None = None,
 ) -> Iterator[Server]:
     """Yields once /healthz answers. The server is stopped on exit, whatever happened.
     `settings` are more SENTIMENT_* variables."""
-    port = free_port()
+    port = port or free_port()
     env = {
         **os.environ,
         "APP_ENV": "test",
