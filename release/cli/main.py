@@ -1,11 +1,11 @@
 """`sentiment`: the release tooling's one command. Its subcommands live in cli/model.py,
 cli/delivery.py, cli/promotion.py, cli/keys.py, cli/api_keys.py, cli/benchmark.py and
-cli/observe.py and cli/client.py;
+cli/observe.py, cli/client.py and cli/loadtest.py;
 each parses, calls the library and prints."""
 
 import click
 
-from cli import api_keys, benchmark, client, delivery, keys, model, observe, promotion
+from cli import api_keys, benchmark, client, delivery, keys, loadtest, model, observe, promotion
 
 
 @click.group()
@@ -22,5 +22,6 @@ for command in (
     *benchmark.COMMANDS,
     *observe.COMMANDS,
     *client.COMMANDS,
+    *loadtest.COMMANDS,
 ):
     cli.add_command(command)

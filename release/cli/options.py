@@ -62,6 +62,8 @@ class ServiceTarget:
     url: str
     api_key: str | None
     environment: str | None
+    # The image deployed as `environment` here.
+    image: str | None = None
 
 
 def target_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -81,7 +83,7 @@ def resolve_target(space: "Workspace", environment: str | None, url: str | None)
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
             raise click.BadParameter(f"{url!r} is not an http(s) URL", param_hint="--url")
-        return ServiceTarget(parts.netloc, url.rstrip("/"), key, None)
+        return ServiceTarget(f"url-{parts.netloc}", url.rstrip("/"), key, None)
     record = space.records.deployment(environment)
     if record is None:
         raise ReleaseError(f"nothing is deployed as {environment} here: `make deploy ENV="
@@ -91,4 +93,4 @@ def resolve_target(space: "Workspace", environment: str | None, url: str | None)
         if key is None:
             raise ReleaseError(f"{environment} asks for API keys: set {API_KEY_VARIABLE}, or "
                                "`make api-keys` for the gates' key")  # fmt: skip
-    return ServiceTarget(environment, record.url, key, environment)
+    return ServiceTarget(environment, record.url, key, environment, record.image)

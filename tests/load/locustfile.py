@@ -3,9 +3,11 @@ batches, a few metadata and health calls (the `load` check). CapacityClient: sin
 reviews back to back, no think time, through locust's fast HTTP client: how many the
 service sustains (the `capacity` check). Name the class to run one of them.
 
-Reviews are drawn from reviews.txt and joined into texts of varied length, from one
-short sentence to a long paragraph, the way real reviews vary. Run headless by the gate
-(`sentiment promote --to test`), or by hand:
+Reviews are the dataset's where SENTIMENT_LOADTEST_REVIEWS names a file of them (as
+`sentiment loadtest` does); else sentences of reviews.txt joined into texts of varied
+length, from one short sentence to a long paragraph, the way real reviews vary. Run
+headless by the gate (`sentiment promote --to test`), by `sentiment loadtest` with a
+profile's shape (shapes.py), or by hand:
     locust -f tests/load/locustfile.py --host http://127.0.0.1:8002 ApiClient
 with SENTIMENT_API_KEY=KEY in the environment for a service that asks for keys.
 """
@@ -17,11 +19,17 @@ from pathlib import Path
 
 from locust import FastHttpUser, HttpUser, between, constant, task
 
-SENTENCES = [
-    line.strip()
-    for line in (Path(__file__).parent / "reviews.txt").read_text(encoding="utf-8").split("\n")
-    if line.strip()
-]
+
+def _lines(path: Path) -> list[str]:
+    # "\n" only: dataset reviews may hold U+0085, which splitlines() would split on.
+    return [line.strip() for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+
+
+SENTENCES = _lines(Path(__file__).parent / "reviews.txt")
+# Real reviews, one per line (`sentiment loadtest` writes the dataset's): sent as they
+# are, so requests have the lengths real traffic has.
+REVIEWS_FILE = os.environ.get("SENTIMENT_LOADTEST_REVIEWS")
+REVIEWS = _lines(Path(REVIEWS_FILE)) if REVIEWS_FILE else []
 BATCH_SIZES = (2, 8, 32)
 
 
@@ -33,6 +41,8 @@ def _body(response) -> dict:
 
 
 def review(rng: random.Random) -> str:
+    if REVIEWS:
+        return rng.choice(REVIEWS)
     # Mostly short reviews, a long tail of long ones.
     count = min(int(rng.expovariate(1 / 3)) + 1, 25)
     return " ".join(rng.choice(SENTENCES) for _ in range(count))

@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import ROOT
 
 PACKAGES = ["service", "model", "client", *(f"release/{name}" for name in (
-    "cli", "delivery", "gates", "promotion", "support", "training"))]  # fmt: skip
+    "cli", "delivery", "gates", "loadtest", "promotion", "support", "training"))]  # fmt: skip
 
 
 @pytest.fixture

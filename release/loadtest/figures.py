@@ -1,0 +1,71 @@
+"""What a locust run measured, from its CSV files: overall, per endpoint, per stage."""
+
+import csv
+from pathlib import Path
+from typing import Any
+
+from gates.checks.load import aggregated_figures
+from loadtest.profiles import Profile
+
+
+def _number(value: str) -> float | None:
+    return None if value in ("", "N/A") else float(value)
+
+
+def endpoint_figures(stats_csv: Path) -> list[dict[str, Any]]:
+    """One row per endpoint (locust's name for it), busiest first."""
+    with stats_csv.open(newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["Name"] != "Aggregated"]
+    found = [{
+        "name": f"{row['Type']} {row['Name']}",
+        "requests": int(row["Request Count"]),
+        "failures": int(row["Failure Count"]),
+        "median_ms": _number(row["Median Response Time"]) or 0.0,
+        "p95_ms": _number(row["95%"]) or 0.0,
+        "p99_ms": _number(row["99%"]) or 0.0,
+    } for row in rows]  # fmt: skip
+    return sorted(found, key=lambda row: -row["requests"])
+
+
+def stage_figures(history_csv: Path, profile: Profile) -> list[dict[str, Any]]:
+    """Per stage: the users reached, requests/s and failures/s over the stage (from the
+    running totals), and the worst p95 and p99 locust saw in it (over its sliding window)."""
+    with history_csv.open(newline="") as handle:
+        rows = [row for row in csv.DictReader(handle) if row["Name"] == "Aggregated"]
+    if not rows:
+        return []
+    started = float(rows[0]["Timestamp"])
+    found = []
+    begin = 0.0
+    for number, stage in enumerate(profile.stages, start=1):
+        end = begin + stage.seconds
+        inside = [row for row in rows if begin <= float(row["Timestamp"]) - started < end]
+        begin = end
+        if len(inside) < 2:
+            continue
+        first, last = inside[0], inside[-1]
+        seconds = float(last["Timestamp"]) - float(first["Timestamp"])
+        requests = int(last["Total Request Count"]) - int(first["Total Request Count"])
+        failures = int(last["Total Failure Count"]) - int(first["Total Failure Count"])
+        p95 = [value for row in inside if (value := _number(row["95%"])) is not None]
+        p99 = [value for row in inside if (value := _number(row["99%"])) is not None]
+        found.append({
+            "stage": number,
+            "users": max(int(row["User Count"]) for row in inside),
+            "rps": round(requests / seconds, 1) if seconds > 0 else 0.0,
+            "failures_per_second": round(failures / seconds, 2) if seconds > 0 else 0.0,
+            "worst_p95_ms": max(p95, default=0.0),
+            "worst_p99_ms": max(p99, default=0.0),
+        })  # fmt: skip
+    return found
+
+
+def run_figures(prefix: Path, profile: Profile) -> dict[str, Any]:
+    """Everything the summary holds, from <prefix>_stats.csv and _stats_history.csv."""
+    stats = Path(f"{prefix}_stats.csv")
+    history = Path(f"{prefix}_stats_history.csv")
+    return {
+        "overall": aggregated_figures(stats),
+        "endpoints": endpoint_figures(stats),
+        "stages": stage_figures(history, profile) if history.exists() else [],
+    }
