@@ -10,6 +10,7 @@
 #   make deploy ENV=test     run that digest as ENV's container (IMAGE=sha256:... for another)
 #   make pipeline            dev gate -> build -> each environment of config/promotion.yaml
 #   make promote TO=stage    move an image up one environment, if the one below passed it
+#   make loadtest ENV=stage PROFILE=stress   a load-test profile against ENV (or URL=...)
 #   make api-keys            the gates' API key where config asks for keys (stage, prod)
 #   make workflows           run the pull-request workflow's jobs here with act, checked (slow)
 
@@ -32,22 +33,26 @@ TO ?=
 UNTIL ?=
 RELEASE ?=
 DATA_DIR ?=
+PROFILE ?= smoke
+URL ?=
+CONFIRM ?=
 BASE_IMAGE ?= localhost/debian-python:bookworm
 define newline
 
 
 endef
 # A line break would split a recipe: refused when the Makefile is read, before any target.
-$(foreach variable,ENV IMAGE MODEL TO UNTIL RELEASE DATA_DIR BASE_IMAGE,$(if \
+$(foreach variable,ENV IMAGE MODEL TO UNTIL RELEASE DATA_DIR PROFILE URL CONFIRM BASE_IMAGE,$(if \
 	$(findstring $(newline),$(value $(variable))),$(error $(variable) holds a line break)))
 quoted = '$(subst ','\'',$(value $(1)))'
 flag = $(if $(value $(2)),$(1) $(call quoted,$(2)))
 # make would expand them to export them to every recipe's environment: it never does.
-unexport ENV IMAGE MODEL TO UNTIL RELEASE DATA_DIR BASE_IMAGE
+unexport ENV IMAGE MODEL TO UNTIL RELEASE DATA_DIR PROFILE URL CONFIRM BASE_IMAGE
 
 .PHONY: help setup train model run serve test unit integration container lint format config \
 	alerts drift retrain models champion model-push model-pull publish-model lock clean build deploy undeploy status render base-image install-podman \
-	smoke keys api-keys gate promote rollback history evidence pipeline state-pull state-push act workflows policy
+	smoke keys api-keys gate promote rollback history evidence pipeline state-pull state-push act workflows policy \
+	loadtest loadtest-ui
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -191,6 +196,16 @@ act: setup ## Run the pull-request workflow's jobs locally with act, as GitHub w
 	$(BIN)/act pull_request --workflows .github/workflows/ci.yml \
 		--eventpath .github/act/pull_request.json --platform ubuntu-latest=-self-hosted \
 		--concurrent-jobs 1 $(ACT_STAND_INS) $(ACT_ENV)
+
+# URL=... names any service speaking this API; else ENV's deployment here. A customer-facing
+# environment (prod) runs only with CONFIRM=<its name>.
+LOADTEST_ARGS = $(call quoted,PROFILE) $(if $(value URL),--url $(call quoted,URL),--env \
+	$(call quoted,ENV)) $(call flag,--confirm,CONFIRM) $(call flag,--data-dir,DATA_DIR)
+loadtest: setup ## PROFILE=smoke|average|stress|spike|soak against ENV (or URL=...), compared
+	$(BIN)/sentiment loadtest $(LOADTEST_ARGS)
+
+loadtest-ui: setup ## The same with locust's web UI on http://127.0.0.1:8089, to watch it live
+	$(BIN)/sentiment loadtest $(LOADTEST_ARGS) --ui
 
 drift: setup ## ENV's drift report from its audit log (table, PNG charts, HTML page)
 	$(BIN)/sentiment drift $(call quoted,ENV)
