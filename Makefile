@@ -197,10 +197,11 @@ act: setup ## Run the pull-request workflow's jobs locally with act, as GitHub w
 		--eventpath .github/act/pull_request.json --platform ubuntu-latest=-self-hosted \
 		--concurrent-jobs 1 $(ACT_STAND_INS) $(ACT_ENV)
 
-# URL=... names any service speaking this API; else ENV's deployment here. A customer-facing
-# environment (prod) runs only with CONFIRM=<its name>.
-LOADTEST_ARGS = $(call quoted,PROFILE) $(if $(value URL),--url $(call quoted,URL),--env \
-	$(call quoted,ENV)) $(call flag,--confirm,CONFIRM) $(call flag,--data-dir,DATA_DIR)
+# ENV's deployment here; URL=... any service speaking this API; both: ENV at that address.
+# A customer-facing environment (prod) runs only with CONFIRM=<its name>.
+LOADTEST_ENV = $(if $(and $(value URL),$(filter file default,$(origin ENV))),,--env $(call quoted,ENV))
+LOADTEST_ARGS = $(call quoted,PROFILE) $(LOADTEST_ENV) $(call flag,--url,URL) \
+	$(call flag,--confirm,CONFIRM) $(call flag,--data-dir,DATA_DIR)
 loadtest: setup ## PROFILE=smoke|average|stress|spike|soak against ENV (or URL=...), compared
 	$(BIN)/sentiment loadtest $(LOADTEST_ARGS)
 

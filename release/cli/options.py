@@ -67,30 +67,36 @@ class ServiceTarget:
 
 
 def target_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """--env ENV or --url URL (one of them); the API key from $SENTIMENT_API_KEY, else,
-    for an environment that asks for keys, the gates' key on this machine."""
+    """--env ENV (deployed here), --url URL (any service), or both (ENV, reached at URL);
+    the API key from $SENTIMENT_API_KEY, else ENV's gates' key on this machine."""
     command = click.option("--url", default=None, metavar="URL",
-                           help="Any service speaking this API.")(command)  # fmt: skip
+                           help="Any service speaking this API (with --env: ENV's address).",
+                           )(command)  # fmt: skip
     return click.option("--env", "environment", type=Environment(), default=None,
                         help="An environment deployed on this machine.")(command)  # fmt: skip
 
 
 def resolve_target(space: "Workspace", environment: str | None, url: str | None) -> ServiceTarget:
-    if (environment is None) == (url is None):
+    if environment is None and url is None:
         raise click.UsageError("give one of --env ENV and --url URL")
     key = os.environ.get(API_KEY_VARIABLE) or None
+    image = None
     if url is not None:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
             raise click.BadParameter(f"{url!r} is not an http(s) URL", param_hint="--url")
-        return ServiceTarget(f"url-{parts.netloc}", url.rstrip("/"), key, None)
-    record = space.records.deployment(environment)
-    if record is None:
-        raise ReleaseError(f"nothing is deployed as {environment} here: `make deploy ENV="
-                           f"{environment}` (or pass --url)")  # fmt: skip
+        url = url.rstrip("/")
+    if environment is None:
+        return ServiceTarget(f"url-{urlsplit(url).netloc}", url, key, None)
+    if url is None:
+        record = space.records.deployment(environment)
+        if record is None:
+            raise ReleaseError(f"nothing is deployed as {environment} here: `make deploy ENV="
+                               f"{environment}` (or pass --url)")  # fmt: skip
+        url, image = record.url, record.image
     if key is None and space.service_settings(environment).auth.required:
         key = space.api_keys.gate_key(environment)
         if key is None:
             raise ReleaseError(f"{environment} asks for API keys: set {API_KEY_VARIABLE}, or "
                                "`make api-keys` for the gates' key")  # fmt: skip
-    return ServiceTarget(environment, record.url, key, environment, record.image)
+    return ServiceTarget(environment, url, key, environment, image)

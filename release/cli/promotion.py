@@ -255,7 +255,20 @@ def superseded(environment: str, image: str | None) -> None:
     click.echo("true" if why else "false")
 
 
+@click.command("current-release")
+@environment_argument
+@reports_errors
+def current_release(environment: str) -> None:
+    """Print the image of ENV's current release (its ledger's), REGISTRY/NAME@sha256:...;
+    exit 1 when nothing was released there. The load-test workflow runs it when the
+    environment has no address of its own."""
+    releases = workspace().ledger.releases(environment)
+    if not releases or releases[-1].image is None:
+        raise click.ClickException(f"{environment} has no release in its ledger")
+    click.echo(releases[-1].image)
+
+
 COMMANDS = (
     gate, promote, rollback, history, evidence, pipeline, release_candidate, superseded, state,
-    policy,
+    policy, current_release,
 )  # fmt: skip

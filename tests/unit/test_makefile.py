@@ -59,7 +59,8 @@ def stand_in(tmp_path) -> Path:
     # Newer than everything the venv is made from, so make takes it as set up.
     # (The Makefile's prerequisites of .installed; globbing for them walked .venv each time.)
     made_from = [ROOT / "pyproject.toml", ROOT / "release" / "pyproject.toml",
-                 ROOT / "client" / "pyproject.toml", ROOT / "requirements" / "dev.lock"]  # fmt: skip
+                 ROOT / "client" / "pyproject.toml",
+                 ROOT / "requirements" / "dev.lock"]  # fmt: skip
     later = max(path.stat().st_mtime for path in made_from) + 60
     os.utime(venv / ".installed", (later, later))
     return venv

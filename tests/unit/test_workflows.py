@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from promotion.policy import load_policy
-from tests.conftest import ROOT
+from tests.conftest import CONFIG_DIR, ROOT
 
 WORKFLOWS = ROOT / ".github" / "workflows"
 BIN = Path(sys.executable).parent
@@ -114,6 +114,40 @@ def test_main_is_promoted_through_the_policy_environments_in_order():
 def test_rollback_offers_exactly_the_environments_promoted_to():
     options = load("rollback.yml")["on"]["workflow_dispatch"]["inputs"]["environment"]["options"]
     assert options == [environment.name for environment in POLICY.promoted]
+
+
+def test_the_load_test_offers_the_promoted_environments_and_the_profiles():
+    from loadtest.profiles import load_loadtest_config
+
+    inputs = load("loadtest.yml")["on"]["workflow_dispatch"]["inputs"]
+    assert inputs["environment"]["options"] == [e.name for e in POLICY.promoted]
+    assert inputs["profile"]["options"] == list(load_loadtest_config(CONFIG_DIR).profiles)
+    assert inputs["confirm"]["default"] == ""
+
+
+def test_the_load_test_runs_the_make_verb_in_the_environment_the_policy_names():
+    workflow = load("loadtest.yml")
+    jobs = workflow["jobs"]
+    assert jobs["loadtest"]["environment"]["name"] == "${{ needs.plan.outputs.github-environment }}"
+    assert "environment" not in jobs["plan"]
+    assert jobs["loadtest"]["concurrency"]["cancel-in-progress"] is False
+    step = step_named(workflow, "Load test")
+    assert step["run"] == ('make loadtest ENV="$ENV" PROFILE="$PROFILE" URL="$SERVICE_URL" '
+                           'CONFIRM="$CONFIRM"')  # fmt: skip
+    assert jobs["loadtest"]["env"]["CONFIRM"] == "${{ inputs.confirm }}"
+
+
+def test_the_load_test_summary_reaches_the_job_summary(tmp_path):
+    step = step_named(load("loadtest.yml"), "The summary table")
+    run = tmp_path / ".delivery" / "loadtests" / "stage" / "20261128T000000000000Z-spike"
+    run.mkdir(parents=True)
+    (run / "summary.md").write_text("| figure | this run |\n")
+    done = run_script(step, {}, tmp_path, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "GITHUB_STEP_SUMMARY").read_text() == "| figure | this run |\n"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert run_script(step, {}, tmp_path, cwd=empty).returncode == 0  # no run: nothing added
 
 
 def test_a_release_tag_goes_where_the_policy_sends_it():
@@ -357,7 +391,7 @@ def test_evidence_artifacts_include_the_dot_directory():
     """upload-artifact leaves out hidden files unless told: .delivery/ would upload empty."""
     uploads = [s for s in all_steps() if s.get("uses", "").startswith("actions/upload-artifact@")]
     evidence = [step for step in uploads if step["with"]["path"].startswith(".delivery")]
-    assert len(evidence) == 3
+    assert len(evidence) == 4
     assert all(step["with"].get("include-hidden-files") is True for step in evidence)
 
 
