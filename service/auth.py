@@ -19,7 +19,7 @@ from service.settings import Settings
 # ask for a key themselves when they call the API).
 OPEN_ENDPOINTS = frozenset({
     "api.healthz", "api.readyz", "api.openapi", "page.try_it", "page.static", "docs.page",
-    "docs.static", "docs.script",
+    "docs.ui", "docs.script",
 })  # fmt: skip
 API_KEY_HEADER = "X-API-Key"
 MESSAGE = f"a valid API key is required (Authorization: Bearer KEY, or {API_KEY_HEADER}: KEY)"

@@ -37,12 +37,12 @@ from service.settings.schema import RateLimitSettings
 # Not a valid key id, so no key can share its budget.
 ANONYMOUS = "-"
 TABLE = "rate-limits.table"
-# A slot: the key id (NUL-padded) and the time its next request is due (GCRA's TAT).
-SLOT = struct.Struct("=32sd")
+# A slot: the key id (NUL-padded) and when its next request is due (GCRA's theoretical
+# arrival time), in whole nanoseconds of the system's monotonic clock: sums of intervals
+# stay exact however long the host has been up.
+SLOT = struct.Struct("=32sq")
 SLOTS = 4096
 TABLE_BYTES = SLOT.size * SLOTS
-# Float sums of intervals are not exact: the burst's last request must not be refused.
-EPSILON = 1e-9
 # The WSGI environ key where the fast path leaves its decision (None or Refused).
 DECIDED = "sentiment.rate_limit"
 UNDECIDED = object()
@@ -70,7 +70,7 @@ class RateLimiter:
         self,
         settings: RateLimitSettings,
         table: IO[bytes],
-        clock: Callable[[], float] = time.monotonic,  # one clock for every process
+        clock: Callable[[], int] = time.monotonic_ns,  # one clock for every process
     ):
         self._settings = settings
         self._clock = clock
@@ -78,8 +78,8 @@ class RateLimiter:
         self._memory = mmap.mmap(table.fileno(), TABLE_BYTES)
         self._threads = threading.Lock()
         self._slots: dict[str, int] = {}
-        # key id -> (seconds between requests, seconds of burst), None: not limited.
-        self._limits: dict[str, tuple[float, float] | None] = {}
+        # key id -> (nanoseconds between requests, nanoseconds of burst), None: not limited.
+        self._limits: dict[str, tuple[int, int] | None] = {}
         self._full_warned = False
 
     @classmethod
@@ -89,6 +89,9 @@ class RateLimiter:
         path = Path(directory) / TABLE if directory else None
         if path is not None and path.is_file() and path.stat().st_size == TABLE_BYTES:
             return cls(settings, path.open("r+b"), **kwargs)
+        if directory:
+            logger.warning("no rate-limit table in %s: this process keeps its own (workers "
+                           "forked after this share it; others do not)", directory)  # fmt: skip
         table = tempfile.TemporaryFile()  # noqa: SIM115  (the limiter keeps it open)
         table.write(bytes(TABLE_BYTES))
         table.flush()
@@ -113,14 +116,14 @@ class RateLimiter:
                     return None
                 _, due = SLOT.unpack_from(self._memory, slot)
                 next_due = max(due, now) + interval
-                if next_due - now > tolerance + EPSILON:
-                    return Refused(next_due - tolerance - now, 1.0 / interval)
+                if next_due - now > tolerance:
+                    return Refused((next_due - tolerance - now) / 1e9, 1e9 / interval)
                 SLOT.pack_into(self._memory, slot, key_id.encode(), next_due)
                 return None
             finally:
                 fcntl.lockf(self._file, fcntl.LOCK_UN)
 
-    def _limit(self, key_id: str) -> tuple[float, float] | None:
+    def _limit(self, key_id: str) -> tuple[int, int] | None:
         settings = self._settings
         if not settings.enabled:
             return None
@@ -131,7 +134,8 @@ class RateLimiter:
             per_second, burst = limit.per_second, limit.burst
         else:
             per_second, burst = settings.per_second, settings.burst
-        return 1.0 / per_second, burst / per_second
+        interval = max(1, round(1e9 / per_second))
+        return interval, burst * interval
 
     def _slot(self, key_id: str) -> int | None:
         """The offset of `key_id`'s slot, claimed if new (open addressing; under the lock).
@@ -146,7 +150,7 @@ class RateLimiter:
             held = self._memory[offset : offset + 32].rstrip(b"\0")
             if held in (name, b""):
                 if not held:
-                    SLOT.pack_into(self._memory, offset, name, 0.0)
+                    SLOT.pack_into(self._memory, offset, name, 0)
                 self._slots[key_id] = offset
                 return offset
         if not self._full_warned:
@@ -160,10 +164,20 @@ def retry_after_header(refused: Refused) -> str:
     return str(max(1, int(-(-refused.retry_after // 1))))
 
 
+def too_many_requests(refused: Refused) -> TooManyRequests:
+    """The 429 of a refusal, as the fast path and Flask both answer it."""
+    retry_after = retry_after_header(refused)
+    return TooManyRequests(
+        f"over this key's rate limit of {refused.per_second:g} requests per second; "
+        f"retry after {retry_after} s",
+        retry_after,
+    )
+
+
 def register_rate_limit(app: Flask, limiter: RateLimiter, metrics: Metrics) -> None:
     """Call after the API-key hook: the limit is the key's, and a caller without a valid key
     gets its 401 without using anyone's budget. A request the fast path (service/fast_path.py)
-    counted already carries its decision in the environ."""
+    admitted already carries its decision in the environ (it answers its refusals itself)."""
 
     @app.before_request
     def _limit() -> None:
@@ -174,9 +188,4 @@ def register_rate_limit(app: Flask, limiter: RateLimiter, metrics: Metrics) -> N
         refused = limiter.admit(key_id) if decided is UNDECIDED else decided
         if refused is not None:
             metrics.count_rate_limited(key_id or ANONYMOUS)
-            retry_after = retry_after_header(refused)
-            raise TooManyRequests(
-                f"over this key's rate limit of {refused.per_second:g} requests per second; "
-                f"retry after {retry_after} s",
-                retry_after,
-            )
+            raise too_many_requests(refused)

@@ -86,7 +86,7 @@ class MonitoringSettings(Section):
     max_feedback_bytes: int = Field(ge=256, le=1024 * 1024)
 
 
-class RateLimit(Section):
+class KeyLimit(Section):
     per_second: float = Field(gt=0, le=1_000_000)
     burst: int = Field(ge=1, le=1_000_000)
 
@@ -98,7 +98,7 @@ class RateLimitSettings(Section):
     # Requests a key may send at once after a quiet spell.
     burst: int = Field(ge=1, le=1_000_000)
     # Key ids with a limit of their own; null: not limited (the gates' key, say).
-    per_key: dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")], RateLimit | None]
+    per_key: dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")], KeyLimit | None]
 
 
 class GunicornSettings(Section):

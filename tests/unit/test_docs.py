@@ -1,6 +1,8 @@
 """/docs: Swagger UI's page and files from the image, open like /openapi.json, off where
 config says; and the document's examples are what the service really answers."""
 
+import json
+
 import pytest
 
 from service.app import create_app
@@ -23,15 +25,20 @@ def test_the_page_and_its_files_need_no_key_and_nothing_from_elsewhere(client):
         html = page.get_data(as_text=True)
         assert 'data-spec="/openapi.json"' in html
         assert "http" not in html  # every file from this origin
-    for asset in ("/docs/ui/swagger-ui-bundle.js", "/docs/ui/swagger-ui.css", "/docs/docs.js"):
-        assert client.get(asset).status_code == 200
+    for asset in ("/docs/ui/swagger-ui-bundle.js", "/docs/ui/swagger-ui.css", "/docs/docs.js",
+                  "/docs/ui/favicon-32x32.png"):  # fmt: skip
+        answer = client.get(asset)
+        assert answer.status_code == 200
+        assert answer.headers["Content-Security-Policy"] == page.headers["Content-Security-Policy"]
     script = client.get("/docs/docs.js").get_data(as_text=True)
     assert "validatorUrl: null" in script  # no badge fetched from swagger.io
     assert "queryConfigEnabled: false" in script  # no spec URL taken from the query string
 
 
-@pytest.mark.parametrize("path", ["/docs/ui/../../app.py", "/docs/ui/%2e%2e/__init__.py",
-                                  "/docs/ui/nope.js", "/docs/other"])  # fmt: skip
+@pytest.mark.parametrize("path", [
+    "/docs/ui/../../app.py", "/docs/ui/%2e%2e/__init__.py", "/docs/ui/nope.js", "/docs/other",
+    "/docs/ui/oauth2-redirect.html", "/docs/ui/swagger-ui.js", "/docs/ui/index.css",
+])  # fmt: skip
 def test_nothing_else_is_served_under_docs(client, path):
     response = client.get(path)
     assert response.status_code >= 400
@@ -57,6 +64,20 @@ def test_the_examples_are_what_the_service_answers(trained_registry, tmp_path):
         assert answer.status_code == 200
         shown = operation["responses"]["200"]["content"]["application/json"]["example"]
         assert answer.get_json().keys() == shown.keys()
-        for status, response in operation["responses"].items():
-            for name, item in response["content"]["application/json"].get("examples", {}).items():
-                assert item["value"]["error"]["code"] == name, status
+    # Each error the service sends here is one of its status's examples, message and all.
+    responses = document["paths"]["/v1/predict"]["post"]["responses"]
+    limits = settings.service
+    for body, status in (
+        (b"{", 400), (b'{"reviews": ["ok"], "extra": 1}', 400),
+        (b'{"reviews": ["   "]}', 422), (b'{"reviews": []}', 422),
+        (json.dumps({"reviews": ["x"] * (limits.max_batch_size + 1)}).encode(), 422),
+        (json.dumps({"reviews": ["x" * (limits.max_review_chars + 1)]}).encode(), 422),
+        (b"[" + b" " * limits.max_body_bytes + b"]", 413),
+    ):  # fmt: skip
+        answer = client.post("/v1/predict", data=body, content_type="application/json")
+        assert answer.status_code == status
+        error = answer.get_json()["error"]
+        examples = responses[str(status)]["content"]["application/json"]["examples"]
+        assert error["code"] in examples, (status, error)
+        if error["code"] in ("payload_too_large", "empty_batch", "batch_too_large"):
+            assert examples[error["code"]]["value"]["error"] == error

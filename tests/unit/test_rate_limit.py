@@ -18,11 +18,16 @@ def limits(per_second: float = 10, burst: int = 3, **per_key) -> RateLimitSettin
 
 
 class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
+    """The monotonic clock in nanoseconds, moved by the test; a host up for three years."""
 
-    def __call__(self) -> float:
+    def __init__(self) -> None:
+        self.now = 3 * 365 * 24 * 3600 * 10**9
+
+    def __call__(self) -> int:
         return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += round(seconds * 1e9)
 
 
 @pytest.fixture
@@ -42,9 +47,9 @@ class TestTheBudget:
         assert refused is not None
         assert refused.per_second == 10
         assert refused.retry_after == pytest.approx(0.1)
-        clock.now += 0.1
+        clock.advance(0.1)
         assert admitted(limiter, "acme", 2) == 1
-        clock.now += 1.0  # ten intervals: the burst is back, not more
+        clock.advance(1.0)  # ten intervals: the burst is back, not more
         assert admitted(limiter, "acme", 10) == 3
 
     def test_exactly_the_rate_over_a_long_run(self, clock):
@@ -52,13 +57,21 @@ class TestTheBudget:
         total = 0
         for _ in range(1000):  # 10 s, offered at 100/s: twice the rate
             total += admitted(limiter, "acme", 1)
-            clock.now += 0.01
-        assert total in (5 + 50 * 10 - 1, 5 + 50 * 10)
+            clock.advance(0.01)
+        assert total == 5 + 499  # the burst, then one per 20 ms until the last offer, at 9.99 s
+
+    @pytest.mark.parametrize(("per_second", "burst"), [(1000, 1000), (100, 200), (3, 7)])
+    def test_a_whole_burst_however_long_the_host_has_been_up(self, clock, per_second, burst):
+        """Whole nanoseconds: no rounding refuses the burst's last request."""
+        for uptime_seconds in (10, 10**8, 10**9):  # up to 31 years
+            clock.now = uptime_seconds * 10**9
+            limiter = RateLimiter.for_server(limits(per_second, burst), clock=clock)
+            assert admitted(limiter, "acme", burst + 5) == burst
 
     def test_a_refused_request_uses_no_budget(self, clock):
         limiter = RateLimiter.for_server(limits(per_second=1, burst=1), clock=clock)
         assert admitted(limiter, "acme", 100) == 1
-        clock.now += 1.0
+        clock.advance(1.0)
         assert admitted(limiter, "acme", 1) == 1
 
     def test_each_key_has_its_own_budget_and_no_key_shares_one(self, clock):
@@ -82,7 +95,7 @@ class TestTheBudget:
         refused = limiter.admit("acme")
         assert refused.retry_after == pytest.approx(4.0)
         assert retry_after_header(refused) == "4"
-        clock.now += 3.5
+        clock.advance(3.5)
         assert retry_after_header(limiter.admit("acme")) == "1"
         assert math.isclose(limiter.admit("acme").retry_after, 0.5)
 
@@ -205,3 +218,28 @@ def test_stage_and_prod_limit_keys_and_the_gates_key_is_not_limited():
         settings = make_settings(environment).rate_limit
         assert settings.enabled is enabled
         assert settings.per_key["gate"] is None
+
+
+def test_the_fast_path_and_flask_send_the_same_429(client, keys):
+    headers = bearer(keys["acme"])
+    for _ in range(2):
+        client.post("/predict/", json=REVIEW, headers=headers)
+    fast = client.post("/predict/", json=REVIEW, headers={**headers, "X-Request-ID": "r-1"})
+    flask = client.get("/v1/model", headers={**headers, "X-Request-ID": "r-1"})
+    assert fast.status_code == flask.status_code == 429
+    assert fast.get_data() == flask.get_data()
+    assert dict(fast.headers) == dict(flask.headers)
+
+
+def test_the_document_has_the_429_only_where_limits_are_on(client, trained_registry):
+    document = client.get("/openapi.json").get_json()
+    predict = document["paths"]["/predict/"]["post"]["responses"]
+    assert predict["429"]["headers"]["Retry-After"]["schema"]["minimum"] == 1
+    assert "429" not in document["paths"]["/healthz"]["get"]["responses"]
+    from service.app import create_app
+    from tests.conftest import make_settings
+
+    unlimited = create_app(make_settings("dev", **{"model.registry_dir": trained_registry}))
+    document = unlimited.test_client().get("/openapi.json").get_json()
+    assert all("429" not in operation["responses"] for methods in document["paths"].values()
+               for operation in methods.values())  # fmt: skip
