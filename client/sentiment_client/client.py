@@ -2,10 +2,11 @@
 
 - Every call has a timeout (connect, read): a hung service never hangs the caller.
 - What is safe to retry is retried, with exponential backoff and full jitter: a
-  connection that failed (refused, reset, unreachable) and a 503 (not ready, shutting
-  down; its Retry-After is honoured). Nothing else: a 4xx is the request's fault, a 429
-  says how long to wait (RateLimited.retry_after), and a read that timed out may have
-  been scored already.
+  connection that failed (refused, reset, unreachable) and a 503 that passes (not ready
+  yet, shutting down; its Retry-After is honoured). Nothing else: a 4xx is the request's
+  fault, a 429 says how long to wait (RateLimited.retry_after), and a read that timed
+  out may have been scored already. Feedback, which must be recorded once, is retried
+  only when its request never left (the connection was never made).
 - Every attempt of one call carries the same X-Request-ID, which every answer and error
   surfaces: quote it to the service's operators.
 - predict_many splits any number of reviews into batches the service accepts (its
@@ -22,6 +23,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 
 from sentiment_client.errors import (
     ApiError,
@@ -33,6 +35,11 @@ from sentiment_client.errors import (
 )
 
 REQUEST_ID_HEADER = "X-Request-ID"
+# 503s that a retry will not change: this service records no predictions to give
+# feedback on.
+LASTING_503 = frozenset({"no_outcomes"})
+# Longest Retry-After taken from a service, in seconds.
+MAX_RETRY_AFTER = 3600.0
 # Seconds to connect, and to wait for the answer (a full batch of long reviews is scored
 # in well under a second on the service's own machine).
 DEFAULT_TIMEOUT = (3.05, 30.0)
@@ -148,7 +155,7 @@ class SentimentClient:
                                 "label": label}  # fmt: skip
         if review is not None:
             body["review"] = review
-        return self._call("POST", "/v1/feedback", json.dumps(body).encode())[0]
+        return self._call("POST", "/v1/feedback", json.dumps(body).encode(), once=True)[0]
 
     def model(self) -> dict:
         """The model being served and the service around it (GET /v1/model)."""
@@ -174,9 +181,15 @@ class SentimentClient:
     # The calls
 
     def _call(
-        self, method: str, path: str, body: bytes | None = None, request_id: str | None = None
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        request_id: str | None = None,
+        once: bool = False,
     ) -> tuple[Any, str]:
-        """The answer's JSON and its request id; an ApiError for any other status."""
+        """The answer's JSON and its request id; an ApiError for any other status. `once`:
+        the call must not be done twice, so a connection lost after sending is not retried."""
         request_id = request_id or uuid.uuid4().hex
         headers = {REQUEST_ID_HEADER: request_id}
         if body is not None:
@@ -193,14 +206,18 @@ class SentimentClient:
                     f"{request_id}); not retried, the service may have done it"
                 ) from error
             except requests.ConnectionError as error:
-                if last:
+                if last or (once and not _never_sent(error)):
                     raise ConnectionFailed(
                         f"{method} {path}: {error} (after {attempt + 1} attempts, request id "
                         f"{request_id})"
                     ) from error
                 self._sleep(self._delay(attempt, None))
                 continue
-            if response.status_code == 503 and not last:
+            if (
+                response.status_code == 503
+                and not last
+                and _error_code(response) not in LASTING_503
+            ):
                 self._sleep(self._delay(attempt, _retry_after(response)))
                 continue
             answered_id = response.headers.get(REQUEST_ID_HEADER, request_id)
@@ -216,17 +233,39 @@ class SentimentClient:
         return min(self.max_backoff, max(jittered, retry_after or 0.0))
 
 
+def _never_sent(error: requests.ConnectionError) -> bool:
+    """Whether the connection failed before the request went out (refused, no route, no
+    name, connect timeout), as opposed to one lost after it was sent."""
+    reason = getattr(error.args[0], "reason", None) if error.args else None
+    return isinstance(error, requests.ConnectTimeout) or isinstance(
+        reason, urllib3.exceptions.NewConnectionError | urllib3.exceptions.ConnectTimeoutError
+    )
+
+
 def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After", "")
-    return float(value) if value.isdigit() else None
+    """Retry-After in seconds (its delay form; a date is ignored), at most MAX_RETRY_AFTER."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not (value.isascii() and value.isdigit()):
+        return None
+    return min(float(value), MAX_RETRY_AFTER)
+
+
+def _error_body(response: requests.Response) -> tuple[str, str]:
+    """The service's error code and message; for another body (a proxy's page, say),
+    http_<status> and its start."""
+    try:
+        error = response.json()["error"]
+        return str(error["code"]), str(error["message"])
+    except (ValueError, KeyError, TypeError):
+        return f"http_{response.status_code}", response.text[:200]
+
+
+def _error_code(response: requests.Response) -> str:
+    return _error_body(response)[0]
 
 
 def _error(response: requests.Response, request_id: str) -> ApiError:
-    try:
-        error = response.json()["error"]
-        code, message = str(error["code"]), str(error["message"])
-    except (ValueError, KeyError, TypeError):  # not the service's JSON (a proxy's page, say)
-        code, message = f"http_{response.status_code}", response.text[:200]
+    code, message = _error_body(response)
     status = response.status_code
     if status == 401:
         return Unauthorized(status, code, message, request_id)

@@ -34,4 +34,5 @@ class RateLimited(ApiError):
 
 
 class NotReady(ApiError):
-    """503 after every retry: the service has no verified model, or is shutting down."""
+    """503: the service has no verified model or is shutting down (after every retry), or
+    records no predictions to give feedback on (`no_outcomes`, not retried)."""

@@ -3,6 +3,9 @@ service's limits, the request id on answers and errors, and retries for exactly 
 safe to retry (a connection that failed, a 503), never for a 4xx or a 429."""
 
 import json
+import re
+import socket
+import threading
 import time
 
 import pytest
@@ -12,6 +15,7 @@ from sentiment_client import (
     ConnectionFailed,
     InvalidRequest,
     NotReady,
+    Prediction,
     RateLimited,
     SentimentClient,
     Unauthorized,
@@ -180,3 +184,83 @@ def test_sentiment_predict_scores_through_the_client(served, tmp_path):
         failed = runner.invoke(cli, argv)
         assert failed.exit_code == 2
         assert message in failed.output
+
+
+class Canned:
+    """A socket server that reads each request, then answers `reply` (raw bytes), or
+    closes the connection without a word (None): what a crash after a request looks like."""
+
+    def __init__(self, reply: bytes | None):
+        self.reply = reply
+        self.requests = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            with connection:
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    data += connection.recv(65536)
+                head, _, body = data.partition(b"\r\n\r\n")
+                length = int(re.search(rb"(?i)content-length: *(\d+)", head)[1])
+                while len(body) < length:
+                    body += connection.recv(65536)
+                self.requests += 1
+                if self.reply is not None:
+                    connection.sendall(self.reply)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.fixture
+def canned():
+    made = []
+
+    def make(reply: bytes | None) -> Canned:
+        made.append(Canned(reply))
+        return made[-1]
+
+    yield make
+    for server in made:
+        server.close()
+
+
+def test_a_connection_lost_after_sending_retries_a_prediction_never_feedback(canned):
+    server = canned(None)
+    sleeps = Sleeps()
+    client = SentimentClient(server.url, retries=2, sleep=sleeps)
+    with pytest.raises(ConnectionFailed, match="after 3 attempts"):
+        client.predict_batch(["Great."])  # scoring twice is harmless
+    assert (server.requests, len(sleeps)) == (3, 2)
+    prediction = Prediction("positive", 0.9, 0.1, "v1", "order-1234", 0)
+    with pytest.raises(ConnectionFailed, match="after 1 attempts"):
+        client.feedback(prediction, 1)  # it may have been recorded: never twice
+    assert (server.requests, len(sleeps)) == (4, 2)
+
+
+def test_a_503_that_will_not_pass_is_not_retried_and_retry_after_is_read_safely(canned):
+    body = b'{"error": {"code": "no_outcomes", "message": "predictions are not recorded here"}}'
+    server = canned(
+        b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+    )
+    sleeps = Sleeps()
+    client = SentimentClient(server.url, retries=3, sleep=sleeps)
+    with pytest.raises(NotReady, match="no_outcomes"):
+        client.feedback(Prediction("positive", 0.9, 0.1, "v1", "order-1234", 0), 1)
+    assert (server.requests, sleeps) == (1, [])
+    limited = canned(
+        b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: \xc2\xb2\r\n"
+        b"Content-Length: 2\r\nConnection: close\r\n\r\n{}"
+    )
+    with pytest.raises(RateLimited) as refused:
+        SentimentClient(limited.url, sleep=sleeps).predict("Great.")
+    assert refused.value.retry_after == 1.0  # an unreadable Retry-After: one second
+    assert refused.value.code == "http_429"
