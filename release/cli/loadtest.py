@@ -3,14 +3,13 @@ config/loadtest.yaml against a running service, kept in .delivery/loadtests/ and
 with the previous run and the release's gate figures."""
 
 import sys
-from pathlib import Path
 
 import click
 
 from cli.options import data_dir_option, resolve_target, target_options
 from cli.output import log, reports_errors, workspace
 from loadtest.profiles import load_loadtest_config
-from loadtest.run import LoadTester, Target
+from loadtest.run import LoadTester, Target, WebUI
 from support.errors import ReleaseError
 from support.project import Project
 
@@ -43,15 +42,9 @@ class ProfileName(click.ParamType):
     "--ui", is_flag=True, help="locust's web UI on 127.0.0.1 (--ui-port), to watch the run live."
 )
 @click.option("--ui-port", type=click.IntRange(1024, 65535), default=8089, show_default=True)
-@click.option(
-    "--summary-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Append the summary (Markdown) to this file too, e.g. $GITHUB_STEP_SUMMARY.",
-)
 @data_dir_option
 @reports_errors
-def loadtest(profile, environment, url, confirm, ui, ui_port, summary_file, data_dir) -> None:
+def loadtest(profile, environment, url, confirm, ui, ui_port, data_dir) -> None:
     """Run PROFILE against --env ENV (deployed here) or --url URL: an HTML report, CSVs
     and a table against the previous run and the gate figures; exit 1 when the run
     breaks the profile's thresholds. The key: $SENTIMENT_API_KEY, else ENV's gates' key."""
@@ -59,15 +52,13 @@ def loadtest(profile, environment, url, confirm, ui, ui_port, summary_file, data
     found = resolve_target(space, environment, url)
     target = Target(found.name, found.url, found.api_key, found.environment, found.image)
     tester = LoadTester(space, load_loadtest_config(space.project.config_dir), log)
-    if ui:
-        click.echo(f"locust's UI: http://127.0.0.1:{ui_port} (the run starts at once; the UI "
-                   "closes a minute after it ends)")  # fmt: skip
-    finished = tester.run(target, profile, confirm, ui_port if ui else None)
+    web = WebUI(ui_port) if ui else None
+    if web is not None:
+        click.echo(f"locust's UI: {web.url} (the run starts at once; the UI closes a minute "
+                   "after it ends)")  # fmt: skip
+    finished = tester.run(target, profile, confirm, web)
     click.echo(finished.report)
     click.echo(f"report {finished.directory / 'report.html'}")
-    if summary_file is not None:
-        with summary_file.open("a", encoding="utf-8") as handle:
-            handle.write(finished.report + "\n")
     if not finished.passed:
         sys.exit(1)
 

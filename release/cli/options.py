@@ -80,14 +80,18 @@ def resolve_target(space: "Workspace", environment: str | None, url: str | None)
     if environment is None and url is None:
         raise click.UsageError("give one of --env ENV and --url URL")
     key = os.environ.get(API_KEY_VARIABLE) or None
-    image = None
+    image = address = None
     if url is not None:
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query:
             raise click.BadParameter(f"{url!r} is not an http(s) URL", param_hint="--url")
+        if parts.username or parts.password:
+            raise click.BadParameter("credentials in a URL end up in logs: use "
+                                     f"{API_KEY_VARIABLE}", param_hint="--url")  # fmt: skip
         url = url.rstrip("/")
+        address = f"{parts.hostname}-{parts.port or parts.scheme}"
     if environment is None:
-        return ServiceTarget(f"url-{urlsplit(url).netloc}", url, key, None)
+        return ServiceTarget(f"url-{address}", url, key, None)
     if url is None:
         record = space.records.deployment(environment)
         if record is None:
@@ -99,4 +103,15 @@ def resolve_target(space: "Workspace", environment: str | None, url: str | None)
         if key is None:
             raise ReleaseError(f"{environment} asks for API keys: set {API_KEY_VARIABLE}, or "
                                "`make api-keys` for the gates' key")  # fmt: skip
-    return ServiceTarget(environment, url, key, environment, image)
+        if address is not None and not _private_channel(url):
+            raise ReleaseError(
+                f"the gates' key of {environment} goes only over https or to this machine: "
+                f"set {API_KEY_VARIABLE} to send a key to {url}"
+            )
+    name = environment if address is None else f"{environment}-{address}"
+    return ServiceTarget(name, url, key, environment, image)
+
+
+def _private_channel(url: str) -> bool:
+    parts = urlsplit(url)
+    return parts.scheme == "https" or parts.hostname in ("127.0.0.1", "localhost", "::1")

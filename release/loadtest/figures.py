@@ -20,9 +20,9 @@ def endpoint_figures(stats_csv: Path) -> list[dict[str, Any]]:
         "name": f"{row['Type']} {row['Name']}",
         "requests": int(row["Request Count"]),
         "failures": int(row["Failure Count"]),
-        "median_ms": _number(row["Median Response Time"]) or 0.0,
-        "p95_ms": _number(row["95%"]) or 0.0,
-        "p99_ms": _number(row["99%"]) or 0.0,
+        "median_ms": _number(row["Median Response Time"]),
+        "p95_ms": _number(row["95%"]),
+        "p99_ms": _number(row["99%"]),
     } for row in rows]  # fmt: skip
     return sorted(found, key=lambda row: -row["requests"])
 
@@ -37,13 +37,16 @@ def stage_figures(history_csv: Path, profile: Profile) -> list[dict[str, Any]]:
     started = float(rows[0]["Timestamp"])
     found = []
     begin = 0.0
+    # Counted from the last row before the stage: its first second is its own.
+    before = rows[0]
     for number, stage in enumerate(profile.stages, start=1):
         end = begin + stage.seconds
         inside = [row for row in rows if begin <= float(row["Timestamp"]) - started < end]
         begin = end
-        if len(inside) < 2:
+        if not inside:
             continue
-        first, last = inside[0], inside[-1]
+        first, last = before, inside[-1]
+        before = last
         seconds = float(last["Timestamp"]) - float(first["Timestamp"])
         requests = int(last["Total Request Count"]) - int(first["Total Request Count"])
         failures = int(last["Total Failure Count"]) - int(first["Total Failure Count"])
@@ -54,8 +57,8 @@ def stage_figures(history_csv: Path, profile: Profile) -> list[dict[str, Any]]:
             "users": max(int(row["User Count"]) for row in inside),
             "rps": round(requests / seconds, 1) if seconds > 0 else 0.0,
             "failures_per_second": round(failures / seconds, 2) if seconds > 0 else 0.0,
-            "worst_p95_ms": max(p95, default=0.0),
-            "worst_p99_ms": max(p99, default=0.0),
+            "worst_p95_ms": max(p95, default=None),
+            "worst_p99_ms": max(p99, default=None),
         })  # fmt: skip
     return found
 

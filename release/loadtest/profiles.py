@@ -50,6 +50,8 @@ class Profile(Section):
 
 class LoadTestConfig(Section):
     locustfile: str = Field(min_length=1)
+    # The LoadTestShape that runs a profile's stages, passed to locust beside the locustfile.
+    shapes: str = Field(min_length=1)
     user_class: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
     profiles: dict[Annotated[str, Field(pattern=PROFILE_NAME)], Profile] = Field(min_length=1)
 

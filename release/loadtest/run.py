@@ -5,14 +5,16 @@ environment, never on its command line). Reviews are the dataset's, as they are,
 requests have real lengths; without the dataset (no copy, no internet) the fixture
 sentences stand in, and the summary says so. A customer-facing environment (prod) is
 refused unless the caller confirms it by name, whether it was named or only reached
-through its URL (the service says which environment it is).
+through its URL (the service says which environment it is); so is a URL whose service
+does not say, or names an environment this repository does not know.
 """
 
 import json
+import secrets
 import sys
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +24,15 @@ from delivery.references import digest_of
 from gates.checks.base import API_KEY_VARIABLE
 from gates.evidence_store import EvidenceStore
 from loadtest.figures import run_figures
-from loadtest.history import SUMMARY, LoadTestRuns, LoadTestSummary, Previous, markdown
 from loadtest.profiles import LoadTestConfig
+from loadtest.report import markdown
+from loadtest.runs import SUMMARY, LoadTestRuns, LoadTestSummary, Previous
 from promotion.workspace import Workspace
 from service.settings import ConfigError
 from support.clock import utc_now
 from support.errors import ReleaseError
 from support.process import run_logged, tail
 
-SHAPES = "tests/load/shapes.py"
 # Locust's start-up and shutdown on top of the profile's stages.
 OVERHEAD_SECONDS = 120
 # The web UI stays this long after the run, for a last look at its charts.
@@ -46,6 +48,18 @@ class Target:
     environment: str | None
     # The image deployed as `environment` on this machine, if that is what is tested.
     image: str | None
+
+
+@dataclass(frozen=True)
+class WebUI:
+    """locust's web UI on 127.0.0.1:`port`, under a random path."""
+
+    port: int
+    base_path: str = field(default_factory=lambda: "/" + secrets.token_urlsafe(16))
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.base_path}/"
 
 
 @dataclass(frozen=True)
@@ -77,21 +91,30 @@ class LoadTester:
             return None
 
     def check_allowed(self, target: Target, served: dict[str, Any] | None, confirm: str | None):
-        """Refuses a customer-facing environment unless `confirm` is its name."""
-        environment = target.environment
-        if environment is None and served is not None:
-            environment = str(served.get("service", {}).get("environment", "")) or None
+        """Refuses a customer-facing environment unless `confirm` is its name; and, failing
+        closed, a target whose environment cannot be told, unless `confirm` is its name."""
+        said = (served or {}).get("service", {}).get("environment") if served else None
+        said = str(said) if said else None
+        if target.environment and said and said != target.environment:
+            raise ReleaseError(f"{target.url} says it is {said}, not {target.environment}")
+        environment = target.environment or said
         if environment is None:
+            if confirm != target.name:
+                raise ReleaseError(
+                    f"cannot tell which environment {target.url} is (its /v1/model did not "
+                    f"say: no key, or not this API?): name it with --env ENV, or confirm it "
+                    f"as it is with --confirm {target.name}"
+                )
             return
         try:
             customer_facing = self.space.service_settings(environment).service.customer_facing
         except (ConfigError, ReleaseError):
-            return  # not one of this repository's environments: nothing says it is prod
+            customer_facing = True  # not one of this repository's: nothing says it is not
         if customer_facing and confirm != environment:
             raise ReleaseError(
-                f"{environment} is customer-facing: a load test there slows its clients "
-                f"down. Confirm it by name to run it anyway: --confirm {environment} "
-                f"(make loadtest ... CONFIRM={environment})"
+                f"{environment} is customer-facing (or not one of this repository's): a load "
+                f"test there slows its clients down. Confirm it by name to run it anyway: "
+                f"--confirm {environment} (make loadtest ... CONFIRM={environment})"
             )
 
     def run(
@@ -99,18 +122,18 @@ class LoadTester:
         target: Target,
         profile_name: str,
         confirm: str | None = None,
-        ui_port: int | None = None,
+        ui: "WebUI | None" = None,
     ) -> Finished:
-        """Runs the profile (headless, or with the web UI on `ui_port`), keeps the run,
-        and compares it."""
+        """Runs the profile (headless, or with locust's web UI), keeps the run, and
+        compares it."""
         profile = self.config.profiles[profile_name]
         served = self.served(target)
         self.check_allowed(target, served, confirm)
-        started = utc_now()
-        directory = self.runs.new_run(target.name, profile_name, started)
-        prefix, log = directory / "locust", directory / "locust.log"
         with tempfile.TemporaryDirectory(prefix="loadtest-") as scratch:
             reviews_file, reviews = self._reviews(Path(scratch))
+            started = utc_now()
+            directory = self.runs.new_run(target.name, profile_name, started)
+            prefix, log = directory / "locust", directory / "locust.log"
             user_class = profile.user_class or self.config.user_class
             env = {
                 "SENTIMENT_LOADTEST_STAGES": json.dumps([s.model_dump() for s in profile.stages]),
@@ -118,15 +141,16 @@ class LoadTester:
                 **({API_KEY_VARIABLE: target.api_key} if target.api_key else {}),
             }
             argv = [
-                sys.executable, "-m", "locust", "-f", f"{self.config.locustfile},{SHAPES}",
+                sys.executable, "-m", "locust", "-f",
+                f"{self.config.locustfile},{self.config.shapes}",
                 "--host", target.url, "--csv", str(prefix),
                 "--html", str(directory / "report.html"),
                 "--stop-timeout", "10", "--loglevel", "WARNING", "--exit-code-on-error", "0",
-                *self._mode(ui_port), user_class,
+                *self._mode(ui), user_class,
             ]  # fmt: skip
             self.log(f"{profile_name}: {profile.seconds} s against {target.url}, {reviews}; "
                      f"reports in {directory}")  # fmt: skip
-            seconds = profile.seconds + OVERHEAD_SECONDS + (UI_LINGER_SECONDS if ui_port else 0)
+            seconds = profile.seconds + OVERHEAD_SECONDS + (UI_LINGER_SECONDS if ui else 0)
             code = run_logged(argv, log, cwd=self.space.project.root, env=env, timeout=seconds)
         if not Path(f"{prefix}_stats.csv").exists():
             raise ReleaseError(f"locust wrote no statistics (exit {code}); {log}:\n{tail(log)}")
@@ -141,7 +165,7 @@ class LoadTester:
             breaches=profile.breaches(figures["overall"]) + _crashed(code),
             gate_figures=gate_figures(self.space.store, target.image),
         )  # fmt: skip
-        previous = self.runs.previous(target.name, profile_name, directory)
+        previous = self.runs.previous(summary, directory)
         if previous is not None:
             summary = summary.model_copy(update={"previous": previous[0].name})
         (directory / SUMMARY).write_text(summary.to_json() + "\n", encoding="utf-8")
@@ -149,11 +173,13 @@ class LoadTester:
         (directory / "summary.md").write_text(report, encoding="utf-8")
         return Finished(directory, summary, previous, report)
 
-    def _mode(self, ui_port: int | None) -> list[str]:
-        if ui_port is None:
+    def _mode(self, ui: "WebUI | None") -> list[str]:
+        if ui is None:
             return ["--headless", "--only-summary"]
-        return ["--web-host", "127.0.0.1", "--web-port", str(ui_port), "--autostart",
-                "--autoquit", str(UI_LINGER_SECONDS)]  # fmt: skip
+        # Under a path nobody can guess: locust's UI takes plain form posts (a new host,
+        # a stop) with no login, which any web page open beside it could send.
+        return ["--web-host", "127.0.0.1", "--web-port", str(ui.port), "--web-base-path",
+                ui.base_path, "--autostart", "--autoquit", str(UI_LINGER_SECONDS)]  # fmt: skip
 
     def _reviews(self, scratch: Path) -> tuple[Path | None, str]:
         """A file of the dataset's reviews and what they are; (None, why) without it."""

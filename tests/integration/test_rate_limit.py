@@ -13,7 +13,7 @@ from delivery.api_keys import ApiKeyStore
 pytestmark = pytest.mark.integration
 
 REVIEW = {"review": "Lovely staff, great food."}
-PER_SECOND, BURST = 100, 20
+PER_SECOND, BURST = 50, 10
 SECONDS = 3.0
 
 
@@ -73,8 +73,9 @@ def test_exactly_the_rate_across_workers_and_nothing_refused_below_it(served):
     assert set(eager) == {200, 429}
     assert eager.count(429) > admitted  # it did ask for more than its rate
     # The budget: the burst, then PER_SECOND a second. Requests in flight at either end
-    # (a few ms) are the only slack; two workers each with its own budget would double it.
-    assert BURST + PER_SECOND * (elapsed - 0.3) <= admitted <= BURST + PER_SECOND * elapsed + 1
+    # (a few ms, more on a busy machine) are the only slack; two workers each with its own
+    # budget would double it.
+    assert BURST + PER_SECOND * (elapsed - 0.5) <= admitted <= BURST + PER_SECOND * elapsed + 1
     assert set(calm) == {200}
     assert len(calm) >= PER_SECOND / 4 * SECONDS * 0.8
     retry_after, body = refusals[0]

@@ -4,6 +4,7 @@ CSVs, runs kept and compared, and prod refused unless confirmed by name."""
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -14,9 +15,10 @@ from click.testing import CliRunner
 
 from cli.main import cli
 from loadtest.figures import stage_figures
-from loadtest.history import SUMMARY, LoadTestRuns, LoadTestSummary, comparison_table, markdown
 from loadtest.profiles import LoadTestConfig, Profile, load_loadtest_config
+from loadtest.report import comparison_table, markdown
 from loadtest.run import LoadTester, Target
+from loadtest.runs import SUMMARY, LoadTestRuns, LoadTestSummary, target_directory_name
 from support.errors import ReleaseError
 from tests.conftest import CONFIG_DIR, ROOT
 
@@ -120,26 +122,30 @@ def test_stage_figures_come_from_the_running_totals(tmp_path):
                      "worst_p95_ms": 10.0, "worst_p99_ms": 20.0}  # fmt: skip
     assert second["users"] == 50
     assert second["rps"] == 200.0
-    assert second["failures_per_second"] == 0.75
+    assert second["failures_per_second"] == 0.6  # from the last second of the stage before
     assert (second["worst_p95_ms"], second["worst_p99_ms"]) == (80.0, 150.0)
 
 
 class TestRunsAndComparisons:
-    def test_the_previous_run_is_the_newest_earlier_one_of_the_profile(self, tmp_path):
+    def test_the_previous_run_is_the_newest_earlier_one_that_measured_the_same(self, tmp_path):
         runs = LoadTestRuns(tmp_path)
-        moments = [datetime(2026, 11, 28, hour, tzinfo=UTC) for hour in (1, 2, 3, 4)]
         made = {}
-        for moment, name in zip(moments, ("stress", "spike", "stress", "stress"), strict=True):
-            directory = runs.new_run("url-127.0.0.1:8003", name, moment)
-            made[moment.hour] = directory
+        for hour, name in ((1, "stress"), (2, "spike"), (3, "stress"), (4, "stress"),
+                           (5, "stress"), (6, "stress")):  # fmt: skip
+            moment = datetime(2026, 11, 28, hour, tzinfo=UTC)
+            made[hour] = runs.new_run("stage", name, moment)
         (made[1] / SUMMARY).write_text(summary(overall={**FIGURES, "rps": 50.0}).to_json())
-        (made[3] / SUMMARY).write_text("{damaged")
         (made[2] / SUMMARY).write_text(summary(profile="spike").to_json())
-        found = runs.previous("url-127.0.0.1:8003", "stress", made[4])
+        (made[3] / SUMMARY).write_text("{damaged")
+        (made[4] / SUMMARY).write_text(summary(url="http://elsewhere:8003").to_json())
+        (made[5] / SUMMARY).write_text(summary(stages=STAGES[:1]).to_json())
+        found = runs.previous(summary(), made[6])
         assert found is not None
         assert found[0] == made[1]
-        assert made[4].parent.name == "url-127.0.0.1-8003"
-        assert runs.previous("url-127.0.0.1:8003", "stress", made[1]) is None
+        assert made[6].parent == tmp_path / "stage"
+        assert target_directory_name("url-127.0.0.1:8003/../x") == "url-127.0.0.1-8003-..-x"
+        assert target_directory_name("..") == target_directory_name("/") == "target"
+        assert runs.previous(summary(), made[1]) is None
 
     def test_the_table_gives_deltas_against_the_previous_run_and_the_gates(self, tmp_path):
         before = summary(overall={**FIGURES, "rps": 80.0, "p99_ms": 25.0, "failure_ratio": 0.01})
@@ -173,22 +179,29 @@ class FakeSpace:
         return self.settings[environment]
 
 
+PROD = {"service": {"environment": "prod"}}
+
+
 @pytest.mark.parametrize(
     ("environment", "served", "confirm", "refused"),
-    [("prod", None, None, True), ("prod", None, "stage", True), ("prod", None, "prod", False),
-     ("stage", None, None, False),
-     (None, {"service": {"environment": "prod"}}, None, True),
-     (None, {"service": {"environment": "prod"}}, "prod", False),
-     (None, {"service": {"environment": "elsewhere"}}, None, False), (None, None, None, False)],
-    ids=["prod", "prod, another name", "prod, confirmed", "stage", "a URL that is prod",
-         "a URL that is prod, confirmed", "an unknown environment", "a URL that says nothing"],
+    [("prod", None, None, "prod is customer-facing"), ("prod", None, "stage", "--confirm prod"),
+     ("prod", None, "prod", None), ("stage", None, None, None),
+     ("stage", PROD, "prod", "says it is prod, not stage"),
+     (None, PROD, None, "--confirm prod"), (None, PROD, "prod", None),
+     (None, {"service": {"environment": "elsewhere"}}, None, "not one of this repository's"),
+     (None, {"service": {"environment": "elsewhere"}}, "elsewhere", None),
+     (None, None, None, "cannot tell which environment"), (None, None, "url-x", None)],
+    ids=["prod", "prod, another name", "prod, confirmed", "stage", "stage that says it is prod",
+         "a URL that is prod", "a URL that is prod, confirmed", "an unknown environment",
+         "an unknown environment, confirmed", "a URL that says nothing",
+         "a URL that says nothing, confirmed"],
 )  # fmt: skip
-def test_customer_facing_only_when_confirmed_by_name(tmp_path, environment, served, confirm,
-                                                     refused):  # fmt: skip
+def test_customer_facing_or_unknown_only_when_confirmed_by_name(tmp_path, environment, served,
+                                                                confirm, refused):  # fmt: skip
     tester = LoadTester(FakeSpace(tmp_path), load_loadtest_config(CONFIG_DIR), print)
     target = Target(environment or "url-x", "http://127.0.0.1:1", None, environment, None)
     if refused:
-        with pytest.raises(ReleaseError, match=r"customer-facing.*--confirm prod"):
+        with pytest.raises(ReleaseError, match=re.escape(refused)):
             tester.check_allowed(target, served, confirm)
     else:
         tester.check_allowed(target, served, confirm)

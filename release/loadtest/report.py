@@ -1,18 +1,12 @@
-"""Load-test runs kept beside the environments' evidence (.delivery/loadtests/<target>/
-<time>-<profile>/: locust's report and CSVs, summary.json, summary.md), and the table that
-compares a run with the previous one of its profile and with its release's gate figures."""
+"""A load-test run as a table: its figures against the previous run of its profile and
+the gate figures of its release, per stage and per endpoint (Markdown: the CLI prints it,
+a CI job summary shows it)."""
 
-import re
-from datetime import datetime
-from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from delivery.references import digest_of
+from loadtest.runs import LoadTestSummary, Previous
 
-from support.clock import Timestamp, compact
-from support.records import Record, RecordError, read_record
-
-SUMMARY = "summary.json"
 # (label, key, unit): the figures the table compares, in its order.
 COMPARED = [
     ("requests/s", "rps", ""),
@@ -23,64 +17,6 @@ COMPARED = [
     ("failures", "failure_ratio", ""),
     ("requests", "requests", ""),
 ]
-
-
-class LoadTestSummary(Record):
-    target: str
-    url: str
-    environment: str | None
-    # The image the environment ran (a deployment of this machine), if known.
-    image: str | None
-    model_version: str | None
-    profile: str
-    description: str
-    stages: list[dict[str, Any]]
-    user_class: str
-    reviews: str
-    started_at: Timestamp
-    seconds: float
-    overall: dict[str, float]
-    endpoints: list[dict[str, Any]]
-    stage_figures: list[dict[str, Any]]
-    breaches: list[str]
-    # The run it was compared with (its directory), and the gate figures.
-    previous: str | None = None
-    gate_figures: list[dict[str, Any]] = Field(default_factory=list)
-
-
-def target_directory_name(name: str) -> str:
-    """A file-safe name for a target: an environment's own, else url-<host>-<port>."""
-    return re.sub(r"[^a-z0-9.-]+", "-", name.lower()).strip("-.") or "target"
-
-
-# An earlier run: its directory and its summary.
-Previous = tuple[Path, LoadTestSummary]
-
-
-class LoadTestRuns:
-    def __init__(self, root: Path):
-        self.root = root
-
-    def new_run(self, target: str, profile: str, moment: datetime) -> Path:
-        directory = self.root / target_directory_name(target) / f"{compact(moment)}-{profile}"
-        directory.mkdir(parents=True)
-        return directory
-
-    def previous(self, target: str, profile: str, before: Path) -> Previous | None:
-        """The newest earlier run of `profile` against `target` that left a summary."""
-        directory = self.root / target_directory_name(target)
-        earlier = sorted(
-            (path for path in directory.glob(f"*-{profile}") if path.name < before.name),
-            reverse=True,
-        )
-        for path in earlier:
-            try:
-                summary = read_record(LoadTestSummary, path / SUMMARY)
-            except RecordError:
-                continue  # a damaged summary is skipped, never compared with
-            if summary is not None and summary.profile == profile:
-                return path, summary
-        return None
 
 
 def _format(key: str, value: float | None, unit: str) -> str:
@@ -133,10 +69,14 @@ def stage_table(summary: LoadTestSummary) -> str:
     for stage in summary.stage_figures:
         lines.append(
             f"| {stage['stage']} | {stage['users']} | {stage['rps']:,.1f} | "
-            f"{stage['failures_per_second']:.2f} | {stage['worst_p95_ms']:,.0f} ms | "
-            f"{stage['worst_p99_ms']:,.0f} ms |"
+            f"{stage['failures_per_second']:.2f} | {_ms(stage['worst_p95_ms'])} | "
+            f"{_ms(stage['worst_p99_ms'])} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f} ms"
 
 
 def endpoint_table(endpoints: list[dict[str, Any]]) -> str:
@@ -144,7 +84,7 @@ def endpoint_table(endpoints: list[dict[str, Any]]) -> str:
     for row in endpoints:
         lines.append(
             f"| {row['name']} | {row['requests']:,} | {row['failures']:,} | "
-            f"{row['median_ms']:,.0f} ms | {row['p95_ms']:,.0f} ms | {row['p99_ms']:,.0f} ms |"
+            f"{_ms(row['median_ms'])} | {_ms(row['p95_ms'])} | {_ms(row['p99_ms'])} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -152,7 +92,7 @@ def endpoint_table(endpoints: list[dict[str, Any]]) -> str:
 def markdown(summary: LoadTestSummary, previous: Previous | None) -> str:
     """The run's summary as the CLI prints it and a CI job summary shows it."""
     what = summary.environment or summary.url
-    image = f", image {summary.image[:19]}" if summary.image else ""
+    image = f", image {digest_of(summary.image)[:19]}" if summary.image else ""
     model = f", model {summary.model_version}" if summary.model_version else ""
     parts = [
         f"### Load test `{summary.profile}` against {what}{image}{model}\n",

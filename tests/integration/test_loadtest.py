@@ -1,0 +1,63 @@
+"""A load-test profile against a real server: locust driven by the profile's shape with
+the dataset's reviews and the key, the run kept with its reports, and the next run
+compared with it."""
+
+import pytest
+
+from delivery.api_keys import ApiKeyStore
+from loadtest.profiles import LoadTestConfig, Profile
+from loadtest.run import LoadTester, Target
+from promotion.workspace import Workspace
+from support.errors import ReleaseError
+from support.project import Project
+from tests.conftest import FIXTURE_DATA
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_run_is_kept_and_the_next_one_is_compared_with_it(
+    own_server, trained_registry, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("DELIVERY_STATE_DIR", str(tmp_path / "state"))
+    store = ApiKeyStore(tmp_path / "api-keys")
+    key = store.create("stage", "loader")
+    server = own_server(tmp_path / "server", trained_registry, workers=1, settings={
+        "SENTIMENT_AUTH__REQUIRED": "true",
+        "SENTIMENT_AUTH__KEY_HASHES_FILE": str(store.hashes_file("stage")),
+    })  # fmt: skip
+    steps = Profile(description="Two short steps.", max_failure_ratio=0.0, stages=[
+        {"seconds": 2, "users": 2, "spawn_rate": 2}, {"seconds": 2, "users": 6, "spawn_rate": 6},
+    ])  # fmt: skip
+    config = LoadTestConfig(locustfile="tests/load/locustfile.py", shapes="tests/load/shapes.py",
+                            user_class="ApiClient", profiles={"steps": steps})  # fmt: skip
+    messages: list[str] = []
+    tester = LoadTester(Workspace(Project.here(), data_dir=FIXTURE_DATA), config, messages.append)
+
+    first = tester.run(Target("url-local", server.base_url, key, None, None), "steps")
+    assert first.passed, first.report
+    overall = first.summary.overall
+    assert overall["requests"] > 20
+    assert overall["failures"] == 0  # the key reached locust's clients
+    assert first.summary.reviews.endswith("reviews of the dataset")
+    assert {row["name"] for row in first.summary.endpoints} >= {"POST /predict/", "GET /healthz"}
+    assert first.summary.stage_figures[-1]["users"] == 6
+    for name in ("report.html", "locust_stats.csv", "summary.json", "summary.md"):
+        assert (first.directory / name).is_file(), name
+    assert first.directory.parent == tmp_path / "state" / "loadtests" / "url-local"
+    assert first.previous is None
+
+    # The next run against the same target, with a key the service does not know: the
+    # service cannot say which environment it is, so it runs only when confirmed.
+    stranger = Target("url-local", server.base_url, "snt_stranger_" + "A" * 43, None, None)
+    with pytest.raises(ReleaseError, match="--confirm url-local"):
+        tester.run(stranger, "steps")
+    second = tester.run(stranger, "steps", confirm="url-local")
+    assert not second.passed
+    ratio = second.summary.overall["failure_ratio"]
+    assert ratio > 0.5  # all but the open /healthz and /readyz
+    assert second.summary.breaches[0].startswith(f"failure ratio {ratio:.4f} is above")
+    assert second.previous is not None
+    assert second.previous[0] == first.directory
+    assert second.summary.previous == first.directory.name
+    assert f"| failures | {ratio:.2%} | 0.00% | {ratio * 100:+.2f} pt |" in second.report
+    assert key not in (second.directory / "locust.log").read_text()
