@@ -4,12 +4,8 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from gates.checks.load import aggregated_figures
+from gates.checks.load import aggregated_figures, csv_number
 from loadtest.profiles import Profile
-
-
-def _number(value: str) -> float | None:
-    return None if value in ("", "N/A") else float(value)
 
 
 def endpoint_figures(stats_csv: Path) -> list[dict[str, Any]]:
@@ -20,15 +16,15 @@ def endpoint_figures(stats_csv: Path) -> list[dict[str, Any]]:
         "name": f"{row['Type']} {row['Name']}",
         "requests": int(row["Request Count"]),
         "failures": int(row["Failure Count"]),
-        "median_ms": _number(row["Median Response Time"]),
-        "p95_ms": _number(row["95%"]),
-        "p99_ms": _number(row["99%"]),
+        "median_ms": csv_number(row["Median Response Time"]),
+        "p95_ms": csv_number(row["95%"]),
+        "p99_ms": csv_number(row["99%"]),
     } for row in rows]  # fmt: skip
     return sorted(found, key=lambda row: -row["requests"])
 
 
 def stage_figures(history_csv: Path, profile: Profile) -> list[dict[str, Any]]:
-    """Per stage: the users reached, requests/s and failures/s over the stage (from the
+    """Per stage: the users at its end, requests/s and failures/s over the stage (from the
     running totals), and the worst p95 and p99 locust saw in it (over its sliding window)."""
     with history_csv.open(newline="") as handle:
         rows = [row for row in csv.DictReader(handle) if row["Name"] == "Aggregated"]
@@ -50,11 +46,11 @@ def stage_figures(history_csv: Path, profile: Profile) -> list[dict[str, Any]]:
         seconds = float(last["Timestamp"]) - float(first["Timestamp"])
         requests = int(last["Total Request Count"]) - int(first["Total Request Count"])
         failures = int(last["Total Failure Count"]) - int(first["Total Failure Count"])
-        p95 = [value for row in inside if (value := _number(row["95%"])) is not None]
-        p99 = [value for row in inside if (value := _number(row["99%"])) is not None]
+        p95 = [value for row in inside if (value := csv_number(row["95%"])) is not None]
+        p99 = [value for row in inside if (value := csv_number(row["99%"])) is not None]
         found.append({
             "stage": number,
-            "users": max(int(row["User Count"]) for row in inside),
+            "users": int(last["User Count"]),  # where the stage left it
             "rps": round(requests / seconds, 1) if seconds > 0 else 0.0,
             "failures_per_second": round(failures / seconds, 2) if seconds > 0 else 0.0,
             "worst_p95_ms": max(p95, default=None),

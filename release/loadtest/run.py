@@ -11,7 +11,6 @@ does not say, or names an environment this repository does not know.
 
 import json
 import secrets
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ import requests
 
 from delivery.references import digest_of
 from gates.checks.base import API_KEY_VARIABLE
+from gates.checks.load import locust_command
 from gates.evidence_store import EvidenceStore
 from loadtest.figures import run_figures
 from loadtest.profiles import LoadTestConfig
@@ -140,14 +140,14 @@ class LoadTester:
                 "SENTIMENT_LOADTEST_REVIEWS": str(reviews_file or ""),
                 **({API_KEY_VARIABLE: target.api_key} if target.api_key else {}),
             }
-            argv = [
-                sys.executable, "-m", "locust", "-f",
+            argv = locust_command(
                 f"{self.config.locustfile},{self.config.shapes}",
-                "--host", target.url, "--csv", str(prefix),
-                "--html", str(directory / "report.html"),
-                "--stop-timeout", "10", "--loglevel", "WARNING", "--exit-code-on-error", "0",
-                *self._mode(ui), user_class,
-            ]  # fmt: skip
+                target.url,
+                prefix,
+                directory / "report.html",
+                user_class,
+                ["--exit-code-on-error", "0", *self._mode(ui)],
+            )
             self.log(f"{profile_name}: {profile.seconds} s against {target.url}, {reviews}; "
                      f"reports in {directory}")  # fmt: skip
             seconds = profile.seconds + OVERHEAD_SECONDS + (UI_LINGER_SECONDS if ui else 0)

@@ -61,6 +61,23 @@ class LocustRun(Protocol):
     user_class: str
 
 
+def locust_command(
+    locustfile: str, host: str, prefix: Path, html: Path, user_class: str, how: list[str]
+) -> list[str]:
+    """locust against `host`, its CSVs at `prefix`_*.csv and its report at `html`; `how`
+    says how it runs (headless for so long, or with a shape and a web UI)."""
+    return [
+        sys.executable, "-m", "locust", "--locustfile", locustfile, "--host", host,
+        "--csv", str(prefix), "--html", str(html), "--stop-timeout", "10",
+        "--loglevel", "WARNING", *how, user_class,
+    ]  # fmt: skip
+
+
+def csv_number(value: str) -> float | None:
+    """A figure of locust's CSVs; None where it has none ("", "N/A")."""
+    return None if value in ("", "N/A") else float(value)
+
+
 def run_locust(
     context: GateContext, result: CheckResult, name: str, run: LocustRun
 ) -> dict[str, Any] | None:
@@ -70,13 +87,11 @@ def run_locust(
     prefix = context.reports / name
     html = context.reports / f"{name}.html"
     log = context.reports / f"{name}.log"
-    argv = [
-        sys.executable, "-m", "locust", "--locustfile", run.locustfile, "--headless",
-        "--host", context.service_url, "--users", str(run.users),
-        "--spawn-rate", str(run.spawn_rate), "--run-time", f"{run.run_time_seconds}s",
-        "--stop-timeout", "10", "--csv", str(prefix), "--html", str(html), "--only-summary",
-        "--loglevel", "WARNING", run.user_class,
-    ]  # fmt: skip
+    argv = locust_command(
+        run.locustfile, context.service_url, prefix, html, run.user_class,
+        ["--headless", "--only-summary", "--users", str(run.users), "--spawn-rate",
+         str(run.spawn_rate), "--run-time", f"{run.run_time_seconds}s"],
+    )  # fmt: skip
     code = run_logged(argv, log, cwd=context.project.root, env=context.api_key_env,
                       timeout=run.run_time_seconds + OVERHEAD_SECONDS)  # fmt: skip
     stats = Path(f"{prefix}_stats.csv")
@@ -105,8 +120,8 @@ def aggregated_figures(stats_csv: Path) -> dict[str, float]:
     failures = int(row["Failure Count"])
 
     def number(column: str) -> float:
-        value = row[column]
-        return 0.0 if value in ("", "N/A") else round(float(value), 2)
+        value = csv_number(row[column])
+        return 0.0 if value is None else round(value, 2)
 
     return {
         "requests": requests,
