@@ -1,6 +1,7 @@
 """Service fixture chain: settings -> app -> client, every response checked against OpenAPI."""
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from flask.testing import FlaskClient
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
+from service.api_keys import new_key
 from service.app import create_app
 from service.settings import Settings
 from tests.conftest import make_settings, repository_config_only
@@ -24,6 +26,15 @@ def _repository_config_only() -> Iterator[None]:
 def service_overrides() -> dict:
     """Tests override single keys by redefining this fixture or updating the dict."""
     return {}
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> dict[str, str]:
+    """Keys of two ids, acme and gate (the gates' own); their hashes in tmp_path/hashes."""
+    made = {key_id: new_key(key_id, datetime(2026, 11, 28, 12, tzinfo=UTC))
+            for key_id in ("acme", "gate")}  # fmt: skip
+    (tmp_path / "hashes").write_text("\n".join(h.line() for _, h in made.values()) + "\n")
+    return {key_id: key for key_id, (key, _) in made.items()}
 
 
 @pytest.fixture

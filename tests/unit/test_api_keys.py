@@ -88,13 +88,6 @@ class TestKeyFormat:
 
 
 @pytest.fixture
-def keys(tmp_path: Path) -> dict[str, str]:
-    made = {key_id: new_key(key_id, NOW) for key_id in ("acme", "gate")}
-    (tmp_path / "hashes").write_text("\n".join(h.line() for _, h in made.values()) + "\n")
-    return {key_id: key for key_id, (key, _) in made.items()}
-
-
-@pytest.fixture
 def service_overrides(tmp_path: Path, keys: dict[str, str]) -> dict:
     return {"auth.required": True, "auth.key_hashes_file": tmp_path / "hashes"}
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from service.api_keys import KEY_ID, new_key
+from service.api_keys import KEY_ID
 from service.rate_limit import ANONYMOUS, RateLimiter, create_table, retry_after_header
 from service.settings.schema import RateLimitSettings
-from tests.unit.test_api_keys import NOW, REVIEW, bearer
+from tests.unit.test_api_keys import REVIEW, bearer
 
 
 def limits(per_second: float = 10, burst: int = 3, **per_key) -> RateLimitSettings:
@@ -131,13 +131,6 @@ class TestOneTableForAllWorkers:
             assert admitted(limiter, key_id, 2) == 1
         assert admitted(limiter, "e", 3) == 3
         assert admitted(limiter, "a", 1) == 0
-
-
-@pytest.fixture
-def keys(tmp_path: Path) -> dict[str, str]:
-    made = {key_id: new_key(key_id, NOW) for key_id in ("acme", "gate")}
-    (tmp_path / "hashes").write_text("\n".join(h.line() for _, h in made.values()) + "\n")
-    return {key_id: key for key_id, (key, _) in made.items()}
 
 
 @pytest.fixture
