@@ -17,7 +17,7 @@ from cli.main import cli
 from loadtest.figures import stage_figures
 from loadtest.profiles import LoadTestConfig, Profile, load_loadtest_config
 from loadtest.report import comparison_table, markdown
-from loadtest.run import LoadTester, Target
+from loadtest.run import LoadTester, Target, WebUI
 from loadtest.runs import SUMMARY, LoadTestRuns, LoadTestSummary, target_directory_name
 from support.errors import ReleaseError
 from tests.conftest import CONFIG_DIR, ROOT
@@ -218,3 +218,16 @@ def test_the_command_line_is_checked_before_anything_runs(argv, message):
     done = CliRunner().invoke(cli, argv)
     assert done.exit_code == 2
     assert message in done.output
+
+
+def test_the_web_ui_listens_on_this_machine_only_under_a_path_nobody_can_guess(tmp_path):
+    tester = LoadTester(FakeSpace(tmp_path), load_loadtest_config(CONFIG_DIR), print)
+    first, second = WebUI(8089), WebUI(8089)
+    argv = tester._mode(first)
+    assert argv[argv.index("--web-host") + 1] == "127.0.0.1"
+    assert argv[argv.index("--web-base-path") + 1] == first.base_path
+    assert "--headless" not in argv
+    assert first.base_path != second.base_path
+    assert len(first.base_path) >= 20
+    assert first.url == f"http://127.0.0.1:8089{first.base_path}/"
+    assert tester._mode(None) == ["--headless", "--only-summary"]
