@@ -10,6 +10,7 @@ Skipped when no container engine answers.
 
 import copy
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -165,6 +166,19 @@ class Delivery:
         return entries[1::2]
 
 
+def service_config_without_drain(target: Path) -> Path:
+    """The service's config, but with no drain on SIGTERM: stage and prod would otherwise
+    serve 5 s more each time a promotion or rollback replaces them (draining has tests of
+    its own, against gunicorn)."""
+    shutil.copytree(CONFIG_DIR / "service", target)
+    for path in target.glob("*.yaml"):
+        document = yaml.safe_load(path.read_text()) or {}
+        if document.get("gunicorn", {}).get("drain_seconds"):
+            document["gunicorn"]["drain_seconds"] = 0
+            path.write_text(yaml.safe_dump(document))
+    return target
+
+
 @pytest.fixture(scope="session")
 def delivery(
     engine: Engine, trained_registry: Path, tmp_path_factory: pytest.TempPathFactory
@@ -181,6 +195,7 @@ def delivery(
         **{env_name(key): str(value) for key, value in LENIENT_GATE.items()},
         "SENTIMENT_POLICY_FILE": str(write_policy(tmp / "policy.yaml", ports, FITTED_CHECKS)),
         "SENTIMENT_CHAMPION_FILE": str(tmp / "champion.yaml"),
+        "SENTIMENT_CONFIG_DIR": str(service_config_without_drain(tmp / "service-config")),
         "DELIVERY_ENGINE": engine.name,
         "DELIVERY_STATE_DIR": str(state_dir),
         "DELIVERY_REGISTRY__ADDRESS": f"127.0.0.1:{registry_port}",
