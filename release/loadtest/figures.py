@@ -67,4 +67,14 @@ def run_figures(prefix: Path, profile: Profile) -> dict[str, Any]:
         "overall": aggregated_figures(stats),
         "endpoints": endpoint_figures(stats),
         "stages": stage_figures(history, profile) if history.exists() else [],
+        "seconds": measured_seconds(history) if history.exists() else None,
     }
+
+
+def measured_seconds(history_csv: Path) -> float | None:
+    """From locust's first to its last sample: the run, without start-up or the time a
+    web UI stays open after it."""
+    with history_csv.open(newline="") as handle:
+        times = [float(row["Timestamp"]) for row in csv.DictReader(handle)
+                 if row["Name"] == "Aggregated" and int(row["User Count"]) > 0]  # fmt: skip
+    return times[-1] - times[0] + 1 if times else None

@@ -41,6 +41,7 @@ def test_a_run_is_kept_and_the_next_one_is_compared_with_it(
     assert first.summary.reviews.endswith("reviews of the dataset")
     assert {row["name"] for row in first.summary.endpoints} >= {"POST /predict/", "GET /healthz"}
     assert first.summary.stage_figures[-1]["users"] == 6
+    assert 3 <= first.summary.seconds <= 8  # the stages (4 s), not locust start-up
     for name in ("report.html", "locust_stats.csv", "summary.json", "summary.md"):
         assert (first.directory / name).is_file(), name
     assert first.directory.parent == tmp_path / "state" / "loadtests" / "url-local"
