@@ -78,7 +78,12 @@ run: model serve ## Train if needed, then serve the API
 serve: setup ## Serve the current model under gunicorn with ENV's config
 	$(BIN)/sentiment serve --env $(call quoted,ENV)
 
-test: lint unit integration container ## Lint, then unit, integration and container tests
+# The integration tests mostly wait (for servers, browsers, locust, back-offs): the unit
+# tests run beside them, each phase's output kept in one piece. The container tests,
+# whose gates measure throughput, run alone.
+test: lint ## Lint, then unit and integration tests side by side, then container tests
+	@$(MAKE) --no-print-directory -j2 --output-sync=target unit integration
+	@$(MAKE) --no-print-directory container
 
 unit: setup ## Unit tests (Flask test client, tiny fixture model)
 	$(BIN)/pytest tests/unit

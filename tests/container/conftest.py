@@ -51,7 +51,7 @@ FITTED_CHECKS = {
         "load": {
             "users": 2,
             "spawn_rate": 2,
-            "run_time_seconds": 4,
+            "run_time_seconds": 2,
             "max_failure_ratio": 0,
             "max_p95_ms": 2000,
             "max_p99_ms": 5000,

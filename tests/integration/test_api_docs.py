@@ -9,17 +9,29 @@ from selenium.webdriver.support import expected_conditions as until
 from selenium.webdriver.support.wait import WebDriverWait
 
 from delivery.api_keys import ApiKeyStore
+from tests.integration.server import running_server
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def docs(own_server, trained_registry, tmp_path, browser):
-    store = ApiKeyStore(tmp_path / "api-keys")
+@pytest.fixture(scope="module")
+def served(request, trained_registry, tmp_path_factory):
+    """One server for the module (keys and rate limits on), unless tests target another."""
+    if request.config.getoption("--base-url"):
+        pytest.skip("needs its own server; --base-url points at a deployed one")
+    workdir = tmp_path_factory.mktemp("docs")
+    store = ApiKeyStore(workdir / "api-keys")
     key = store.create("stage", "docs-reader")
     settings = {"SENTIMENT_AUTH__REQUIRED": "true", "SENTIMENT_RATE_LIMIT__ENABLED": "true",
                 "SENTIMENT_AUTH__KEY_HASHES_FILE": str(store.hashes_file("stage"))}  # fmt: skip
-    server = own_server(tmp_path / "server", trained_registry, workers=1, settings=settings)
+    with running_server(workdir / "server", trained_registry, workers=1,
+                        settings=settings) as server:  # fmt: skip
+        yield server, key
+
+
+@pytest.fixture
+def docs(served, browser):
+    server, key = served
     browser.get(f"{server.base_url}/docs")
     WebDriverWait(browser, 20).until(
         until.presence_of_element_located((By.CSS_SELECTOR, ".opblock-summary"))

@@ -122,7 +122,7 @@ def test_a_503_is_retried_with_backoff_then_raised(trained_registry, own_server,
     server = own_server(tmp_path / "server", empty, workers=1)
     sleeps = Sleeps()
     client = SentimentClient(server.base_url, retries=3, backoff=0.5, sleep=sleeps)
-    with pytest.raises(NotReady) as not_ready:
+    with client, pytest.raises(NotReady) as not_ready:
         client.predict("Great.", request_id="retried-503")
     assert not_ready.value.code == "model_not_ready"
     assert len(sleeps) == 3
