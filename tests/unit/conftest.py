@@ -1,5 +1,7 @@
 """Service fixture chain: settings -> app -> client, every response checked against OpenAPI."""
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,6 +16,22 @@ from service.api_keys import new_key
 from service.app import create_app
 from service.settings import Settings
 from tests.conftest import make_settings, repository_config_only
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """hypothesis keeps its caches and examples in ./.hypothesis unless told otherwise, from
+    the moment a test module using it is imported: here, a directory of this run's own.
+    (The integration tests, beside which these run, fail a test when the checkout grows.)"""
+    from hypothesis.configuration import set_hypothesis_home_dir
+
+    config.hypothesis_home = Path(tempfile.mkdtemp(prefix="hypothesis-"))  # type: ignore[attr-defined]
+    set_hypothesis_home_dir(config.hypothesis_home)  # type: ignore[attr-defined]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    home = getattr(config, "hypothesis_home", None)
+    if home is not None:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="package", autouse=True)

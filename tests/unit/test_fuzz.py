@@ -6,7 +6,6 @@ Driven through hypothesis directly: schemathesis' pytest plugin does not support
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from hypothesis.configuration import set_hypothesis_home_dir
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
@@ -19,11 +18,6 @@ OPERATIONS = [*SCORING, "GET /v1/model", "GET /readyz", "GET /healthz"]
 CASES = [(label, GenerationMode.POSITIVE) for label in OPERATIONS] + [
     (label, GenerationMode.NEGATIVE) for label in SCORING
 ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _hypothesis_writes_to_a_temporary_directory(tmp_path_factory):
-    set_hypothesis_home_dir(tmp_path_factory.mktemp("hypothesis"))
 
 
 @pytest.fixture(scope="module")
