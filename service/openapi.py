@@ -1,10 +1,13 @@
 """The OpenAPI 3.1 document. Schemas come from service.schemas; limits from the config."""
 
+from collections.abc import Iterator
 from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
 from service import schemas
+from service.auth import MESSAGE
+from service.rate_limit import Refused, too_many_requests
 from service.settings.schema import RateLimitSettings, ServiceSettings
 
 REF = "#/components/schemas/{model}"
@@ -127,25 +130,26 @@ SECURITY_SCHEMES = {
 }  # fmt: skip
 
 
-def _require_keys(paths: dict[str, dict]) -> None:
+def _keyed_operations(paths: dict[str, dict]) -> Iterator[dict]:
+    """The operations that need a key, and count against its rate limit."""
     for path, operations in paths.items():
-        if path in OPEN_PATHS:
-            continue
-        for operation in operations.values():
-            operation["security"] = [{"bearer": []}, {"apiKey": []}]
-            operation["responses"]["401"] = _error(
-                "No valid API key (missing, wrong or revoked)",
-                ("unauthorized", "a valid API key is required (Authorization: Bearer KEY, or "
-                 "X-API-Key: KEY)"),
-            )  # fmt: skip
+        if path not in OPEN_PATHS:
+            yield from operations.values()
+
+
+def _require_keys(paths: dict[str, dict]) -> None:
+    refused = _error("No valid API key (missing, wrong or revoked)", ("unauthorized", MESSAGE))
+    for operation in _keyed_operations(paths):
+        operation["security"] = [{"bearer": []}, {"apiKey": []}]
+        operation["responses"]["401"] = refused
 
 
 def _limit_rates(paths: dict[str, dict], rate_limit: RateLimitSettings) -> None:
+    example = too_many_requests(Refused(retry_after=1.0, per_second=rate_limit.per_second))
     refused = {
         **_error(
             "Over this key's rate limit; Retry-After says in how many seconds to try again",
-            ("rate_limited", f"over this key's rate limit of {rate_limit.per_second:g} "
-             "requests per second; retry after 1 s"),
+            (example.code, example.message),
         ),
         "headers": {
             "Retry-After": {
@@ -153,12 +157,9 @@ def _limit_rates(paths: dict[str, dict], rate_limit: RateLimitSettings) -> None:
                 "schema": {"type": "integer", "minimum": 1},
             }
         },
-    }  # fmt: skip
-    for path, operations in paths.items():
-        if path in OPEN_PATHS:
-            continue
-        for operation in operations.values():
-            operation["responses"]["429"] = refused
+    }
+    for operation in _keyed_operations(paths):
+        operation["responses"]["429"] = refused
 
 
 DESCRIPTION = """Scores English reviews as positive or negative.
