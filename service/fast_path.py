@@ -39,6 +39,11 @@ ROUTES = {"/predict/": SINGLE, "/predict": SINGLE, "/v1/predict": BATCH}
 logger = logging.getLogger(api.__name__)
 
 
+def flask_json(document: dict) -> bytes:
+    """`document` as Flask's JSON provider writes it: sorted keys, compact, a final newline."""
+    return (json.dumps(document, sort_keys=True, separators=(",", ":")) + "\n").encode()
+
+
 class FastPath:
     def __init__(
         self,
@@ -105,7 +110,7 @@ class FastPath:
         """The 429 Flask would send (service/rate_limit.py), without Flask: a key flooding
         past its limit costs less than its admitted requests, not more."""
         error = too_many_requests(refused)
-        body = (json.dumps(error.to_dict(), sort_keys=True, separators=(",", ":")) + "\n").encode()
+        body = flask_json(error.to_dict())
         request_id = request_id_for(environ.get("HTTP_X_REQUEST_ID"))
         metrics = self._state.metrics
         metrics.count_rate_limited(key_id or ANONYMOUS)
@@ -170,8 +175,7 @@ class FastPath:
             document = api.single_answer(predictions[0], answering.version)
         else:
             document = api.batch_answer(predictions, answering.version, request_id)
-        # As Flask's JSON provider writes it: sorted keys, compact, a final newline.
-        body = (json.dumps(document, sort_keys=True, separators=(",", ":")) + "\n").encode()
+        body = flask_json(document)
         metrics = self._state.metrics
         metrics.count_predictions(predictions)
         if key_id is not None:
