@@ -86,14 +86,16 @@ class LoadTester:
         headers = {"Authorization": f"Bearer {target.api_key}"} if target.api_key else {}
         try:
             answer = requests.get(f"{target.url}/v1/model", headers=headers, timeout=5)
-            return answer.json() if answer.status_code == 200 else None
+            document = answer.json() if answer.status_code == 200 else None
         except (requests.RequestException, ValueError):
             return None
+        return document if isinstance(document, dict) else None
 
     def check_allowed(self, target: Target, served: dict[str, Any] | None, confirm: str | None):
         """Refuses a customer-facing environment unless `confirm` is its name; and, failing
         closed, a target whose environment cannot be told, unless `confirm` is its name."""
-        said = (served or {}).get("service", {}).get("environment") if served else None
+        service = (served or {}).get("service")
+        said = service.get("environment") if isinstance(service, dict) else None
         said = str(said) if said else None
         if target.environment and said and said != target.environment:
             raise ReleaseError(f"{target.url} says it is {said}, not {target.environment}")

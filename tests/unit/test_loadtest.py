@@ -190,11 +190,12 @@ PROD = {"service": {"environment": "prod"}}
      (None, PROD, None, "--confirm prod"), (None, PROD, "prod", None),
      (None, {"service": {"environment": "elsewhere"}}, None, "not one of this repository's"),
      (None, {"service": {"environment": "elsewhere"}}, "elsewhere", None),
-     (None, None, None, "cannot tell which environment"), (None, None, "url-x", None)],
+     (None, None, None, "cannot tell which environment"), (None, None, "url-x", None),
+     (None, {"service": "prod"}, None, "cannot tell which environment")],
     ids=["prod", "prod, another name", "prod, confirmed", "stage", "stage that says it is prod",
          "a URL that is prod", "a URL that is prod, confirmed", "an unknown environment",
          "an unknown environment, confirmed", "a URL that says nothing",
-         "a URL that says nothing, confirmed"],
+         "a URL that says nothing, confirmed", "a URL that says something else"],
 )  # fmt: skip
 def test_customer_facing_or_unknown_only_when_confirmed_by_name(tmp_path, environment, served,
                                                                 confirm, refused):  # fmt: skip
