@@ -216,7 +216,7 @@ class SentimentClient:
             if (
                 response.status_code == 503
                 and not last
-                and _error_code(response) not in LASTING_503
+                and _error_body(response)[0] not in LASTING_503
             ):
                 self._sleep(self._delay(attempt, _retry_after(response)))
                 continue
@@ -258,10 +258,6 @@ def _error_body(response: requests.Response) -> tuple[str, str]:
         return str(error["code"]), str(error["message"])
     except (ValueError, KeyError, TypeError):
         return f"http_{response.status_code}", response.text[:200]
-
-
-def _error_code(response: requests.Response) -> str:
-    return _error_body(response)[0]
 
 
 def _error(response: requests.Response, request_id: str) -> ApiError:
