@@ -2,7 +2,8 @@
 gate checked (the image repository and its sha256 digest; before an image exists, the
 source tree and the model), whose predicate is the record, in a DSSE envelope signed with
 the key of the environment the gate ran in (a rollback's checks run in the environment
-they roll back). Reading one back verifies all of it against the trust policy.
+they roll back). Reading one back verifies all of it against the trust policy, with the
+keys of the gate the reader asks for: a record never picks the keys it is checked with.
 
 The payload is our own JSON, so integers stay integers (protobuf's Struct would make them
 floats); in-toto-attestation validates the Statement's shape on the way in and out.
@@ -20,7 +21,6 @@ from delivery.references import PINNED
 from gates.evidence import EvidenceError, EvidenceRecord
 from gates.subject import Subject
 from gates.trust import Keyring
-from service.settings.schema import ENVIRONMENT_NAME
 from support.clock import compact, utc_now
 from support.records import RecordError, parse_record
 from support.signing import SignatureError, open_envelope, sign, verify
@@ -61,15 +61,17 @@ def attest(record: EvidenceRecord, signer: CryptoSigner) -> bytes:
     return sign(payload, PAYLOAD_TYPE, signer)
 
 
-def read_attestation(document: bytes, evidence_id: str, keyring: Keyring) -> EvidenceRecord:
-    """The record in `document` (the file of `evidence_id`), once its envelope verifies
-    with a key the trust policy gives the environment it ran in, its statement is about
-    what the record says, and it is not dated in the future. UntrustedEvidenceError
-    otherwise."""
+def read_attestation(
+    document: bytes, evidence_id: str, keyring: Keyring, gate: str, environment: str
+) -> EvidenceRecord:
+    """The record in `document` (the file of `evidence_id`) as evidence of `gate` run in
+    `environment`, which the reader asks for: its envelope verifies with a key the trust
+    policy gives that environment (never one a claim inside the payload picks), it is a
+    record of that gate in that environment, its statement is about what the record says,
+    and it is not dated in the future. UntrustedEvidenceError otherwise."""
     refused = f"evidence {evidence_id} does not count"
     try:
         envelope = open_envelope(document, PAYLOAD_TYPE)
-        environment = _claimed_environment(envelope.payload)
         trusted = keyring.trusted(environment)
         verify(
             envelope, {key_id: found.key for key_id, found in trusted.items()},
@@ -88,22 +90,15 @@ def read_attestation(document: bytes, evidence_id: str, keyring: Keyring) -> Evi
         raise UntrustedEvidenceError(
             f"{refused}: its signed payload is not an in-toto statement ({str(error)[:200]})"
         ) from None
+    if (record.gate, record.environment) != (gate, environment):
+        raise UntrustedEvidenceError(
+            f"{refused} as the {gate} gate's in {environment}: it is signed with a key of "
+            f"{environment} but records the {record.gate} gate in {record.environment}"
+        )
     problem = _inconsistency(statement, record, evidence_id, keyring.max_clock_skew_seconds)
     if problem:
         raise UntrustedEvidenceError(f"{refused}: {problem}")
     return record
-
-
-def _claimed_environment(payload: bytes) -> str:
-    """The environment the (not yet verified) payload says the gate ran in: whose keys
-    must have signed it. The signature then vouches for the claim."""
-    try:
-        environment = json.loads(payload)["predicate"]["environment"]
-    except (ValueError, KeyError, TypeError):
-        raise SignatureError("its payload names no environment") from None
-    if not isinstance(environment, str) or not ENVIRONMENT_NAME.fullmatch(environment):
-        raise SignatureError(f"its payload names no environment ({str(environment)[:40]!r})")
-    return environment
 
 
 def gate_named_in(evidence_id: str) -> str:

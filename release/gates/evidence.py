@@ -15,6 +15,9 @@ from support.clock import Timestamp
 from support.errors import ReleaseError
 from support.records import Record
 
+# The gate after a rollback: its checks run in the environment rolled back, whose key
+# signs its record. Every other gate is an environment's own, signed with that one's key.
+ROLLBACK_GATE = "rollback"
 ID_PATTERN = re.compile(r"^\d{8}T\d{12}Z-[a-z][a-z0-9-]*-[0-9a-f]{12}$")
 Result = Literal["passed", "failed"]
 

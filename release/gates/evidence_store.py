@@ -17,15 +17,17 @@ from pathlib import Path
 from securesystemslib.signer import CryptoSigner
 
 from gates.attestation import (
+    PAYLOAD_TYPE,
     UntrustedEvidenceError,
     attest,
     gate_named_in,
     read_attestation,
 )
-from gates.evidence import ID_PATTERN, EvidenceError, EvidenceRecord
+from gates.evidence import ID_PATTERN, ROLLBACK_GATE, EvidenceError, EvidenceRecord
 from gates.trust import Keyring
 from support.clock import compact
 from support.files import create_new
+from support.signing import SignatureError, open_envelope
 
 
 @dataclass(frozen=True)
@@ -42,10 +44,11 @@ class EvidenceStore:
     def __init__(self, root: Path, keyring: Keyring):
         self.root = root
         self.keyring = keyring
-        # What each file's content verified to, by (id, sha256 of the content): one
+        # What each file's content verified to, by (id, gate, environment, sha256 of the
+        # content): one
         # promotion reads every record several times (rules, ledger check, refusals),
         # and a file rewritten since is read afresh.
-        self._verified: dict[tuple[str, bytes], EvidenceRecord | str] = {}
+        self._verified: dict[tuple[str, str, str, bytes], EvidenceRecord | str] = {}
 
     def new_id(self, gate: str, key: str, moment: datetime) -> str:
         """A fresh id; `key` is the digest or tree the gate checked."""
@@ -72,9 +75,15 @@ class EvidenceStore:
             ) from None
         return path
 
-    def get(self, evidence_id: str) -> EvidenceRecord:
-        """The verified record; EvidenceError when there is none, or (an
-        UntrustedEvidenceError, saying why) when it does not verify."""
+    def get(self, evidence_id: str, gate: str, environment: str | None = None) -> EvidenceRecord:
+        """The record as evidence of `gate` run in `environment` (the gate's own; only the
+        rollback gate runs in the environment it rolls back), verified with that
+        environment's keys: the one way any reader gets a
+        record. EvidenceError when there is none; UntrustedEvidenceError, saying why,
+        when it does not verify as that gate's."""
+        environment = environment or gate
+        if gate != ROLLBACK_GATE and environment != gate:
+            raise EvidenceError(f"the {gate} gate runs in {gate}, never in {environment}")
         if not ID_PATTERN.fullmatch(evidence_id):
             raise EvidenceError(f"{evidence_id!r} is not an evidence id")
         path = self.root / f"{evidence_id}.json"
@@ -82,10 +91,12 @@ class EvidenceStore:
             document = path.read_bytes()
         except FileNotFoundError:
             raise EvidenceError(f"no evidence {evidence_id} in {self.root}") from None
-        key = (evidence_id, hashlib.sha256(document).digest())
+        key = (evidence_id, gate, environment, hashlib.sha256(document).digest())
         if key not in self._verified:
             try:
-                self._verified[key] = read_attestation(document, evidence_id, self.keyring)
+                self._verified[key] = read_attestation(
+                    document, evidence_id, self.keyring, gate, environment
+                )
             except UntrustedEvidenceError as error:
                 self._verified[key] = str(error)
         found = self._verified[key]
@@ -93,37 +104,58 @@ class EvidenceStore:
             raise UntrustedEvidenceError(found)
         return found
 
-    def records(self) -> list[EvidenceRecord]:
-        """Every record that verifies, oldest first."""
-        return [record for record in self._read() if isinstance(record, EvidenceRecord)]
+    def records(
+        self, gate: str | None = None, environment: str | None = None
+    ) -> list[EvidenceRecord]:
+        """Every record that verifies (of `gate`, of gates run in `environment`, if
+        given), oldest first."""
+        return [
+            found for found in self._read(gate, environment) if isinstance(found, EvidenceRecord)
+        ]
 
     def rejected(self, gate: str | None = None) -> list[Rejected]:
         """The records set aside (of `gate`, if given), oldest first."""
-        return [
-            found for found in self._read()
-            if isinstance(found, Rejected) and gate in (None, found.gate)
-        ]  # fmt: skip
+        return [found for found in self._read(gate) if isinstance(found, Rejected)]
 
     def latest(self, gate: str, **subject: str | None) -> EvidenceRecord | None:
         """The newest verified record of `gate` whose subject has all the given fields."""
-        for record in reversed(self.records()):
-            if record.gate == gate and all(
-                getattr(record.subject, field) == value for field, value in subject.items()
-            ):
+        for record in reversed(self.records(gate)):
+            if all(getattr(record.subject, field) == value for field, value in subject.items()):
                 return record
         return None
 
-    def _read(self) -> list[EvidenceRecord | Rejected]:
+    def _read(
+        self, gate: str | None = None, environment: str | None = None
+    ) -> list[EvidenceRecord | Rejected]:
+        """Each record, as evidence of the gate its id names (verified with that gate's
+        keys; a rollback's, with the keys of the environment whose key signed it)."""
         if not self.root.is_dir():
             return []
         names = sorted(p.stem for p in self.root.glob("*.json") if ID_PATTERN.fullmatch(p.stem))
         found: list[EvidenceRecord | Rejected] = []
         for name in names:
+            named = gate_named_in(name)
+            if gate is not None and named != gate:
+                continue
+            ran_in = self._rolled_back(name) if named == ROLLBACK_GATE else named
+            if environment is not None and ran_in != environment:
+                continue
             try:
-                found.append(self.get(name))
+                found.append(self.get(name, named, ran_in))
             except EvidenceError as error:
                 found.append(Rejected(name, str(error)))
         return found
+
+    def _rolled_back(self, evidence_id: str) -> str:
+        """The environment a rollback record's signer holds the key of (the gate is named
+        by the id; the environment by the key, never by the payload)."""
+        try:
+            envelope = open_envelope((self.root / f"{evidence_id}.json").read_bytes(), PAYLOAD_TYPE)
+        except (OSError, SignatureError):
+            return ROLLBACK_GATE  # no environment's keys: it is refused, with the reason
+        owners = {self.keyring.owner(key_id) for key_id in envelope.signatures}
+        owners.discard(None)
+        return owners.pop() if len(owners) == 1 else ROLLBACK_GATE
 
 
 def ignored(rejected: list[Rejected], limit: int = 3) -> str:

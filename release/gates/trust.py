@@ -20,7 +20,7 @@ from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 from securesystemslib.signer import CryptoSigner, Key
 
-from service.settings.schema import EnvironmentName, YamlSettings
+from service.settings.schema import ENVIRONMENT_NAME, EnvironmentName, YamlSettings
 from support.config import load_yaml_settings
 from support.errors import ReleaseError
 from support.files import atomic_write
@@ -76,17 +76,46 @@ class Keyring:
         self.settings = settings
         self.config_dir = config_dir
         self.local_dir = local_dir
-        self._trusted: dict[str, dict[str, TrustedKey]] = {}
+        self._trusted: dict[str, dict[str, TrustedKey]] | None = None
 
     @property
     def max_clock_skew_seconds(self) -> int:
         return self.settings.max_clock_skew_seconds
 
     def trusted(self, gate: str) -> dict[str, TrustedKey]:
-        """The keys whose signature counts on `gate`'s evidence, by key id."""
-        if gate not in self._trusted:
-            self._trusted[gate] = self._read_trusted(gate)
-        return self._trusted[gate]
+        """The keys whose signature counts on `gate`'s evidence, by key id: that gate's
+        own. A key trusted for two gates is refused (ReleaseError): a key vouches for one
+        gate, whatever a record signed with it claims."""
+        return self._every_gate().get(gate, {})
+
+    def owner(self, key_id: str) -> str | None:
+        """The gate `key_id` is trusted for, if any."""
+        for gate, found in self._every_gate().items():
+            if key_id in found:
+                return gate
+        return None
+
+    def _every_gate(self) -> dict[str, dict[str, TrustedKey]]:
+        if self._trusted is None:
+            local = set()
+            if self.settings.local_keys and self.local_dir.is_dir():
+                local = {p.stem for p in self.local_dir.glob("*.pub")
+                         if ENVIRONMENT_NAME.fullmatch(p.stem)}  # fmt: skip
+            gates = sorted({*self.settings.gates, *local})
+            every = {gate: self._read_trusted(gate) for gate in gates}
+            owners: dict[str, str] = {}
+            for gate, found in every.items():
+                for key_id, key in found.items():
+                    if key_id in owners:
+                        other = owners[key_id]
+                        raise ReleaseError(
+                            f"key {key_id[:16]} is trusted for both {other} and {gate} "
+                            f"({every[other][key_id].source}, {key.source}): one gate, one "
+                            "key, or one environment's jobs could vouch for another's gate"
+                        )
+                    owners[key_id] = gate
+            self._trusted = every
+        return self._trusted
 
     def _read_trusted(self, gate: str) -> dict[str, TrustedKey]:
         found: dict[str, TrustedKey] = {}
@@ -141,7 +170,7 @@ class Keyring:
         os.chmod(self.local_dir, 0o700)
         atomic_write(private, pair.private_pem, mode=0o600)
         atomic_write(public, pair.public_pem)
-        self._trusted.pop(gate, None)
+        self._trusted = None
         return pair.key_id, True
 
     def _local_private(self, gate: str) -> Path:

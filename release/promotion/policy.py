@@ -16,12 +16,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from gates.checks import Check, configure
+from gates.evidence import ROLLBACK_GATE
 from service.settings.schema import EnvironmentName
 from support.config import load_yaml_settings
 from support.errors import ReleaseError
-
-# Gate names that are not environments' own.
-ROLLBACK_GATE = "rollback"
 
 
 class PolicyError(ReleaseError):

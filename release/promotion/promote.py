@@ -16,12 +16,12 @@ from delivery.errors import DeliveryError
 from delivery.records import ModelRef
 from delivery.targets import DeployTarget
 from gates.checks import Check
-from gates.evidence import EvidenceRecord
+from gates.evidence import ROLLBACK_GATE, EvidenceRecord
 from gates.evidence_store import EvidenceStore
 from gates.runner import GateRunner
 from gates.subject import Subject
 from promotion.ledger import DEPLOYING, FAILED, RELEASED, Ledger, LedgerEntry
-from promotion.policy import ROLLBACK_GATE, Policy
+from promotion.policy import Policy
 from promotion.rules import (
     PromotionRefusedError,
     ReleaseTags,

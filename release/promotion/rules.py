@@ -16,7 +16,7 @@ from typing import Protocol
 
 from delivery.references import PINNED
 from gates.checks import Baseline
-from gates.evidence import EvidenceError, EvidenceRecord
+from gates.evidence import ROLLBACK_GATE, EvidenceError, EvidenceRecord
 from gates.evidence_store import EvidenceStore, ignored
 from gates.subject import Subject
 from promotion.ledger import DEPLOYING, Ledger, LedgerEntry, LedgerTamperedError
@@ -174,12 +174,8 @@ def release_candidate(
     gate = policy.previous(policy.release_environment().name)
     assert gate is not None  # the first environment never requires a release tag
     latest_per_image: dict[str, EvidenceRecord] = {}
-    for record in store.records():
-        if (
-            record.gate == gate.name
-            and record.subject.git_commit == commit
-            and record.subject.digest
-        ):
+    for record in store.records(gate.name):
+        if record.subject.git_commit == commit and record.subject.digest:
             latest_per_image[record.subject.digest] = record
     passed = [record for record in latest_per_image.values() if record.passed]
     if not passed:
@@ -229,13 +225,10 @@ def vouched_image(
         )
     why = ""
     try:
-        record = store.get(entry.evidence) if entry.evidence else None
+        record = store.get(entry.evidence, gate_of(entry), environment) if entry.evidence else None
     except ReleaseError as error:
         record, why = None, f": {error}"
-    vouches = (
-        record is not None and record.passed and record.environment == environment
-        and record.subject.digest == entry.digest
-    )  # fmt: skip
+    vouches = record is not None and record.passed and record.subject.digest == entry.digest
     if not vouches:
         raise RollbackRefusedError(
             f"{refused}: no passing {environment} gate vouches for {entry.digest} (ledger "
@@ -247,6 +240,12 @@ def vouched_image(
 # What an outcome entry says of its own; the rest repeats its "deploying" entry, which the
 # gate's signed record anchors by hash.
 OUTCOME_OWN = {"sequence", "previous", "result", "evidence", "at"}
+
+
+def gate_of(entry: LedgerEntry) -> str:
+    """The gate whose record a ledger entry's event produced: the environment's own after
+    a promotion, the rollback gate (run in that environment) after a rollback."""
+    return entry.environment if entry.event == "promote" else ROLLBACK_GATE
 
 
 def check_ledger(environment: str, ledger: Ledger, store: EvidenceStore) -> None:
@@ -274,7 +273,7 @@ def check_ledger(environment: str, ledger: Ledger, store: EvidenceStore) -> None
                 "on this ledger"
             )
         try:
-            record = store.get(entry.evidence or "")
+            record = store.get(entry.evidence or "", gate_of(entry), environment)
         except EvidenceError as error:
             raise LedgerTamperedError(
                 f"{where}: entry #{entry.sequence} relies on evidence that does not count "
@@ -284,7 +283,6 @@ def check_ledger(environment: str, ledger: Ledger, store: EvidenceStore) -> None
             record.ledger_head != entry.previous
             or record.subject.digest != entry.digest
             or record.passed != entry.released
-            or record.environment != environment
         ):
             raise LedgerTamperedError(
                 f"{where}: entry #{entry.sequence} ({entry.result}, {entry.digest}) is not "
@@ -292,8 +290,8 @@ def check_ledger(environment: str, ledger: Ledger, store: EvidenceStore) -> None
                 "after another entry); nothing relies on this ledger"
             )
     hashes = {entry_hash for _, entry_hash in chain}
-    for record in store.records():
-        if record.environment == environment and record.ledger_head not in (None, *hashes):
+    for record in store.records(environment=environment):
+        if record.ledger_head not in (None, *hashes):
             raise LedgerTamperedError(
                 f"{where} no longer holds the entry that gate evidence {record.id} followed "
                 f"(signed {record.finished_at:%Y-%m-%d %H:%M}Z): the ledger was cut or "
@@ -334,10 +332,10 @@ def release_baseline(
     records = []
     for evidence_id in sorted(relied):
         try:
-            record = store.get(evidence_id)
+            record = store.get(evidence_id, gate)
         except ReleaseError:
             continue
-        if record.gate == gate and record.passed and record.subject.digest == current.digest:
+        if record.passed and record.subject.digest == current.digest:
             records.append(record)
     if not records:
         return None

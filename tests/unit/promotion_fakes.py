@@ -83,7 +83,7 @@ def evidence(
         actor="tester",
         ci_run=None,
     )
-    store.append(record, store.signer(gate))
+    store.append(record, store.signer(record.environment))
     return record
 
 
@@ -99,6 +99,8 @@ def resign(
     """Replaces a stored record by `statement` signed with `signer` (by default the very
     key its gate trusts), as someone holding that key could."""
     gate = statement["predicate"]["gate"]
+    if gate == "rollback":
+        gate = statement["predicate"]["environment"]
     payload = json.dumps(statement).encode("utf-8")
     path = store.root / f"{evidence_id}.json"
     path.write_bytes(sign(payload, PAYLOAD_TYPE, signer or store.signer(gate)))

@@ -8,12 +8,13 @@ from datetime import timedelta
 import pytest
 from securesystemslib.signer import CryptoSigner
 
-from gates.attestation import PAYLOAD_TYPE, UntrustedEvidenceError
+from gates.attestation import PAYLOAD_TYPE, UntrustedEvidenceError, gate_named_in
 from gates.evidence_store import EvidenceStore
 from promotion.rules import PromotionRefusedError, release_candidate, required_evidence
 from support.clock import compact, timestamp, utc_now
+from support.errors import ReleaseError
 from support.signing import sign
-from tests.conftest import make_evidence_store
+from tests.conftest import make_evidence_store, make_keyring
 from tests.unit.promotion_fakes import (
     FOUR_ENVIRONMENTS,
     evidence,
@@ -34,7 +35,7 @@ def store(tmp_path) -> EvidenceStore:
 
 def refusal(store: EvidenceStore, evidence_id: str) -> str:
     with pytest.raises(UntrustedEvidenceError) as raised:
-        store.get(evidence_id)
+        store.get(evidence_id, gate_named_in(evidence_id))
     assert [found.id for found in store.rejected()] == [evidence_id]
     assert evidence_id not in [record.id for record in store.records()]
     return str(raised.value)
@@ -53,7 +54,7 @@ def test_a_record_is_an_in_toto_statement_about_the_digest_in_a_signed_envelope(
     ]
     assert statement["predicateType"].endswith(":stage")
     assert statement["predicate"]["checks"][0]["seconds"] == 0  # integers stay integers
-    assert store.get(record.id) == record
+    assert store.get(record.id, record.gate) == record
 
 
 def test_a_source_gate_attests_the_tree_and_the_model(store):
@@ -63,7 +64,7 @@ def test_a_source_gate_attests_the_tree_and_the_model(store):
         {"name": "source-tree", "digest": {"gitTree": source.source_tree}},
         {"name": "model", "digest": {"sha256": source.model_sha256}},
     ]
-    assert store.get(record.id) == record
+    assert store.get(record.id, record.gate) == record
 
 
 def test_hand_written_json_never_counts(store):
@@ -172,3 +173,61 @@ def test_a_payload_that_is_not_a_statement_never_counts(store):
         sign(payload, PAYLOAD_TYPE, store.signer("stage"))
     )
     assert "not an in-toto statement" in refusal(store, record.id)
+
+
+ENVIRONMENTS = ("dev", "test", "stage", "prod")
+OFF_DIAGONAL = [(gate, key) for gate in ENVIRONMENTS for key in ENVIRONMENTS if gate != key]
+
+
+@pytest.mark.parametrize(("gate", "key"), OFF_DIAGONAL)
+@pytest.mark.parametrize("claims", ["its gate's environment", "the key's environment"])
+def test_no_environment_key_vouches_for_another_gate(store, gate, key, claims):
+    """Every (gate, key) pair off the diagonal, whichever environment the payload claims:
+    the keys a record is checked with are the ones of the gate the reader asks for."""
+    record = evidence(store, gate, IMAGE)
+    statement = statement_of(store, record.id)
+    if claims == "the key's environment":
+        statement["predicate"]["environment"] = key
+    resign(store, record.id, statement, store.signer(key))
+    message = refusal(store, record.id)
+    assert f"config/trust.yaml does not trust for {gate}" in message
+    assert store.latest(gate, digest=IMAGE.digest) is None
+    assert store.records(environment=key) == []
+
+
+@pytest.mark.parametrize("gate", ENVIRONMENTS)
+def test_a_record_whose_environment_is_not_its_gate_never_counts(store, gate):
+    """Signed with the right key, a record of the gate run "elsewhere" is still refused."""
+    record = evidence(store, gate, IMAGE)
+    statement = statement_of(store, record.id)
+    statement["predicate"]["environment"] = "prod" if gate != "prod" else "dev"
+    resign(store, record.id, statement)
+    assert f"records the {gate} gate in {statement['predicate']['environment']}" in refusal(
+        store, record.id
+    )
+
+
+@pytest.mark.parametrize(("rolled_back", "key"), [("prod", "stage"), ("stage", "dev")])
+def test_a_rollback_counts_only_in_the_environment_whose_key_signed_it(store, rolled_back, key):
+    record = evidence(store, "rollback", IMAGE, environment=rolled_back)
+    assert store.get(record.id, "rollback", rolled_back) == record
+    assert store.records(environment=rolled_back) == [record]
+    resign(store, record.id, statement_of(store, record.id), store.signer(key))
+    with pytest.raises(UntrustedEvidenceError, match=f"does not trust for {rolled_back}"):
+        store.get(record.id, "rollback", rolled_back)
+    # Listed, it is checked as a rollback in the signer's environment, which it does not claim.
+    [listed] = store.rejected()
+    assert f"signed with a key of {key} but records the rollback gate in {rolled_back}" in (
+        listed.reason
+    )
+    assert store.records(environment=rolled_back) == store.records(environment=key) == []
+
+
+def test_a_key_trusted_for_two_gates_is_refused(tmp_path):
+    """A copied key file would let one environment's jobs sign for another's gate."""
+    keys = tmp_path / "keys"
+    make_keyring(keys)
+    for half in ("pem", "pub"):
+        (keys / f"prod.{half}").write_bytes((keys / f"dev.{half}").read_bytes())
+    with pytest.raises(ReleaseError, match=r"trusted for both dev and prod.*one gate, one key"):
+        make_keyring(keys).trusted("stage")

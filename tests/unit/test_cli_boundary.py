@@ -75,7 +75,7 @@ def test_evidence_naming_a_hostile_image_never_counts_even_when_signed(tmp_path)
     with pytest.raises(
         UntrustedEvidenceError, match=r"predicate is not a valid EvidenceRecord: subject\.image"
     ):
-        store.get(record.id)
+        store.get(record.id, "stage")
 
 
 def test_smoke_without_a_deployment_says_to_deploy_first(run):

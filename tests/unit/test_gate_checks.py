@@ -97,7 +97,7 @@ def test_a_gate_records_each_check_its_kind_and_options(tmp_path):
     assert record.passed
     [check] = record.checks
     assert (check.name, check.check, check.options["commands"]) == ("lint", "commands", [["true"]])
-    assert store.get(record.id) == record
+    assert store.get(record.id, record.gate) == record
 
 
 def test_a_check_that_needs_a_service_fails_without_one_and_says_why(tmp_path):
@@ -117,7 +117,7 @@ def test_a_check_that_crashes_is_a_failed_check_and_the_gate_still_records(tmp_p
     record, store = gate(tmp_path, [Exploding("boom", CheckOptions())])
     assert not record.passed
     assert "boom: crashed: ValueError: a metric recorded as text" in record.failures[0]
-    assert store.get(record.id) == record
+    assert store.get(record.id, record.gate) == record
 
 
 def test_a_gate_without_checks_never_passes(tmp_path):
@@ -145,12 +145,12 @@ def test_latest_evidence_matches_gate_and_subject_newest_first(tmp_path):
     newer = evidence(store, "test", subject(1), passed=False)
     assert store.latest("test", digest=subject(1).digest).id == newer.id
     assert store.latest("prod", digest=subject(1).digest) is None
-    assert store.get(first.id) == first
+    assert store.get(first.id, "test") == first
 
 
 def test_an_evidence_id_is_checked_before_it_becomes_a_path(tmp_path):
     with pytest.raises(EvidenceError, match="not an evidence id"):
-        make_evidence_store(tmp_path).get("../../etc/passwd")
+        make_evidence_store(tmp_path).get("../../etc/passwd", "test")
 
 
 def test_a_record_filed_under_another_id_is_refused(tmp_path):
@@ -158,7 +158,7 @@ def test_a_record_filed_under_another_id_is_refused(tmp_path):
     one, other = evidence(store, "test", subject(1)), evidence(store, "test", subject(2))
     (tmp_path / f"{one.id}.json").write_bytes((tmp_path / f"{other.id}.json").read_bytes())
     with pytest.raises(EvidenceError, match=f"holds the record of {other.id}"):
-        store.get(one.id)
+        store.get(one.id, "test")
 
 
 def write_stats(path, rows):

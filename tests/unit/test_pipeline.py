@@ -105,10 +105,10 @@ def test_one_image_goes_all_the_way_whatever_the_environments(
         deploying, entry = run.ledger.entries(environment)
         assert (deploying.result, deploying.digest) == ("deploying", DIGEST)
         previous = policy.previous(environment).name
-        relied = run.store.get(entry.relied_on[0])
+        relied = run.store.get(entry.relied_on[0], previous)
         assert (entry.event, entry.result, entry.digest) == ("promote", "released", DIGEST)
         assert (entry.from_environment, relied.gate, relied.passed) == (previous, previous, True)
-        own = run.store.get(entry.evidence)
+        own = run.store.get(entry.evidence, environment)
         assert (own.gate, own.url) == (environment, f"http://stand-in/{environment}")
     first = run.store.latest("dev", source_tree=run.subject.source_tree)
     assert first.subject.digest is None  # the dev gate saw a tree and a model, no image

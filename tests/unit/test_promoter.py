@@ -58,7 +58,7 @@ def test_a_promotion_deploys_gates_and_records_what_it_relied_on(promoter):
     assert (entry.from_environment, entry.environment) == ("test", "stage")
     assert (entry.model.version, entry.model.sha256) == (A.model_version, A.model_sha256)
     assert entry.actor
-    record = promoter.store.get(entry.evidence)
+    record = promoter.store.get(entry.evidence, "stage")
     assert (record.gate, record.subject, record.url) == ("stage", A, "http://stand-in/stage")
     assert [(c.name, c.check) for c in record.checks] == [("uat", "scripted")]
 
@@ -225,7 +225,7 @@ def test_a_deploy_writes_deploying_first_and_the_gate_signs_that_entry(promoter)
     (deploying, deploying_hash), (outcome, _) = promoter.ledger.chain("prod")
     assert (deploying.result, deploying.evidence, deploying.digest) == ("deploying", None, A.digest)
     assert (outcome.result, outcome.previous) == ("failed", deploying_hash)
-    assert promoter.store.get(outcome.evidence).ledger_head == deploying_hash
+    assert promoter.store.get(outcome.evidence, "prod").ledger_head == deploying_hash
 
 
 def test_a_runner_killed_mid_deploy_leaves_a_deploying_entry(promoter):
