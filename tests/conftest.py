@@ -14,7 +14,7 @@ import requests
 
 from gates.checks.base import API_KEY_VARIABLE
 from gates.evidence_store import EvidenceStore
-from gates.trust import Keyring, TrustSettings
+from gates.trust import Keyring, TrustSettings, load_trust_settings
 from model import ModelRegistry
 from service.settings import Settings, load_settings
 from support.git import Git
@@ -209,10 +209,11 @@ def deployed_url(request: pytest.FixtureRequest) -> str:
 
 def make_keyring(keys_dir: Path, **trust: object) -> Keyring:
     """Trust as config/trust.yaml sets it, with a local key pair per test gate in `keys_dir`."""
+    repository = load_trust_settings(CONFIG_DIR)
     settings = TrustSettings(
-        **{"schema_version": 1, "local_keys": True, "max_clock_skew_seconds": 300, "gates": {}}
-        | trust
-    )
+        **{"schema_version": 1, "local_keys": True, "max_clock_skew_seconds": 300, "gates": {},
+           "check_environment": repository.check_environment} | trust
+    )  # fmt: skip
     keyring = Keyring(settings, CONFIG_DIR, keys_dir)
     for gate in TEST_GATES:
         keyring.create_local(gate)

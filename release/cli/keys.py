@@ -26,6 +26,10 @@ def keys_create(gates: tuple[str, ...], replace: bool) -> None:
     """This machine's key pair per gate (every gate by default), for local pipelines.
     Existing pairs are kept unless --replace."""
     space = workspace()
+    if not space.keyring.settings.local_keys:
+        click.echo("this machine's keys do not count here (config/trust.yaml local_keys: "
+                   "false): none made; each environment's key signs its evidence")  # fmt: skip
+        return
     for gate in gates or space.policy.names:
         key_id, made = space.keyring.create_local(gate, replace)
         state = "created" if made else "kept"
@@ -44,10 +48,10 @@ def keys_show() -> None:
         if not trusted:
             click.echo(f"{gate:10} trusts no key: its evidence never counts here")
         try:
-            signer = space.keyring.signer(gate)
-            click.echo(f"{gate:10} signs with {signer.public_key.keyid[:16]}")
+            space.keyring.check_local(gate)
+            click.echo(f"{gate:10} signs with this machine's pair ({space.keyring.local_dir})")
         except ReleaseError as error:
-            click.echo(f"{gate:10} cannot sign: {error}")
+            click.echo(f"{gate:10} cannot sign here: {error}")
 
 
 @keys.command("github")

@@ -53,14 +53,52 @@ def promote(target: str, image: str | None, release_tag: str | None, data_dir: P
 
 @click.command()
 @click.argument("environment", type=Environment(promoted_only=True))
+@click.option("--if-gate-failed", is_flag=True,
+              help="Only where ENV's policy rolls a failed gate back (on_gate_failure) and its "
+              "signed ledger ends with a promotion whose gate failed; else do nothing. CI's "
+              "step after the signing step of a promotion.")  # fmt: skip
 @reports_errors
-def rollback(environment: str) -> None:
+def rollback(environment: str, if_gate_failed: bool) -> None:
     """Redeploy ENV's previous release from the ledger and check it."""
     with workspace() as space:
-        outcome = space.promoter.rollback(environment)
+        if if_gate_failed:
+            outcome = space.promoter.rollback_if_gate_failed(environment)
+            if outcome is None:
+                click.echo(f"{environment}: no failed gate to roll back")
+                return
+        else:
+            outcome = space.promoter.rollback(environment)
         echo_outcome(outcome, space.store)
     if not outcome.released:
         sys.exit(1)
+
+
+@click.command()
+@click.argument("environment", type=Environment())
+@click.option("--key-file", type=click.File("rb"), default=None,
+              help="The environment's private key (PEM; - reads standard input, as CI pipes "
+              "its secret). Default: this machine's pair for ENV (`make keys`).")  # fmt: skip
+@click.option(
+    "--check",
+    "check_only",
+    is_flag=True,
+    help="Only check that the key would sign evidence that counts for ENV.",
+)
+@reports_errors
+def sign(environment: str, key_file, check_only: bool) -> None:
+    """Sign what ENV's gates and promotions left unsigned, once it holds together.
+
+    Gates and promotions never hold a key: their records and ledger entries wait
+    unsigned until this, a process of its own, checks and signs them with ENV's key.
+    """
+    space = workspace()
+    private = key_file.read() if key_file is not None else None
+    source = "--key-file" if key_file is not None else ""
+    if check_only:
+        signer = space.keyring.signer(environment, private, source)
+        click.echo(f"{environment}: key {signer.public_key.keyid[:16]} signs evidence that counts")
+        return
+    click.echo(space.sign(environment, private, source).describe())
 
 
 @click.command()
@@ -181,6 +219,13 @@ def state_save() -> None:
     click.echo(f"saved as {commit[:12]}" if commit else "nothing new to save")
 
 
+@state.command("restore")
+@reports_errors
+def state_restore() -> None:
+    """Put back the evidence and ledgers the local branch holds and the state lost."""
+    click.echo(workspace().state_branch.restore())
+
+
 @state.command("push")
 @reports_errors
 def state_push() -> None:
@@ -269,6 +314,6 @@ def current_release(environment: str) -> None:
 
 
 COMMANDS = (
-    gate, promote, rollback, history, evidence, pipeline, release_candidate, superseded, state,
-    policy, current_release,
+    gate, promote, rollback, sign, history, evidence, pipeline, release_candidate, superseded,
+    state, policy, current_release,
 )  # fmt: skip

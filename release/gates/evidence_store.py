@@ -1,9 +1,12 @@
 """Gate evidence kept as signed attestations, append-only, with the reports they point to.
 
-Layout under the evidence directory:
-    <id>.json            one record as a DSSE envelope (gates/attestation.py), created
-                         once and never rewritten
-    reports/<id>/        junit XML, locust CSV/HTML, logs of that gate run
+Layout under the state directory:
+    evidence/<id>.json          one record as a DSSE envelope (gates/attestation.py),
+                                created once and never rewritten
+    evidence/reports/<id>/      junit XML, locust CSV/HTML, logs of that gate run
+    pending/evidence/<id>.json  a record as a gate run left it, unsigned: the process that
+                                runs checks holds no key; the signing step signs it
+                                (promotion/signing.py) and moves it to evidence/
 
 Reading verifies: a record whose envelope does not verify against the trust policy is
 never returned; `rejected` says which were set aside and why, for refusals to cite.
@@ -27,6 +30,7 @@ from gates.evidence import ID_PATTERN, ROLLBACK_GATE, EvidenceError, EvidenceRec
 from gates.trust import Keyring
 from support.clock import compact
 from support.files import create_new
+from support.records import RecordError, parse_record
 from support.signing import SignatureError, open_envelope
 
 
@@ -41,9 +45,10 @@ class Rejected:
 
 
 class EvidenceStore:
-    def __init__(self, root: Path, keyring: Keyring):
+    def __init__(self, root: Path, keyring: Keyring, pending: Path | None = None):
         self.root = root
         self.keyring = keyring
+        self.pending_root = pending or root.parent / "pending" / root.name
         # What each file's content verified to, by (id, gate, environment, sha256 of the
         # content): one
         # promotion reads every record several times (rules, ledger check, refusals),
@@ -59,13 +64,33 @@ class EvidenceStore:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def signer(self, environment: str) -> CryptoSigner:
-        """What signs the records of gates run in `environment` (SigningKeyError when
-        nothing can)."""
-        return self.keyring.signer(environment)
+    def write_unsigned(self, record: EvidenceRecord) -> Path:
+        """Leaves a gate run's record for the signing step; it counts once signed."""
+        path = self.pending_root / f"{record.id}.json"
+        try:
+            create_new(path, record.to_json().encode("utf-8") + b"\n")
+        except FileExistsError:
+            raise EvidenceError(f"evidence {record.id} exists already") from None
+        return path
+
+    def unsigned(self, environment: str) -> list[EvidenceRecord]:
+        """The records of gates run in `environment` that wait to be signed, oldest first
+        (EvidenceError naming the file when one is not a record)."""
+        found = []
+        for path in sorted(self.pending_root.glob("*.json")):
+            try:
+                record = parse_record(EvidenceRecord, path.read_text(encoding="utf-8"), str(path))
+            except (RecordError, OSError, UnicodeDecodeError) as error:
+                raise EvidenceError(f"{path} is not an unsigned gate record: {error}") from None
+            if record.id != path.stem:
+                raise EvidenceError(f"{path} holds the record of {record.id}")
+            if record.environment == environment:
+                found.append(record)
+        return found
 
     def append(self, record: EvidenceRecord, signer: CryptoSigner) -> Path:
-        """Writes a new record, signed; an existing one is never replaced."""
+        """Writes a record signed (the signing step); an existing one is never replaced,
+        and the unsigned copy it came from is dropped."""
         path = self.root / f"{record.id}.json"
         try:
             create_new(path, attest(record, signer) + b"\n")
@@ -73,7 +98,11 @@ class EvidenceStore:
             raise EvidenceError(
                 f"evidence {record.id} exists already; it is never rewritten"
             ) from None
+        self.drop_unsigned(record.id)
         return path
+
+    def drop_unsigned(self, evidence_id: str) -> None:
+        (self.pending_root / f"{evidence_id}.json").unlink(missing_ok=True)
 
     def get(self, evidence_id: str, gate: str, environment: str | None = None) -> EvidenceRecord:
         """The record as evidence of `gate` run in `environment` (the gate's own; only the

@@ -2,7 +2,9 @@
 the evidence record the run leaves. Which checks run where is the policy's business;
 nothing here knows an environment by name.
 
-A gate run never raises for a failed check: the failure is in the record it returns.
+A gate run never raises for a failed check: the failure is in the record it returns. The
+record is left unsigned: the process that runs checks holds no key, and the signing
+step (promotion/signing.py) signs it in a process of its own.
 """
 
 import tempfile
@@ -11,8 +13,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-
-from securesystemslib.signer import CryptoSigner
 
 from delivery.engine import Engine
 from delivery.errors import DeliveryError
@@ -42,8 +42,6 @@ class _Run:
     subject: Subject
     id: str
     started_at: datetime
-    # Asked for before any check runs: a gate that cannot sign fails at once.
-    signer: CryptoSigner
     ledger_head: str | None
     started: float = field(default_factory=time.monotonic)
     results: list[tuple[Check | None, CheckResult]] = field(default_factory=list)
@@ -86,6 +84,7 @@ class GateRunner:
                 project=self.project,
                 bundle=bundle or (lambda: self._bundle_in_image(subject, Path(scratch))),
                 data_dir=self.data_dir,
+                isolation=self.store.keyring.isolation(),
                 api_key=self.api_key,
                 baseline=baseline or (lambda check: None),
             )
@@ -116,13 +115,16 @@ class GateRunner:
         run.results = [(None, check)]
         return self._record(run, None)
 
+    def preflight(self) -> None:
+        """Fails before anything is deployed when the checks could not run isolated here."""
+        self.store.keyring.isolation().preflight()
+
     def _start(
         self, gate: str, environment: str, subject: Subject, ledger_head: str | None
     ) -> _Run:
-        signer = self.store.signer(environment)
         started_at = utc_now()
         return _Run(gate, environment, subject, self.store.new_id(gate, subject.key, started_at),
-                    started_at, signer, ledger_head)  # fmt: skip
+                    started_at, ledger_head)  # fmt: skip
 
     def _record(self, run: _Run, url: str | None) -> EvidenceRecord:
         results = run.results
@@ -162,7 +164,7 @@ class GateRunner:
             ci_run=ci_run_url(),
             ledger_head=run.ledger_head,
         )
-        self.store.append(record, run.signer)
+        self.store.write_unsigned(record)
         return record
 
     def _bundle_in_image(self, subject: Subject, scratch: Path) -> LoadedBundle:

@@ -7,8 +7,9 @@ this machine's own key pairs.
     <state dir>/keys/<gate>    this machine's pair for a gate (`sentiment keys create`),
                                trusted here only while trust.yaml's local_keys is true
 
-A gate signs with EVIDENCE_SIGNING_KEY when it is set (a CI job in that gate's
-environment), else with this machine's key for the gate.
+Evidence is signed by `sentiment sign <gate>`, a process of its own that runs after the
+checks: with the key given to it (on GitHub the environment's EVIDENCE_SIGNING_KEY
+secret, which only that step sees), else with this machine's pair for the gate.
 """
 
 import os
@@ -16,10 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 from securesystemslib.signer import CryptoSigner, Key
 
+from gates.isolation import Isolation, forbidden_patterns
 from service.settings.schema import ENVIRONMENT_NAME, EnvironmentName, YamlSettings
 from support.config import load_yaml_settings
 from support.errors import ReleaseError
@@ -46,6 +48,19 @@ class TrustSettings(YamlSettings):
     max_clock_skew_seconds: int = Field(ge=0, le=3600)
     # Per gate, public key files under config/keys/.
     gates: dict[EnvironmentName, list[str]]
+    # The variables a check's processes see (a trailing * matches a prefix); never a
+    # signing key or a token (gates/isolation.py NEVER).
+    check_environment: list[str]
+
+    @field_validator("check_environment")
+    @classmethod
+    def _no_secrets(cls, allowed: list[str]) -> list[str]:
+        leaking = forbidden_patterns(allowed)
+        if leaking:
+            raise ValueError(
+                f"{', '.join(leaking)} would let signing keys or tokens reach the checks"
+            )
+        return allowed
 
     def key_files(self, gate: str) -> list[str]:
         return self.gates.get(gate, [])
@@ -134,23 +149,16 @@ class Keyring:
             found[key.keyid] = TrustedKey(key, gate, str(local))
         return found
 
-    def signer(self, gate: str) -> CryptoSigner:
-        """What signs `gate`'s evidence here; SigningKeyError before any check runs when
-        there is nothing to sign with, or its signature would not count."""
-        given = os.environ.get(SIGNING_KEY_VARIABLE, "")
-        if given.strip():
-            signer = load_signer(given.encode("utf-8"), SIGNING_KEY_VARIABLE)
-            source = SIGNING_KEY_VARIABLE
-        elif self._local_private(gate).is_file():
+    def signer(self, gate: str, private_pem: bytes | None = None, source: str = "") -> CryptoSigner:
+        """What signs `gate`'s evidence: the key given (`private_pem`, read from `source`),
+        else this machine's pair for the gate. Only the signing step calls this, in a
+        process of its own after the checks. SigningKeyError when there is nothing to
+        sign with, or its signature would not count."""
+        if private_pem is None:
+            self.check_local(gate)
             path = self._local_private(gate)
-            signer = load_signer(path.read_bytes(), str(path))
-            source = str(path)
-        else:
-            raise SigningKeyError(
-                f"no key to sign the {gate} gate's evidence with: run `make keys` (a key pair "
-                f"per gate on this machine), or, on GitHub, set the {SIGNING_KEY_VARIABLE} "
-                f"secret of the {gate} environment (README: Signing keys)"
-            )
+            private_pem, source = path.read_bytes(), str(path)
+        signer = load_signer(private_pem, source)
         if signer.public_key.keyid not in self.trusted(gate):
             raise SigningKeyError(
                 f"the key in {source} (id {signer.public_key.keyid[:16]}) is not trusted for "
@@ -159,6 +167,38 @@ class Keyring:
                 + "): its evidence would never count"
             )
         return signer
+
+    def signs_here(self, gate: str) -> bool:
+        """Whether this machine's own pair signs `gate`'s evidence (local keys count and
+        it has one); else a signing step given a key does (on GitHub, the environment's
+        secret)."""
+        return self.settings.local_keys and self._local_private(gate).is_file()
+
+    def check_local(self, gate: str) -> None:
+        """SigningKeyError unless this machine's pair for `gate` would sign evidence that
+        counts; its private half is not read."""
+        public = self._local_public(gate)
+        if not self.settings.local_keys:
+            raise SigningKeyError(
+                f"this machine's keys do not count (config/trust.yaml local_keys: false): the "
+                f"{gate} gate's evidence is signed with the key of its environment, given to "
+                f"`sentiment sign {gate} --key-file` (on GitHub, the {SIGNING_KEY_VARIABLE} "
+                "secret, in the signing step only)"
+            )
+        if not self._local_private(gate).is_file() or not public.is_file():
+            raise SigningKeyError(
+                f"no key to sign the {gate} gate's evidence with: run `make keys` (a key pair "
+                f"per gate on this machine), or, on GitHub, set the {SIGNING_KEY_VARIABLE} "
+                f"secret of the {gate} environment (README: Signing keys)"
+            )
+        key = load_public_key(public.read_bytes(), str(public))
+        if key.keyid not in self.trusted(gate):
+            raise SigningKeyError(f"{public} is not trusted for {gate}")
+
+    def isolation(self) -> Isolation:
+        """How checks run here: the allowed environment, and never where they can read
+        this machine's private keys."""
+        return Isolation(tuple(self.settings.check_environment), (self.local_dir,))
 
     def create_local(self, gate: str, replace: bool = False) -> tuple[str, bool]:
         """This machine's key pair for `gate`: its id, and whether it was made now."""

@@ -1,14 +1,23 @@
-"""The promotion ledger: per environment, every promotion and rollback, in order, append-only.
+"""The promotion ledger: per environment, every promotion and rollback, in order, append-only,
+each entry signed by that environment's key.
 
-    <state>/ledger/<env>.jsonl    one typed entry per line, never rewritten
-    <state>/ledger/<env>.lock     held for a whole promotion or rollback of <env>
+    <state>/ledger/<env>.jsonl            one signed entry per line, never rewritten
+    <state>/pending/ledger/<env>.jsonl    entries written by a promotion or rollback,
+                                          waiting for the signing step (promotion/signing.py)
+    <state>/ledger/<env>.lock             held for a whole promotion, rollback or signing
+
+A line is {"entry": {...}, "signatures": [...]}: the entry as readable JSON and DSSE
+signatures over its canonical form, by a key config/trust.yaml trusts for the ledger's
+own environment (the file's, never a claim in the entry). Each entry carries the sha256
+of the canonical entry before it, so an edited, reordered or cut line breaks the chain,
+and an appended line nobody with the key signed is refused. The process that deploys
+and runs checks never holds a key: it writes its entries to the pending file, and the
+signing step, in a process of its own, checks them against the signed ledger and the
+evidence they name before it signs them (promotion/rules.py check_ledger).
 
 A promotion or rollback writes two entries: "deploying" before it touches the
-environment, so a runner killed mid-deploy leaves a trace, then its outcome. Each entry
-carries the sha256 of the line before it: an edited or reordered line breaks the chain,
-and reading refuses it. (The gate's signed evidence records the hash of the "deploying"
-entry it followed: promotion/rules.py checks the chain against it, which a rewritten
-or truncated ledger cannot satisfy.)
+environment, so a runner killed mid-deploy leaves a trace, then its outcome, which
+names the gate record it produced.
 
 The releases of an environment follow from its ledger like a stack: a released
 promotion pushes its digest, a rollback pops back to the release it restored. A failed
@@ -25,16 +34,21 @@ from typing import Annotated, Literal
 
 from filelock import FileLock, Timeout
 from pydantic import Field
+from securesystemslib.signer import CryptoSigner
 
 from delivery.records import ModelRef
 from delivery.references import Digest, PinnedImage
+from gates.trust import Keyring
 from service.settings.schema import EnvironmentName
 from support.clock import Timestamp
 from support.errors import ReleaseError
 from support.files import fsync_dir
 from support.records import Record, RecordError, parse_record
+from support.signing import SignatureError, sign_detached, verify_detached
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+# What a ledger entry's signatures are over (DSSE's payload type).
+PAYLOAD_TYPE = "application/vnd.sentiment-release.ledger-entry+json"
 RELEASED = "released"
 FAILED = "failed"
 DEPLOYING = "deploying"
@@ -48,8 +62,13 @@ class LedgerTamperedError(RecordError):
     """The ledger is not what this tooling wrote: nothing may rely on it."""
 
 
-def line_hash(line: str) -> str:
-    return hashlib.sha256(line.encode("utf-8")).hexdigest()
+def canonical(document: object) -> bytes:
+    """The bytes an entry's hash and signatures are over: sorted keys, no spaces."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def entry_hash(document: object) -> str:
+    return hashlib.sha256(canonical(document)).hexdigest()
 
 
 class LedgerEntry(Record):
@@ -84,11 +103,19 @@ class LedgerEntry(Record):
 
 
 class Ledger:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, keyring: Keyring, pending_root: Path):
         self.root = root
+        self.keyring = keyring
+        self.pending_root = pending_root
+        # This operation's own entries, not yet signed, per environment: what its next
+        # entry chains to. Reset whenever the environment's lock is taken.
+        self._own: dict[str, list[tuple[LedgerEntry, str]]] = {}
 
     def path(self, environment: str) -> Path:
         return self.root / f"{environment}.jsonl"
+
+    def pending_path(self, environment: str) -> Path:
+        return self.pending_root / f"{environment}.jsonl"
 
     @contextmanager
     def locked(self, environment: str, timeout: float) -> Iterator[None]:
@@ -104,55 +131,87 @@ class Ledger:
                 f"another promotion or rollback of {environment} is running ({who}); "
                 f"waited {timeout:g}s. Nothing was changed: try again when it has finished"
             ) from None
+        self._own.pop(environment, None)
         try:
             holder.write_text(f"pid {os.getpid()}\n", encoding="utf-8")
             yield
         finally:
+            self._own.pop(environment, None)
             holder.unlink(missing_ok=True)
             lock.release()
 
     def append(self, **fields) -> tuple[LedgerEntry, str]:
-        """Adds one entry (call with the environment's lock held), numbered next and
-        chained to the last; the entry and its hash."""
+        """Adds one unsigned entry (call with the environment's lock held), numbered next
+        and chained to the last, signed or this operation's own; the entry and its hash.
+        It counts once the signing step has signed it."""
         environment = fields["environment"]
-        chain = self.chain(environment)
+        own = self._own.setdefault(environment, [])
+        chain = self.chain(environment) + own
         entry = LedgerEntry(
             sequence=len(chain) + 1, previous=chain[-1][1] if chain else None, **fields
         )
-        line = entry.to_json(indent=None)
+        document = json.loads(entry.to_json(indent=None))
+        _append_line(self.pending_path(environment), canonical(document))
+        own.append((entry, entry_hash(document)))
+        return own[-1]
+
+    def pending(self, environment: str) -> list[tuple[LedgerEntry, str]]:
+        """The unsigned entries waiting for the signing step, read back, each with its hash
+        (RecordError when one is damaged)."""
+        path = self.pending_path(environment)
+        found = []
+        for number, line in _lines(path):
+            entry = parse_record(LedgerEntry, line, f"{path} line {number}")
+            found.append((entry, entry_hash(json.loads(line))))
+        return found
+
+    def seal(
+        self, environment: str, entries: list[tuple[LedgerEntry, str]], signer: CryptoSigner
+    ) -> None:
+        """Appends `entries` (the pending ones, checked) signed, then drops the pending file
+        (call with the lock held). Entries already signed, by a signing step interrupted
+        before it dropped the file, are not written twice."""
+        signed = {entry_hash for _, entry_hash in self.chain(environment)}
         path = self.path(environment)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # One write of one line with O_APPEND: a crash leaves the earlier lines intact.
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            os.write(fd, (line + "\n").encode("utf-8"))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        fsync_dir(path.parent)
-        return entry, line_hash(line)
+        for entry, hashed in entries:
+            if hashed in signed:
+                continue
+            document = json.loads(entry.to_json(indent=None))
+            if entry_hash(document) != hashed:
+                raise LedgerTamperedError(f"pending entry #{entry.sequence} is not in its own form")
+            signatures = sign_detached(canonical(document), PAYLOAD_TYPE, signer)
+            _append_line(path, canonical({"entry": document, "signatures": signatures}))
+        self.pending_path(environment).unlink(missing_ok=True)
+        self._own.pop(environment, None)
 
     def chain(self, environment: str) -> list[tuple[LedgerEntry, str]]:
-        """The entries with the hash of each one's line, in order; LedgerTamperedError when
-        a line is out of place, edited, or not this environment's."""
+        """The signed entries with each one's hash, in order; LedgerTamperedError when a
+        line is not signed by a key trusted for `environment`, out of place, edited, or
+        not this environment's."""
         path = self.path(environment)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            return []
-        except (UnicodeDecodeError, OSError) as error:
-            raise RecordError(f"{path} cannot be read: {error}") from None
+        trusted = {key_id: found.key for key_id, found in self.keyring.trusted(environment).items()}
         chain: list[tuple[LedgerEntry, str]] = []
-        for number, line in enumerate(text.split("\n"), start=1):
-            if not line.strip():
-                continue
+        for number, line in _lines(path):
+            where = f"{path} line {number}"
             if _before_chaining(line):
                 raise LedgerTamperedError(
-                    f"{path} line {number} was written before ledgers were hash-chained (it "
-                    "has no `previous`), so nothing can vouch for it: move the file aside and "
-                    "let the next promotion start the ledger afresh"
+                    f"{where} was written before ledgers were hash-chained (it has no "
+                    "`previous`), so nothing can vouch for it: move the file aside and let "
+                    "the next promotion start the ledger afresh"
                 )
-            entry = parse_record(LedgerEntry, line, f"{path} line {number}")
+            document, signatures = _signed_line(line, where)
+            try:
+                verify_detached(
+                    canonical(document), PAYLOAD_TYPE, signatures, trusted,
+                    f"which config/trust.yaml does not trust for {environment}" if trusted
+                    else f"and config/trust.yaml trusts no key for {environment}",
+                )  # fmt: skip
+            except SignatureError as error:
+                raise LedgerTamperedError(
+                    f"{where} does not count: {error}. Nothing relies on this ledger; restore "
+                    "it from the state branch's history (git log <state branch> -- ledger/)"
+                ) from None
+            entry = parse_record(LedgerEntry, json.dumps(document), where)
             expected = chain[-1][1] if chain else None
             if entry.environment != environment:
                 raise LedgerTamperedError(
@@ -161,12 +220,11 @@ class Ledger:
                 )
             if entry.sequence != len(chain) + 1 or entry.previous != expected:
                 raise LedgerTamperedError(
-                    f"{path} line {number} (entry #{entry.sequence}) does not follow the line "
-                    "before it: the ledger was edited, reordered or cut. Nothing relies on it; "
-                    "restore it from the state branch's history (git log "
-                    "<state branch> -- ledger/)"
+                    f"{where} (entry #{entry.sequence}) does not follow the line before it: "
+                    "the ledger was edited, reordered or cut. Nothing relies on it; restore "
+                    "it from the state branch's history (git log <state branch> -- ledger/)"
                 )
-            chain.append((entry, line_hash(line)))
+            chain.append((entry, entry_hash(document)))
         return chain
 
     def entries(self, environment: str) -> list[LedgerEntry]:
@@ -203,6 +261,49 @@ class Ledger:
         it was deploying: what runs is then unknown, and `status` says so)."""
         entries = self.entries(environment)
         return entries[-1].digest if entries else None
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """A JSON-lines file's non-blank lines with their numbers (none when it is missing)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return
+    except (UnicodeDecodeError, OSError) as error:
+        raise RecordError(f"{path} cannot be read: {error}") from None
+    for number, line in enumerate(text.split("\n"), start=1):
+        if line.strip():
+            yield number, line
+
+
+def _append_line(path: Path, line: bytes) -> None:
+    """One write of one line with O_APPEND: a crash leaves the earlier lines intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line + b"\n")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    fsync_dir(path.parent)
+
+
+def _signed_line(line: str, where: str) -> tuple[dict, object]:
+    """A ledger line's entry (as read) and its signatures."""
+    try:
+        document = json.loads(line)
+    except ValueError:
+        raise RecordError(f"{where} is damaged: not JSON") from None
+    if not isinstance(document, dict) or set(document) != {"entry", "signatures"}:
+        raise LedgerTamperedError(
+            f"{where} is not a signed ledger entry ({{entry, signatures}}): entries written "
+            "before ledgers were signed, or by hand, never count. Nothing relies on this "
+            "ledger; move the file aside and let the next promotion start it afresh"
+        )
+    entry, signatures = document["entry"], document["signatures"]
+    if not isinstance(entry, dict) or not isinstance(signatures, list):
+        raise LedgerTamperedError(f"{where} is not a signed ledger entry")
+    return entry, signatures
 
 
 def _before_chaining(line: str) -> bool:

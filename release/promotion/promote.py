@@ -1,15 +1,18 @@
 """Promotion and rollback of one environment, under its lock, recorded in its ledger.
 
 promote: check the ledger, the evidence, that the image is not older than the release
-         (nothing changes on a refusal), record
-         "deploying", deploy, run the gate, record the outcome. Where the policy says so,
-         a failed gate rolls back at once.
+         (nothing changes on a refusal), record "deploying", deploy, run the gate, record
+         the outcome. The record and entries are unsigned: this process runs the checks
+         and holds no key. Then the signing step signs them (`sign`, a process of its own;
+         on GitHub a step of its own), and only then, from the signed ledger: a release
+         is tagged, or, where the policy says so, a failed gate is rolled back.
 rollback: redeploy the previous release (an image of the configured repository that passed
           this environment's gate), check it with the rollback checks, record it; with
-          nothing such to put back, refuse and leave what runs.
+          nothing such to put back, refuse and leave what runs. Then it is signed.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from delivery.errors import DeliveryError
@@ -34,6 +37,7 @@ from promotion.rules import (
     rollback_image,
     vouched_image,
 )
+from promotion.signing import Signing
 from support.clock import utc_now
 from support.errors import ReleaseError
 from support.provenance import actor
@@ -73,45 +77,111 @@ class Promoter:
     # False: a release is tagged afterwards by `tag_current_release`, run where a registry
     # write is allowed (on GitHub, a job of its own: the gates here run with a read token).
     tag_on_release: bool = True
+    # Signs an environment's unsigned records and entries, in a process of its own; None
+    # where signing is a later step (GitHub: the key reaches only that step).
+    sign: Signing | None = None
+    # Raises when the state directory lost what the state branch holds (nothing then
+    # relies on it).
+    state_intact: Callable[[], None] = field(default=lambda: None)
 
     def promote(self, target: str, reference: str, given_tag: str | None = None) -> Outcome:
         environment = self.policy.environment(target)
-        with self.ledger.locked(target, self.policy.lock_timeout_seconds):
-            check_ledger(target, self.ledger, self.store)
+        with self._operating(target):
             subject = self.subject_of(reference)
             relied_on = required_evidence(self.policy, target, subject, self.store)
             not_older_than_the_release(target, subject, self.ledger, self.tags)
             tag = None
             if environment.requires_release_tag:
                 tag = release_tag(self.policy, target, subject, given_tag, self.tags)
+            self._preflight(target)
             self.log(f"{target}: deploying {subject.digest} (relying on {relied_on.id})")
             entry, evidence = self._deploy_and_check(
                 "promote", target, subject, target, environment.gate,
                 from_environment=relied_on.environment, relied_on=[relied_on.id],
                 release_tag=tag, replaced=self.ledger.running(target),
             )  # fmt: skip
-            outcome = Outcome(entry, evidence)
-            if outcome.released and tag is not None:
-                if self.tag_on_release:
-                    self._tag_release(outcome, subject, tag)
-                else:
-                    self.log(f"{target}: `sentiment registry tag-release {target}` tags it")
-            if not outcome.released and environment.on_gate_failure == "rollback":
-                self.log(f"{target}: the gate failed; rolling back to the previous release")
-                try:
-                    outcome.rollback = self._restore(target, automatic=True)
-                except RollbackRefusedError as error:
-                    outcome.rollback_refused = str(error)
-                    self.log(f"{target}: NO ROLLBACK: {error}")
+        outcome = Outcome(entry, evidence)
+        if self.sign is None:
+            self.log(f"{target}: its gate's evidence and ledger entries wait unsigned; "
+                     f"`sentiment sign {target}` signs them, then `sentiment rollback "
+                     f"{target} --if-gate-failed` applies its on_gate_failure")  # fmt: skip
             return outcome
+        self.sign(target)
+        if outcome.released and tag is not None:
+            if self.tag_on_release:
+                self._tag_release(outcome)
+            else:
+                self.log(f"{target}: `sentiment registry tag-release {target}` tags it")
+        elif not outcome.released:
+            try:
+                outcome.rollback = self.rollback_if_gate_failed(target)
+            except RollbackRefusedError as error:
+                outcome.rollback_refused = str(error)
+                self.log(f"{target}: NO ROLLBACK: {error}")
+        return outcome
 
-    def _tag_release(self, outcome: Outcome, subject: Subject, tag: str) -> None:
-        """The release stands whatever happens here: the tag is its name for people and
-        clients, not what runs. A failure is said loudly, and the command still exits 0."""
-        assert subject.image is not None
+    def rollback_if_gate_failed(self, environment: str) -> "Outcome | None":
+        """Where the policy says a failed gate rolls back (on_gate_failure), and the signed
+        ledger's last entry is a promotion whose gate failed: the rollback (None
+        otherwise). RollbackRefusedError when there is nothing to put back."""
+        if self.policy.environment(environment).on_gate_failure != "rollback":
+            return None
+        with self._operating(environment):
+            entries = self.ledger.entries(environment)
+            last = entries[-1] if entries else None
+            if last is None or last.event != "promote" or last.result != FAILED:
+                return None
+            self.log(f"{environment}: the gate failed; rolling back to the previous release")
+            outcome = self._restore(environment, automatic=True)
+        if self.sign is not None:
+            self.sign(environment)
+        return outcome
+
+    @contextmanager
+    def _operating(self, environment: str) -> Iterator[None]:
+        """One promotion or rollback of `environment`: under its lock, once the state is
+        ready. When it ends in an exception after it wrote entries (a deploy may have
+        happened), what it wrote is signed all the same: the ledger keeps the trace."""
+        ready = False
         try:
-            outcome.registry_tag = self.tag_release(subject.image, tag)
-            self.log(f"{outcome.entry.environment}: tagged {subject.digest} {outcome.registry_tag}")
+            with self.ledger.locked(environment, self.policy.lock_timeout_seconds):
+                self._ready(environment)
+                ready = True
+                yield
+        except BaseException:
+            if ready and self.sign is not None and self.ledger.pending(environment):
+                try:
+                    self.sign(environment)
+                except Exception as error:  # the original failure is the one to report
+                    self.log(f"{environment}: what the interrupted run wrote is unsigned: {error}")
+            raise
+
+    def _preflight(self, environment: str) -> None:
+        """Before anything is deployed: the checks can run isolated, and what will sign
+        their evidence here would count."""
+        self.gates.preflight()
+        if self.sign is not None:
+            self.sign.check(environment)
+
+    def _ready(self, environment: str) -> None:
+        """Refuses (changing nothing) unless the state is whole and `environment`'s ledger
+        holds, with nothing left unsigned by an earlier run."""
+        self.state_intact()
+        if self.ledger.pending(environment):
+            raise PromotionRefusedError(
+                f"{environment} has ledger entries an earlier run left unsigned "
+                f"({self.ledger.pending_path(environment)}): `sentiment sign {environment}` "
+                "signs them if they hold together; until then nothing is promoted or rolled "
+                "back there"
+            )
+        check_ledger(environment, self.ledger, self.store)
+
+    def _tag_release(self, outcome: Outcome) -> None:
+        """Tags the release, now signed, from the verified ledger. The release stands
+        whatever happens here: the tag is its name for people and clients, not what runs.
+        A failure is said loudly, and the command still exits 0."""
+        try:
+            outcome.registry_tag = self.tag_current_release(outcome.entry.environment)
         except ReleaseError as error:
             outcome.registry_tag_error = str(error)
             self.log(f"{outcome.entry.environment}: RELEASED, NOT TAGGED IN THE REGISTRY: {error}")
@@ -123,7 +193,7 @@ class Promoter:
         self.policy.environment(environment)
         refused = f"refusing to tag {environment}'s release"
         with self.ledger.locked(environment, self.policy.lock_timeout_seconds):
-            check_ledger(environment, self.ledger, self.store)
+            self._ready(environment)
             entries = self.ledger.entries(environment)
             releases = self.ledger.releases(environment)
             last = entries[-1] if entries else None
@@ -144,9 +214,11 @@ class Promoter:
 
     def rollback(self, environment: str) -> Outcome:
         self.policy.environment(environment)
-        with self.ledger.locked(environment, self.policy.lock_timeout_seconds):
-            check_ledger(environment, self.ledger, self.store)
-            return self._restore(environment, automatic=False)
+        with self._operating(environment):
+            outcome = self._restore(environment, automatic=False)
+        if self.sign is not None:
+            self.sign(environment)
+        return outcome
 
     def _restore(self, environment: str, automatic: bool) -> Outcome:
         """Redeploys the rollback target and checks it (the lock is held). Only an image of
@@ -157,6 +229,7 @@ class Promoter:
         image = rollback_image(environment, target, self.store, self.repository)
         assert target is not None
         subject = self.subject_of(image)
+        self._preflight(environment)
         self.log(f"{environment}: rolling back to {subject.digest} (ledger #{target.sequence})")
         entry, evidence = self._deploy_and_check(
             "rollback", environment, subject, ROLLBACK_GATE, self.policy.rollback_gate,

@@ -11,6 +11,7 @@ config/trust.yaml count; a refusal names the ones it set aside, and why. Nothing
 promoted or rolled back on a ledger its signed evidence contradicts (check_ledger).
 """
 
+from collections.abc import Callable
 from fnmatch import fnmatchcase
 from typing import Protocol
 
@@ -250,12 +251,31 @@ def gate_of(entry: LedgerEntry) -> str:
 
 def check_ledger(environment: str, ledger: Ledger, store: EvidenceStore) -> None:
     """LedgerTamperedError unless `environment`'s ledger is the one its signed gates
-    followed: an unbroken chain (ledger.chain), every outcome the one its verified
-    evidence signed right after that deploy's entry, and every entry a signed gate
-    followed still there (a cut or rewritten ledger loses it)."""
-    chain = ledger.chain(environment)
-    where = f"{environment}'s ledger ({ledger.path(environment)})"
+    followed (check_chain, on its signed entries and verified evidence)."""
+    check_chain(
+        environment, ledger.chain(environment), f"{environment}'s ledger "
+        f"({ledger.path(environment)})", store.get, store.records(environment=environment),
+    )  # fmt: skip
+
+
+RecordOf = Callable[[str, str, str], EvidenceRecord]
+
+
+def check_chain(
+    environment: str,
+    chain: list[tuple[LedgerEntry, str]],
+    where: str,
+    record_of: RecordOf,
+    records: list[EvidenceRecord],
+) -> None:
+    """LedgerTamperedError unless `chain` (entries with their hashes) is the ledger the
+    gates followed: every outcome the one its evidence recorded right after that deploy's
+    entry; every record an entry names (what it relied on, what it produced) there and
+    vouching for it; and every entry one of `records` (the gates run in `environment`)
+    followed still there, so a cut or rewritten ledger loses it. `record_of(id, gate,
+    environment)` is how a named record is read (verified)."""
     for index, (entry, _) in enumerate(chain):
+        _check_relied_on(entry, where, record_of)
         if entry.result == DEPLOYING:
             continue  # an outcome follows, or the deploy was interrupted
         before = chain[index - 1][0] if index else None
@@ -273,10 +293,10 @@ def check_ledger(environment: str, ledger: Ledger, store: EvidenceStore) -> None
                 "on this ledger"
             )
         try:
-            record = store.get(entry.evidence or "", gate_of(entry), environment)
+            record = record_of(entry.evidence or "", gate_of(entry), environment)
         except EvidenceError as error:
             raise LedgerTamperedError(
-                f"{where}: entry #{entry.sequence} relies on evidence that does not count "
+                f"{where}: entry #{entry.sequence} names evidence that does not count "
                 f"({error}); nothing relies on this ledger"
             ) from None
         if (
@@ -286,17 +306,49 @@ def check_ledger(environment: str, ledger: Ledger, store: EvidenceStore) -> None
         ):
             raise LedgerTamperedError(
                 f"{where}: entry #{entry.sequence} ({entry.result}, {entry.digest}) is not "
-                f"what evidence {record.id} signed ({record.result}, {record.subject.digest}, "
-                "after another entry); nothing relies on this ledger"
+                f"what evidence {record.id} recorded ({record.result}, "
+                f"{record.subject.digest}, after another entry); nothing relies on this ledger"
             )
     hashes = {entry_hash for _, entry_hash in chain}
-    for record in store.records(environment=environment):
+    for record in records:
         if record.ledger_head not in (None, *hashes):
             raise LedgerTamperedError(
                 f"{where} no longer holds the entry that gate evidence {record.id} followed "
                 f"(signed {record.finished_at:%Y-%m-%d %H:%M}Z): the ledger was cut or "
                 "rewritten; nothing relies on it until it is restored from the state "
                 "branch's history"
+            )
+
+
+def _check_relied_on(entry: LedgerEntry, where: str, record_of: RecordOf) -> None:
+    """A promotion's entries name the record of the environment below that let the image
+    in: it must be there, verify as that gate's, have passed, and be about this image
+    (the first environment's gate: about its model)."""
+    if entry.event != "promote":
+        return
+    below = entry.from_environment
+    if below is None or not entry.relied_on:
+        raise LedgerTamperedError(
+            f"{where}: entry #{entry.sequence} is a promotion that names no evidence it "
+            "relied on; nothing relies on this ledger"
+        )
+    for evidence_id in entry.relied_on:
+        try:
+            record = record_of(evidence_id, below, below)
+        except EvidenceError as error:
+            raise LedgerTamperedError(
+                f"{where}: entry #{entry.sequence} relied on {below} evidence that does not "
+                f"count ({error}); nothing relies on this ledger"
+            ) from None
+        about = record.subject.digest == entry.digest or (
+            record.subject.digest is None
+            and entry.model is not None
+            and record.subject.model_sha256 == entry.model.sha256
+        )
+        if not record.passed or not about:
+            raise LedgerTamperedError(
+                f"{where}: entry #{entry.sequence} relied on evidence {record.id}, which "
+                f"does not vouch for {entry.digest}; nothing relies on this ledger"
             )
 
 

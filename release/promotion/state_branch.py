@@ -9,6 +9,10 @@ other. Anything else is a conflict and is refused; nothing is ever overwritten.
 
 save: commit the state directory onto the local branch. It goes through a throwaway
       index, so the checked-out branch, its index and working tree are never touched.
+lost: what the branch holds (locally, and as last fetched) that the state directory no
+      longer does: the branch's history is the witness that a record was removed or a
+      ledger cut back, which no signature can show (a cut ledger is still signed).
+restore: merge the local branch back into the state directory.
 pull: fetch the remote branch, merge it into the state directory and the local branch.
 push: pull, then push; when another run pushed in between, do it again.
 """
@@ -97,6 +101,35 @@ class StateBranch:
         self._refuse_a_code_branch()
         local = self._tip(self._local_ref)
         return self._commit([local] if local else [], message)[0]
+
+    def lost(self) -> list[str]:
+        """The state files the local or the fetched branch holds that the state directory
+        lost: an evidence record removed or changed, a ledger cut or rewritten."""
+        here = self._local_files()
+        lost = set()
+        for ref in (self._local_ref, self._remote_ref):
+            tip = self._tip(ref)
+            if tip is None:
+                continue
+            for path, content in self._branch_files(tip).items():
+                found = here.get(path)
+                if found is None:
+                    lost.add(f"{path} (removed)")
+                elif path.startswith("ledger/") and not found.startswith(content):
+                    lost.add(f"{path} (cut or rewritten)")
+                elif not path.startswith("ledger/") and found != content:
+                    lost.add(f"{path} (changed)")
+        return sorted(lost)
+
+    def restore(self) -> str:
+        """Puts back into the state directory what the local branch holds (merging, as
+        save does, so nothing here is lost either)."""
+        self._refuse_a_code_branch()
+        local = self._tip(self._local_ref)
+        if local is None:
+            return f"there is no branch {self.branch} here: nothing to restore"
+        self._commit([local], "Restore")
+        return f"restored {self.state_dir} from {self.branch} ({local[:12]})"
 
     def pull(self) -> str:
         """Merges the remote branch into the state directory; says what happened."""

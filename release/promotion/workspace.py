@@ -37,6 +37,7 @@ from promotion.pipeline import Pipeline, PipelineReport
 from promotion.policy import Policy, load_policy
 from promotion.promote import Promoter
 from promotion.rules import superseded
+from promotion.signing import Signed, Signing, SigningProcess, sign_pending
 from promotion.state_branch import StateBranch
 from service.settings import ConfigError, Settings, load_settings
 from support.errors import ReleaseError
@@ -119,7 +120,8 @@ class Workspace:
 
     @cached_property
     def store(self) -> EvidenceStore:
-        return EvidenceStore(self.delivery.state_dir / "evidence", self.keyring)
+        state = self.delivery.state_dir
+        return EvidenceStore(state / "evidence", self.keyring, state / "pending" / "evidence")
 
     @cached_property
     def keyring(self) -> Keyring:
@@ -136,7 +138,43 @@ class Workspace:
 
     @cached_property
     def ledger(self) -> Ledger:
-        return Ledger(self.delivery.state_dir / "ledger")
+        state = self.delivery.state_dir
+        return Ledger(state / "ledger", self.keyring, state / "pending" / "ledger")
+
+    @cached_property
+    def signing(self) -> Signing | None:
+        """How gate evidence is signed when a gate or promotion here ends: by this
+        machine's keys in a process of their own, where they count; None where a later
+        step signs it with the environment's key (GitHub)."""
+        if not self.keyring.settings.local_keys:
+            return None
+        return SigningProcess(self.keyring, self.project.root, self.log)
+
+    def sign(self, environment: str, private_pem: bytes | None = None, source: str = "") -> Signed:
+        """The signing step (`sentiment sign`): `environment`'s unsigned records and entries,
+        checked and signed with the key given, else this machine's; then committed to the
+        local state branch, whose history then holds them."""
+        self.policy.environment(environment)
+        self.check_state_intact()
+        signer = self.keyring.signer(environment, private_pem, source)
+        signed = sign_pending(environment, signer, self.store, self.ledger,
+                              self.policy.lock_timeout_seconds)  # fmt: skip
+        if signed.records or signed.entries:
+            self.save_state()
+        return signed
+
+    def check_state_intact(self) -> None:
+        """ReleaseError when the state directory lost evidence or ledger lines the state
+        branch holds (locally and as last fetched): deleting a failure or cutting a ledger
+        never makes it as if it had not happened."""
+        lost = self.state_branch.lost()
+        if lost:
+            shown = ", ".join(lost[:5]) + (f" and {len(lost) - 5} more" if len(lost) > 5 else "")
+            raise ReleaseError(
+                f"{self.delivery.state_dir} lost what branch {self.policy.state_branch} holds: "
+                f"{shown}. Evidence and ledgers are never removed or cut: nothing relies on "
+                "this state until `sentiment state restore` puts them back"
+            )
 
     @cached_property
     def state_branch(self) -> StateBranch:
@@ -365,7 +403,16 @@ class Workspace:
                 f"{environment}'s gate runs inside `sentiment promote --to {environment}`, "
                 f"against the image it deploys; only {first.name}'s runs on its own"
             )
-        return self.gates.run_source_gate(first.name, first.gate, self.model_registry())
+        if self.signing is not None:
+            self.signing.check(first.name)
+        self.gates.preflight()
+        record = self.gates.run_source_gate(first.name, first.gate, self.model_registry())
+        if self.signing is not None:
+            self.signing(first.name)
+        else:
+            self.log(f"{first.name}: its gate's evidence waits unsigned; `sentiment sign "
+                     f"{first.name}` signs it")  # fmt: skip
+        return record
 
     @cached_property
     def promoter(self) -> Promoter:
@@ -384,6 +431,8 @@ class Workspace:
             ),
             log=self.log,
             tag_on_release=self.delivery.registry.tag_releases,
+            sign=self.signing,
+            state_intact=self.check_state_intact,
         )
 
     def superseded(self, environment: str, image: str | None) -> str | None:

@@ -60,7 +60,9 @@ def describe(argv: Sequence[str], words: int = 4) -> str:
     return f"`{shown}{' ...' if len(argv) > words else ''}`"
 
 
-def _environment(env: Mapping[str, str] | None) -> dict[str, str] | None:
+def _environment(env: Mapping[str, str] | None, inherit: bool = True) -> dict[str, str] | None:
+    if not inherit:
+        return dict(env or {})
     return None if env is None else {**os.environ, **env}
 
 
@@ -103,16 +105,18 @@ def run_logged(
     cwd: Path | None = None,
     env: Mapping[str, str] | None = None,
     timeout: float | None = DEFAULT_TIMEOUT_SECONDS,
+    inherit_environment: bool = True,
 ) -> int | None:
     """Runs `argv` with its output appended to `log`; its exit code, None if it timed out
-    (it is then stopped), 127 if it could not start (the reason is in the log)."""
+    (it is then stopped), 127 if it could not start (the reason is in the log). `env`
+    adds to this process's environment, or is all of it without `inherit_environment`."""
     command = [str(part) for part in argv]
     with log.open("ab") as output:
         output.write(f"$ {shlex.join(command)}\n".encode())
         output.flush()
         try:
             return subprocess.run(  # noqa: S603  (an argument list, no shell)
-                command, cwd=cwd, env=_environment(env), stdout=output,
+                command, cwd=cwd, env=_environment(env, inherit_environment), stdout=output,
                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=timeout, check=False,
             ).returncode  # fmt: skip
         except subprocess.TimeoutExpired:

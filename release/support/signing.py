@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from securesystemslib.dsse import Envelope
 from securesystemslib.exceptions import VerificationError
-from securesystemslib.signer import CryptoSigner, Key, SSlibKey
+from securesystemslib.signer import CryptoSigner, Key, Signature, SSlibKey
 
 from support.errors import ReleaseError
 
@@ -106,3 +106,27 @@ def verify(envelope: Envelope, trusted: dict[str, Key], untrusted_because: str) 
             "after it was signed"
         ) from None
     return next(iter(accepted))
+
+
+def sign_detached(payload: bytes, payload_type: str, signer: CryptoSigner) -> list[dict]:
+    """DSSE signatures over `payload` (its pre-authentication encoding with the type), to
+    keep beside a payload stored as readable JSON rather than base64."""
+    envelope = Envelope(payload, payload_type, {})
+    envelope.sign(signer)
+    return [signature.to_dict() for signature in envelope.signatures.values()]
+
+
+def verify_detached(
+    payload: bytes,
+    payload_type: str,
+    signatures: object,
+    trusted: dict[str, Key],
+    untrusted_because: str,
+) -> str:
+    """verify() for signatures kept beside their payload (sign_detached)."""
+    try:
+        found = [Signature.from_dict(dict(item)) for item in signatures]  # type: ignore[attr-defined]
+    except (TypeError, ValueError, KeyError, AttributeError):
+        raise SignatureError("its signatures are not DSSE signatures") from None
+    envelope = Envelope(payload, payload_type, {item.keyid: item for item in found})
+    return verify(envelope, trusted, untrusted_because)

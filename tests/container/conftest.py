@@ -161,7 +161,10 @@ class Delivery:
 
     def ledger(self, environment: str) -> list[LedgerEntry]:
         """The outcomes in the ledger, each after its "deploying" entry."""
-        entries = Ledger(self.state_dir / "ledger").entries(environment)
+        keyring = Keyring(load_trust_settings(CONFIG_DIR), CONFIG_DIR, self.state_dir / "keys")
+        entries = Ledger(self.state_dir / "ledger", keyring, self.state_dir / "pending").entries(
+            environment
+        )
         assert all(entry.result == "deploying" for entry in entries[::2]), entries
         return entries[1::2]
 

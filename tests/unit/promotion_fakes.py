@@ -25,6 +25,7 @@ from gates.subject import Subject
 from promotion.ledger import Ledger
 from promotion.policy import Policy
 from promotion.promote import Promoter
+from promotion.signing import sign_pending
 from support.clock import utc_now
 from support.project import Project
 from support.signing import sign
@@ -83,7 +84,7 @@ def evidence(
         actor="tester",
         ci_run=None,
     )
-    store.append(record, store.signer(record.environment))
+    store.append(record, store.keyring.signer(record.environment))
     return record
 
 
@@ -103,7 +104,7 @@ def resign(
         gate = statement["predicate"]["environment"]
     payload = json.dumps(statement).encode("utf-8")
     path = store.root / f"{evidence_id}.json"
-    path.write_bytes(sign(payload, PAYLOAD_TYPE, signer or store.signer(gate)))
+    path.write_bytes(sign(payload, PAYLOAD_TYPE, signer or store.keyring.signer(gate)))
 
 
 class ScriptedOptions(CheckOptions):
@@ -262,14 +263,34 @@ def make_promoter(
     tmp_path, policy: Policy, subjects: dict[str, Subject], tags: FakeTags | None = None
 ) -> Promoter:
     store = make_evidence_store(tmp_path / "evidence")
+    ledger = Ledger(tmp_path / "ledger", store.keyring, tmp_path / "pending" / "ledger")
     return Promoter(
         policy=policy,
         target=FakeTarget(),
         gates=GateRunner(store, Project(ROOT), None, lambda: FIXTURE_DATA),
         subject_of=lambda reference: subjects[reference],
         store=store,
-        ledger=Ledger(tmp_path / "ledger"),
+        ledger=ledger,
         tags=tags or FakeTags(),
         repository=REPOSITORY,
         tag_release=FakeRegistryTags(),
+        sign=InProcessSigning(store, ledger),
     )
+
+
+@dataclass
+class InProcessSigning:
+    """The signing step's own function, called in this process (the CLI runs it in a
+    child process of its own): this machine's pair for the environment signs."""
+
+    store: EvidenceStore
+    ledger: Ledger
+    signed: list[str] = field(default_factory=list)
+
+    def check(self, environment: str) -> None:
+        self.store.keyring.check_local(environment)
+
+    def __call__(self, environment: str) -> None:
+        signer = self.store.keyring.signer(environment)
+        sign_pending(environment, signer, self.store, self.ledger, lock_timeout_seconds=0)
+        self.signed.append(environment)

@@ -46,7 +46,7 @@ def test_a_record_is_an_in_toto_statement_about_the_digest_in_a_signed_envelope(
     envelope = json.loads((store.root / f"{record.id}.json").read_bytes())
     assert envelope["payloadType"] == PAYLOAD_TYPE
     [signature] = envelope["signatures"]
-    assert signature["keyid"] == store.signer("stage").public_key.keyid
+    assert signature["keyid"] == store.keyring.signer("stage").public_key.keyid
     statement = json.loads(base64.b64decode(envelope["payload"]))
     assert statement["_type"] == "https://in-toto.io/Statement/v1"
     assert statement["subject"] == [
@@ -105,7 +105,7 @@ def test_a_record_signed_by_an_unknown_key_never_counts(store):
 def test_a_key_of_another_environment_cannot_sign_for_this_one(store):
     """The test job's key cannot vouch for stage: each environment signs its own gate."""
     record = evidence(store, "stage", IMAGE)
-    resign(store, record.id, statement_of(store, record.id), store.signer("test"))
+    resign(store, record.id, statement_of(store, record.id), store.keyring.signer("test"))
     assert "does not trust for stage" in refusal(store, record.id)
 
 
@@ -170,7 +170,7 @@ def test_a_payload_that_is_not_a_statement_never_counts(store):
     record = evidence(store, "stage", IMAGE)
     payload = json.dumps({"predicate": {"environment": "stage"}}).encode()
     (store.root / f"{record.id}.json").write_bytes(
-        sign(payload, PAYLOAD_TYPE, store.signer("stage"))
+        sign(payload, PAYLOAD_TYPE, store.keyring.signer("stage"))
     )
     assert "not an in-toto statement" in refusal(store, record.id)
 
@@ -188,7 +188,7 @@ def test_no_environment_key_vouches_for_another_gate(store, gate, key, claims):
     statement = statement_of(store, record.id)
     if claims == "the key's environment":
         statement["predicate"]["environment"] = key
-    resign(store, record.id, statement, store.signer(key))
+    resign(store, record.id, statement, store.keyring.signer(key))
     message = refusal(store, record.id)
     assert f"config/trust.yaml does not trust for {gate}" in message
     assert store.latest(gate, digest=IMAGE.digest) is None
@@ -212,7 +212,7 @@ def test_a_rollback_counts_only_in_the_environment_whose_key_signed_it(store, ro
     record = evidence(store, "rollback", IMAGE, environment=rolled_back)
     assert store.get(record.id, "rollback", rolled_back) == record
     assert store.records(environment=rolled_back) == [record]
-    resign(store, record.id, statement_of(store, record.id), store.signer(key))
+    resign(store, record.id, statement_of(store, record.id), store.keyring.signer(key))
     with pytest.raises(UntrustedEvidenceError, match=f"does not trust for {rolled_back}"):
         store.get(record.id, "rollback", rolled_back)
     # Listed, it is checked as a rollback in the signer's environment, which it does not claim.

@@ -11,6 +11,8 @@ from gates.checks.pytest_suite import junit_counts
 from gates.evidence import EvidenceError
 from gates.runner import GateRunner
 from gates.summary import describe, markdown_table
+from promotion.ledger import Ledger
+from promotion.signing import sign_pending
 from support.project import Project
 from support.provenance import ci_run_url
 from tests.conftest import FIXTURE_DATA, ROOT, make_evidence_store
@@ -90,6 +92,11 @@ def gate(tmp_path, checks, url=None):
     return runner.run("test", "test", subject(1), checks, url), store
 
 
+def signed(store):
+    ledger = Ledger(store.root.parent / "ledger", store.keyring, store.root.parent / "pending")
+    sign_pending("test", store.keyring.signer("test"), store, ledger, lock_timeout_seconds=0)
+
+
 def test_a_gate_records_each_check_its_kind_and_options(tmp_path):
     record, store = gate(
         tmp_path, [configure("lint", {"check": "commands", "commands": [["true"]]})]
@@ -97,7 +104,12 @@ def test_a_gate_records_each_check_its_kind_and_options(tmp_path):
     assert record.passed
     [check] = record.checks
     assert (check.name, check.check, check.options["commands"]) == ("lint", "commands", [["true"]])
+    # The gate holds no key: its record waits, unsigned, for the signing step.
+    assert store.unsigned("test") == [record]
+    assert store.records() == []
+    signed(store)
     assert store.get(record.id, record.gate) == record
+    assert store.unsigned("test") == []
 
 
 def test_a_check_that_needs_a_service_fails_without_one_and_says_why(tmp_path):
@@ -117,6 +129,7 @@ def test_a_check_that_crashes_is_a_failed_check_and_the_gate_still_records(tmp_p
     record, store = gate(tmp_path, [Exploding("boom", CheckOptions())])
     assert not record.passed
     assert "boom: crashed: ValueError: a metric recorded as text" in record.failures[0]
+    signed(store)
     assert store.get(record.id, record.gate) == record
 
 
@@ -131,7 +144,7 @@ def test_evidence_is_never_rewritten(tmp_path):
     path = tmp_path / f"{record.id}.json"
     before = path.read_bytes()
     with pytest.raises(EvidenceError, match="never rewritten"):
-        store.append(record.model_copy(update={"result": "failed"}), store.signer("test"))
+        store.append(record.model_copy(update={"result": "failed"}), store.keyring.signer("test"))
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left
 

@@ -8,14 +8,22 @@ import time
 
 import pytest
 
-from promotion.ledger import Ledger, LedgerTamperedError, PromotionBusyError
+from promotion.ledger import (
+    PAYLOAD_TYPE,
+    Ledger,
+    LedgerTamperedError,
+    PromotionBusyError,
+    canonical,
+)
 from support.clock import utc_now
 from support.records import RecordError
+from support.signing import sign_detached
+from tests.conftest import make_keyring
 
 
 @pytest.fixture
 def ledger(tmp_path) -> Ledger:
-    return Ledger(tmp_path / "ledger")
+    return Ledger(tmp_path / "ledger", make_keyring(tmp_path / "keys"), tmp_path / "pending")
 
 
 def digest(name: str) -> str:
@@ -23,11 +31,22 @@ def digest(name: str) -> str:
 
 
 def add(ledger, event, name, result="released", environment="prod"):
-    entry, _ = ledger.append(
+    """An entry as a promotion writes it, then signed as the signing step would."""
+    written = ledger.append(
         event=event, environment=environment, digest=digest(name), result=result,
         image=f"r.io/n@{digest(name)}", model=None, evidence=None, actor="tester", at=utc_now(),
     )  # fmt: skip
-    return entry
+    assert ledger.entries(environment)[-1:] != [written[0]]  # unsigned: not in the ledger yet
+    ledger.seal(environment, [written], ledger.keyring.signer(environment))
+    return written[0]
+
+
+def signed_line(ledger, entry: dict, environment: str = "prod") -> str:
+    """A line as the signing step writes it, for an entry written by hand."""
+    signer = ledger.keyring.signer(environment)
+    return json.dumps(
+        {"entry": entry, "signatures": sign_detached(canonical(entry), PAYLOAD_TYPE, signer)}
+    )
 
 
 def digests(ledger, environment="prod"):
@@ -43,7 +62,7 @@ def test_entries_are_numbered_typed_and_kept_per_environment(ledger):
     assert (first.event, first.image, first.actor, first.released) == (
         "promote", f"r.io/n@{digest('a')}", "tester", True,
     )  # fmt: skip
-    assert '"schema_version": 1' in ledger.path("prod").read_text().splitlines()[0]
+    assert '"schema_version":1' in ledger.path("prod").read_text().splitlines()[0]
 
 
 def test_releases_stack_and_rollbacks_walk_back(ledger):
@@ -101,21 +120,54 @@ ENTRY = (
     ],
 )
 def test_a_damaged_line_is_reported_with_its_file_and_line(ledger, line, message):
+    """Signed with the right key, a damaged entry is still named (a bug of the tooling)."""
     add(ledger, "promote", "a")
     [(_, head)] = ledger.chain("prod")
+    line = line.replace("PREVIOUS", head)
+    damaged = line.startswith("{not")
+    written = line if damaged else signed_line(ledger, json.loads(line))
     with ledger.path("prod").open("a") as handle:
-        handle.write(line.replace("PREVIOUS", head) + "\n")
+        handle.write(written + "\n")
     with pytest.raises(RecordError, match=message):
         ledger.entries("prod")
 
 
-def test_each_entry_carries_the_hash_of_the_line_before(ledger):
+def test_each_entry_carries_the_hash_of_the_entry_before(ledger):
     add(ledger, "promote", "a")
     add(ledger, "promote", "b")
-    first, second = ledger.path("prod").read_text().splitlines()
-    assert json.loads(first)["previous"] is None
-    assert json.loads(second)["previous"] == hashlib.sha256(first.encode()).hexdigest()
-    assert next(hash_ for _, hash_ in ledger.chain("prod")) == json.loads(second)["previous"]
+    first, second = (
+        json.loads(line)["entry"] for line in ledger.path("prod").read_text().splitlines()
+    )
+    assert first["previous"] is None
+    assert second["previous"] == hashlib.sha256(canonical(first)).hexdigest()
+    assert next(hash_ for _, hash_ in ledger.chain("prod")) == second["previous"]
+
+
+def test_an_entry_counts_only_signed_by_a_key_of_its_ledger(ledger):
+    """The forged append: a well-formed, well-chained entry nobody with prod's key signed."""
+    add(ledger, "promote", "a")
+    add(ledger, "promote", "b")
+    [_, (entry, head)] = ledger.chain("prod")
+    forged = {
+        **json.loads(entry.to_json(indent=None)),
+        "sequence": 3,
+        "previous": head,
+        "result": "deploying",
+        "digest": digest("f"),
+        "image": f"r.io/n@{digest('f')}",
+    }
+    path = ledger.path("prod")
+    kept = path.read_text()
+    for line, refusal in [
+        (json.dumps(forged), "is not a signed ledger entry"),
+        (json.dumps({"entry": forged, "signatures": []}), "it is unsigned"),
+        (signed_line(ledger, forged, "stage"), "which config/trust.yaml does not trust for prod"),
+    ]:
+        path.write_text(kept + line + "\n")
+        with pytest.raises(LedgerTamperedError, match=refusal):
+            ledger.entries("prod")
+    path.write_text(kept + signed_line(ledger, forged) + "\n")
+    assert ledger.running("prod") == digest("f")  # prod's own key, and only it, can add one
 
 
 def rewrite(ledger, change) -> None:
@@ -131,29 +183,35 @@ def edited(lines):
 
 
 def reformatted(lines):
-    """The same entry, reformatted: the content is equal, the line is not."""
-    lines[0] = json.dumps(json.loads(lines[0]), indent=None, separators=(",", ":"))
-    return lines
+    """The same entries, reformatted: what is signed is the entry, not its spacing."""
+    return [json.dumps(json.loads(line), indent=2).replace("\n", "") for line in lines]
 
 
 @pytest.mark.parametrize(
-    "change",
+    ("change", "refusal"),
     [
-        edited,
-        reformatted,
-        lambda lines: [lines[1], lines[0], lines[2]],  # reordered
-        lambda lines: [lines[0], lines[2]],  # a line cut out of the middle
-        lambda lines: lines[1:],  # the first line cut
+        (edited, "does not verify: the envelope was altered"),
+        (lambda lines: [lines[1], lines[0], lines[2]], "does not follow the line before it"),
+        (lambda lines: [lines[0], lines[2]], "does not follow the line before it"),
+        (lambda lines: lines[1:], "does not follow the line before it"),
     ],
-    ids=["edited", "reformatted", "reordered", "middle-cut", "head-cut"],
+    ids=["edited", "reordered", "middle-cut", "head-cut"],
 )
-def test_an_edited_reordered_or_cut_ledger_is_refused(ledger, change):
+def test_an_edited_reordered_or_cut_ledger_is_refused(ledger, change, refusal):
     add(ledger, "promote", "a")
     add(ledger, "promote", "b", result="failed")
     add(ledger, "promote", "c")
     rewrite(ledger, change)
-    with pytest.raises(LedgerTamperedError, match=r"does not follow the line before it"):
+    with pytest.raises(LedgerTamperedError, match=refusal):
         ledger.entries("prod")
+
+
+def test_a_reformatted_ledger_is_the_same_ledger(ledger):
+    for name in "abc":
+        add(ledger, "promote", name)
+    before = ledger.chain("prod")
+    rewrite(ledger, reformatted)
+    assert ledger.chain("prod") == before
 
 
 def test_a_ledger_from_before_the_chain_is_refused_with_what_to_do(ledger):

@@ -23,6 +23,7 @@ from tests.unit.promotion_fakes import (
     FakeRegistryTags,
     FakeTags,
     FakeTarget,
+    InProcessSigning,
     Scripted,
     policy_from,
     reset_scripted,
@@ -41,7 +42,8 @@ class Stand:
     def __init__(self, tmp_path: Path, policy: Policy, registry_dir: Path, tags: FakeTags):
         self.policy = policy
         self.store = make_evidence_store(tmp_path / "evidence")
-        self.ledger = Ledger(tmp_path / "ledger")
+        self.ledger = Ledger(tmp_path / "ledger", self.store.keyring, tmp_path / "pending")
+        self.signing = InProcessSigning(self.store, self.ledger)
         self.target = FakeTarget()
         self.tags = tags
         registry = ModelRegistry(registry_dir)
@@ -65,12 +67,19 @@ class Stand:
             policy=policy, target=self.target, gates=runner,
             subject_of={IMAGE: self.subject}.__getitem__, store=self.store, ledger=self.ledger,
             tags=tags, repository=IMAGE.split("@")[0], tag_release=self.registry_tags,
+            sign=self.signing,
         )  # fmt: skip
         first = policy.first
+
+        def source_gate():
+            record = runner.run_source_gate(first.name, first.gate, registry)
+            self.signing(first.name)
+            return record
+
         self.pipeline = Pipeline(
             policy=policy,
             champion=lambda: f"model {metadata.version}",
-            source_gate=lambda: runner.run_source_gate(first.name, first.gate, registry),
+            source_gate=source_gate,
             build=lambda: self.built,
             promoter=self.promoter,
             tags=tags,

@@ -1,16 +1,17 @@
 """Promotion and rollback against a stand-in target, with the real rules, gate runner,
 evidence and ledger: what is deployed, checked and recorded."""
 
-import hashlib
 import json
 import re
 
 import pytest
 
-from promotion.ledger import LedgerTamperedError, PromotionBusyError
+from promotion.ledger import PAYLOAD_TYPE as LEDGER_PAYLOAD
+from promotion.ledger import LedgerTamperedError, PromotionBusyError, canonical, entry_hash
 from promotion.rules import PromotionRefusedError, superseded
 from promotion.status import environments_status
 from support.errors import ReleaseError
+from support.signing import sign_detached
 from tests.unit.promotion_fakes import (
     FOUR_ENVIRONMENTS,
     REPOSITORY,
@@ -134,15 +135,20 @@ def test_a_failed_first_release_stays_and_says_there_was_no_rollback(promoter):
     assert results(promoter) == [("promote", "failed", A.digest)]
 
 
-def rechain(promoter, change):
-    """Rewrites prod's ledger as an attacker who knows the hash chain would: `change` edits
-    the entries (dicts), then every `previous` is recomputed so the chain holds."""
+def rechain(promoter, change, signer=None):
+    """Rewrites prod's ledger as someone holding prod's key could: `change` edits the
+    entries (dicts), then every `previous` is recomputed and every entry signed again
+    (by `signer`, by default prod's own key), so chain and signatures hold. What is left
+    to catch them is the evidence the entries name."""
     path = promoter.ledger.path("prod")
-    entries = change([json.loads(line) for line in path.read_text().splitlines()])
+    signer = signer or promoter.store.keyring.signer("prod")
+    entries = change([json.loads(line)["entry"] for line in path.read_text().splitlines()])
     lines, previous = [], None
     for number, entry in enumerate(entries, start=1):
-        lines.append(json.dumps({**entry, "sequence": number, "previous": previous}))
-        previous = hashlib.sha256(lines[-1].encode()).hexdigest()
+        entry = {**entry, "sequence": number, "previous": previous}
+        signatures = sign_detached(canonical(entry), LEDGER_PAYLOAD, signer)
+        lines.append(json.dumps({"entry": entry, "signatures": signatures}))
+        previous = entry_hash(entry)
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -169,11 +175,11 @@ def first_release(**changes):
         ),
         (
             lambda p: rechain(p, first_release(evidence=None)),
-            "entry #2 relies on evidence that does not count",
+            "entry #2 names evidence that does not count",
         ),
         (
             lambda p: rechain(p, first_release(digest=C.digest, image=C.image)),
-            f"entry #2 records an outcome with no deploy of {C.digest} before it",
+            f"which does not vouch for {C.digest}",
         ),
         (
             lambda p: rechain(p, lambda entries: entries[:2]),
@@ -181,19 +187,22 @@ def first_release(**changes):
         ),
         (
             lambda p: (p.store.root / f"{p.ledger.entries('prod')[1].evidence}.json").unlink(),
-            "entry #2 relies on evidence that does not count (no evidence",
+            "entry #2 names evidence that does not count (no evidence",
         ),
         (
             lambda p: p.ledger.path("prod").write_text(
                 "\n".join(p.ledger.path("prod").read_text().splitlines()[:-1]) + "\n"
-                + json.dumps({**json.loads(p.ledger.path("prod").read_text().splitlines()[1]),
-                              "sequence": 4}) + "\n"
+                + p.ledger.path("prod").read_text().splitlines()[1] + "\n"
             ),
-            "(entry #4) does not follow the line before it",
+            "(entry #2) does not follow the line before it",
+        ),
+        (
+            lambda p: rechain(p, lambda entries: entries[:2], p.store.keyring.signer("stage")),
+            "is signed by key",
         ),
     ],
     ids=["rechained foreign image", "rechained foreign deploy", "no evidence", "another digest",
-         "truncated", "evidence gone", "a line replayed"],
+         "truncated", "evidence gone", "a line replayed", "signed by another environment"],
 )  # fmt: skip
 def test_a_rollback_puts_back_only_a_verified_image_from_a_ledger_that_holds(
     promoter, tamper, refusal
@@ -234,6 +243,8 @@ def test_a_runner_killed_mid_deploy_leaves_a_deploying_entry(promoter):
     promoter.target.crash_on.add(B.image)
     with pytest.raises(KeyboardInterrupt):
         promoter.promote("prod", B.image)
+    # The interrupted promotion signed what it wrote before it stopped.
+    assert promoter.ledger.pending("prod") == []
     *_, last = promoter.ledger.entries("prod")
     assert (last.event, last.result, last.digest) == ("promote", "deploying", B.digest)
     # status says so: the new image may be running, unchecked.
@@ -388,7 +399,7 @@ def test_only_a_current_release_is_tagged(tagged_later):
         ),
         (
             lambda p: (p.store.root / f"{p.ledger.entries('prod')[1].evidence}.json").unlink(),
-            "entry #2 relies on evidence that does not count (no evidence",
+            "entry #2 names evidence that does not count (no evidence",
         ),
     ],
     ids=["foreign image", "another tag", "evidence gone"],

@@ -21,6 +21,7 @@ local_keys: {local}
 max_clock_skew_seconds: 300
 gates:
   stage: [{keys}]
+check_environment: [PATH]
 """
 
 
@@ -43,24 +44,29 @@ def test_the_repository_trust_policy_reads():
     assert set(settings.gates) == {"dev", "test", "stage", "prod"}
 
 
-def test_a_committed_key_signs_through_the_environment_secret(tmp_path, monkeypatch):
+def test_a_committed_key_signs_when_the_signing_step_is_given_it(tmp_path, monkeypatch):
     keyring, private = committed(tmp_path)
     [key_id] = keyring.trusted("stage")
+    # The secret in the environment is read by nothing: only the key given counts.
     monkeypatch.setenv(SIGNING_KEY_VARIABLE, private.decode())
-    assert keyring.signer("stage").public_key.keyid == key_id
+    assert keyring.signer("stage", private, "--key-file").public_key.keyid == key_id
     # The same secret cannot sign another environment's gate: its evidence would not count.
     with pytest.raises(SigningKeyError, match="not trusted for test"):
+        keyring.signer("test", private, "--key-file")
+    with pytest.raises(SigningKeyError, match="no key to sign the test gate's evidence"):
         keyring.signer("test")
 
 
-def test_without_local_keys_only_committed_keys_count(tmp_path, monkeypatch):
-    monkeypatch.delenv(SIGNING_KEY_VARIABLE, raising=False)
+def test_without_local_keys_only_committed_keys_count(tmp_path):
     keyring, _ = committed(tmp_path, local=False)
     local_id, made = keyring.create_local("stage")
     assert made
     assert local_id not in keyring.trusted("stage")
+    assert not keyring.signs_here("stage")
     with pytest.raises(SigningKeyError, match="local_keys: false"):
         keyring.signer("stage")
+    with pytest.raises(SigningKeyError, match="local_keys: false"):
+        keyring.signer("stage", (keyring.local_dir / "stage.pem").read_bytes(), "--key-file")
 
 
 def test_a_gate_without_any_key_fails_before_it_runs_and_says_how_to_get_one(tmp_path):
@@ -69,10 +75,9 @@ def test_a_gate_without_any_key_fails_before_it_runs_and_says_how_to_get_one(tmp
         keyring.signer("dev")
 
 
-def test_a_bad_secret_is_named(tmp_path, monkeypatch):
-    monkeypatch.setenv(SIGNING_KEY_VARIABLE, "not a key")
-    with pytest.raises(ReleaseError, match=f"{SIGNING_KEY_VARIABLE} is not an unencrypted PEM"):
-        make_keyring(tmp_path / "keys").signer("dev")
+def test_a_bad_key_is_named(tmp_path):
+    with pytest.raises(ReleaseError, match="--key-file is not an unencrypted PEM"):
+        make_keyring(tmp_path / "keys").signer("dev", b"not a key", "--key-file")
 
 
 @pytest.mark.parametrize("name", ["/etc/ssh/key.pub", "../keys/x.pub", "keys/../../x.pub",
@@ -110,7 +115,6 @@ def run(tmp_path, monkeypatch):
     shutil.copytree(CONFIG_DIR, checkout / "config")
     monkeypatch.chdir(checkout)
     monkeypatch.setenv("DELIVERY_STATE_DIR", str(tmp_path / "state"))
-    monkeypatch.delenv(SIGNING_KEY_VARIABLE, raising=False)
     return lambda *args: CliRunner().invoke(cli, list(args))
 
 
@@ -120,8 +124,8 @@ def test_keys_create_then_show(run, tmp_path):
     assert "stage      key " in created.output
     assert "created" in created.output
     shown = run("keys", "show")
-    assert "stage      signs with" in shown.output
-    assert "dev        cannot sign: no key" in shown.output
+    assert "stage      signs with this machine's pair" in shown.output
+    assert "dev        cannot sign here: no key" in shown.output
     assert run("keys", "create", "stage").output.split()[3] == "kept"
 
 

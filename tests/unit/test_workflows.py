@@ -335,13 +335,38 @@ def test_the_git_token_reaches_git_through_its_environment_only(tmp_path):
     assert "secret-token" not in (tmp_path / ".git" / "config").read_text()
 
 
-def test_the_signing_secret_reaches_only_the_steps_that_run_gates():
+SIGN_STEP = re.compile(
+    r"""printf '%s\\n' "\$EVIDENCE_SIGNING_KEY" \| \.venv/bin/sentiment sign (dev|"\$ENV")"""
+    r" (--check )?--key-file -"
+)
+RUNS_CHECKS = re.compile(r"make (gate|promote|rollback)\b|sentiment rollback\b")
+
+
+def test_the_signing_secret_reaches_only_the_signing_steps_after_the_checks():
+    """On GitHub, a step's env is all a secret reaches: the steps that run lint, tests and
+    locust (make gate, promote, rollback) never have it; the ones that do run nothing but
+    `sentiment sign`, fed the key on standard input, and in a job of an environment (the
+    only ones with its secrets) one of them follows every step that runs checks."""
+    found = 0
     for name, document in all_workflows().items():
-        for step in steps_of(document):
-            if "EVIDENCE_SIGNING_KEY" in str(step.get("env", {})):
-                assert re.search(r"make (gate|promote|rollback)\b", step["run"]), (name, step)
+        assert "EVIDENCE_SIGNING_KEY" not in str(document.get("env", {})), name
+        for job_id, job in document["jobs"].items():
+            assert "EVIDENCE_SIGNING_KEY" not in str(job.get("env", {})), (name, job_id)
+            signing_after = False
+            for step in reversed(job.get("steps", [])):
+                holds_key = "secrets.EVIDENCE_SIGNING_KEY" in str(step.get("env", {}))
+                run = step.get("run", "")
+                if holds_key:
+                    found += 1
+                    assert SIGN_STEP.fullmatch(run.strip()), (name, job_id, step)
+                    assert set(step["env"]) == {"EVIDENCE_SIGNING_KEY"}, (name, step)
+                    signing_after |= "--check" not in run
+                else:
+                    assert "EVIDENCE_SIGNING_KEY" not in run, (name, step)
+                if RUNS_CHECKS.search(run) and "environment" in job:
+                    assert signing_after, f"{name}/{job_id}: no signing step after {run!r}"
     text = "\n".join(path.read_text() for path in WORKFLOWS.glob("*.yml"))
-    assert text.count("secrets.EVIDENCE_SIGNING_KEY") == 3  # dev gate, promote, rollback
+    assert text.count("secrets.EVIDENCE_SIGNING_KEY") == found == 5
 
 
 def test_api_key_secrets_are_only_installed_and_every_deploy_job_installs_them():

@@ -5,9 +5,10 @@ A check never raises for a failed check: a failure is in the result it returns.
 """
 
 import re
+import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -15,10 +16,12 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from gates.isolation import Isolation
 from gates.subject import Subject
 from model import BundleError, LoadedBundle
 from service.settings import ConfigError, Settings, load_settings
 from support.errors import ReleaseError
+from support.process import run_logged
 from support.project import Project
 
 # A check's name becomes part of its report files' names.
@@ -78,6 +81,7 @@ class GateContext:
         project: Project,
         bundle: Callable[[], LoadedBundle],
         data_dir: Callable[[], Path],
+        isolation: Isolation,
         api_key: Callable[[str], str | None] = lambda environment: None,
         baseline: Callable[[str], Baseline | None] = lambda check: None,
     ):
@@ -89,6 +93,7 @@ class GateContext:
         self.project = project
         self._bundle = bundle
         self._data_dir = data_dir
+        self.isolation = isolation
         self._api_key = api_key
         self._baseline = baseline
         self._shared: dict[str, Any] = {}
@@ -136,6 +141,23 @@ class GateContext:
         """The key for a test suite or locust run (tests/conftest.py reads it): in their
         environment, never in an argument list, which the gate's logs show."""
         return {API_KEY_VARIABLE: self.api_key} if self.api_key else {}
+
+    def run(
+        self,
+        argv: Sequence[str],
+        log: Path,
+        timeout: float,
+        env: Mapping[str, str] | None = None,
+    ) -> int | None:
+        """Runs a check's process from the repository root, output appended to `log`: with
+        the allowed environment and `env` only, in the sandbox where there are keys to
+        hide (gates/isolation.py). Its exit code, None when it timed out."""
+        with tempfile.TemporaryDirectory(prefix="check-") as scratch:
+            command = self.isolation.command(argv, writable=[self.reports, Path(scratch)])
+            return run_logged(
+                command, log, cwd=self.project.root, timeout=timeout,
+                env=self.isolation.environment(Path(scratch), env), inherit_environment=False,
+            )  # fmt: skip
 
     def shared(self, key: str, make: Callable[[], Any]) -> Any:
         """A value made once per gate run and shared by the checks that need it."""

@@ -6,7 +6,7 @@ import shlex
 from pydantic import Field
 
 from gates.checks.base import Check, CheckOptions, CheckResult, GateContext, register
-from support.process import run_logged, tail, tool
+from support.process import tail, tool
 
 
 class CommandsOptions(CheckOptions):
@@ -26,8 +26,7 @@ class Commands(Check):
             if not argv:
                 result.fail("an empty command")
                 continue
-            code = run_logged([tool(argv[0]), *argv[1:]], log, cwd=context.project.root,
-                              timeout=options.timeout_seconds)  # fmt: skip
+            code = context.run([tool(argv[0]), *argv[1:]], log, options.timeout_seconds)
             if code != 0:
                 why = "timed out" if code is None else f"exited {code}"
                 result.fail(f"`{shlex.join(argv)}` {why}:\n{tail(log)}")

@@ -8,7 +8,7 @@ from typing import Any, Protocol
 from pydantic import Field
 
 from gates.checks.base import Check, CheckOptions, CheckResult, GateContext, register
-from support.process import run_logged, tail
+from support.process import tail
 
 # Locust's own start-up and shutdown on top of the run time.
 OVERHEAD_SECONDS = 120
@@ -92,8 +92,7 @@ def run_locust(
         ["--headless", "--only-summary", "--users", str(run.users), "--spawn-rate",
          str(run.spawn_rate), "--run-time", f"{run.run_time_seconds}s"],
     )  # fmt: skip
-    code = run_logged(argv, log, cwd=context.project.root, env=context.api_key_env,
-                      timeout=run.run_time_seconds + OVERHEAD_SECONDS)  # fmt: skip
+    code = context.run(argv, log, run.run_time_seconds + OVERHEAD_SECONDS, context.api_key_env)
     stats = Path(f"{prefix}_stats.csv")
     for path in (log, html, stats, Path(f"{prefix}_failures.csv")):
         if path.exists():

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import Field
 
 from gates.checks.base import Check, CheckOptions, CheckResult, GateContext, register
-from support.process import run_logged, tail
+from support.process import tail
 
 
 class PytestOptions(CheckOptions):
@@ -67,8 +67,7 @@ class Pytest(Check):
         ]  # fmt: skip
         # Only a suite that calls the service needs the key (a lint suite in stage does not).
         env = context.api_key_env if self.needs_service else None
-        code = run_logged(argv, log, cwd=context.project.root, env=env,
-                          timeout=self.options.timeout_seconds)  # fmt: skip
+        code = context.run(argv, log, self.options.timeout_seconds, env)
         counts = junit_counts(junit)
         result.figures.update(counts)
         result.reports.append(context.report(log))
