@@ -89,7 +89,7 @@ class Isolation:
         options = ["--ro-bind", "/", "/", "--dev-bind", "/dev", "/dev", "--proc", "/proc"]
         for path in writable:
             path.mkdir(parents=True, exist_ok=True)
-            options += ["--bind", str(path), str(path)]
+            options += ["--bind", str(path.resolve()), str(path.resolve())]
         for path in self.secrets:
             if path.is_dir():
                 options += ["--tmpfs", str(path.resolve())]

@@ -14,23 +14,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from delivery.engine import Engine
 from delivery.errors import DeliveryError
 from delivery.service_config import config_sha256
 from gates.checks import Baseline, Check, CheckResult, GateContext
 from gates.evidence import CheckRecord, EvidenceRecord
 from gates.evidence_store import EvidenceStore
+from gates.reference import REFERENCE_ENGINE, ReferenceModel
 from gates.subject import Subject, source_subject
 from model import BundleError, LoadedBundle, ModelRegistry
 from support.clock import utc_now
 from support.git import Git
 from support.project import Project
 from support.provenance import actor, ci_run_url
-
-IMAGE_MODELS = "/app/models"
-# The gates hold the bundle's scikit-learn model: what the service scores (the compiled
-# scorer, where the bundle has one) is checked against it (the skew check).
-REFERENCE_ENGINE = "scikit-learn"
 
 
 @dataclass
@@ -51,8 +46,9 @@ class _Run:
 class GateRunner:
     store: EvidenceStore
     project: Project
-    # The engine that reads a model out of an image (asked for only when one is needed).
-    engine: Callable[[], Engine] | None
+    # The model an image's checks judge it against (gates/reference.py), asked for only
+    # when a check needs one.
+    reference: ReferenceModel | None
     # The training data, for checks that rebuild the held-out split.
     data_dir: Callable[[], Path]
     # The key the gates present to an environment's service, where it asks for one.
@@ -70,7 +66,8 @@ class GateRunner:
         baseline: Callable[[str], Baseline | None] | None = None,
     ) -> EvidenceRecord:
         """Runs `checks` on `subject` (served at `url`, if deployed) and records the result.
-        Without `bundle`, checks that need the model read it out of the subject's image.
+        Without `bundle`, checks that need the model get the reference for the image
+        (gates/reference.py): never the image's own bundle.
         `ledger_head`: the hash of the ledger entry a promotion wrote before this gate.
         `baseline`: a check's figures on the current release, by check name."""
         run = self._start(gate, environment, subject, ledger_head)
@@ -82,7 +79,7 @@ class GateRunner:
                 reports=self.store.reports_dir(run.id),
                 evidence_root=self.store.root,
                 project=self.project,
-                bundle=bundle or (lambda: self._bundle_in_image(subject, Path(scratch))),
+                bundle=bundle or (lambda: self._reference(subject, Path(scratch))),
                 data_dir=self.data_dir,
                 isolation=self.store.keyring.isolation(),
                 api_key=self.api_key,
@@ -92,12 +89,17 @@ class GateRunner:
         return self._record(run, url)
 
     def run_source_gate(
-        self, environment: str, checks: Sequence[Check], registry: ModelRegistry
+        self,
+        environment: str,
+        checks: Sequence[Check],
+        registry: ModelRegistry,
+        version: str = "current",
     ) -> EvidenceRecord:
-        """The first environment's gate: on the working tree and the current model, before
-        an image exists. Its evidence is bound to the tree's content and the model."""
+        """The first environment's gate: on the working tree and the model `version` of
+        this machine's registry (the champion pulled by its digest, where one is pinned),
+        before an image exists. Its evidence is bound to the tree's content and the model."""
         try:
-            bundle = registry.load("current", REFERENCE_ENGINE)
+            bundle = registry.load(version, REFERENCE_ENGINE)
         except BundleError as error:
             raise DeliveryError(
                 f"the {environment} gate needs a current model ({error}); run `make train`"
@@ -167,15 +169,7 @@ class GateRunner:
         self.store.write_unsigned(record)
         return record
 
-    def _bundle_in_image(self, subject: Subject, scratch: Path) -> LoadedBundle:
-        """The bundle baked into the image, read back and verified against its sha256."""
-        if self.engine is None or subject.image is None:
-            raise DeliveryError("reading the model needs an image and a container engine")
-        self.engine().copy_from_image(subject.image, IMAGE_MODELS, scratch / "models")
-        bundle = ModelRegistry(scratch / "models").load("current", REFERENCE_ENGINE)
-        if bundle.metadata.sha256 != subject.model_sha256:
-            raise DeliveryError(
-                f"the image holds model {bundle.metadata.sha256[:12]}..., its label says "
-                f"{subject.model_sha256[:12]}..."
-            )
-        return bundle
+    def _reference(self, subject: Subject, scratch: Path) -> LoadedBundle:
+        if self.reference is None:
+            raise DeliveryError("judging an image's model needs the model repository")
+        return self.reference(subject, scratch)

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict
 from delivery import labels
 from delivery.engine import Engine
 from delivery.errors import DeliveryError
-from delivery.references import Digest, PinnedImage, digest_of
+from delivery.references import DIGEST, Digest, PinnedImage, digest_of
 from model import BundleMetadata
 from support.git import Source
 
@@ -23,6 +23,9 @@ class Subject(BaseModel):
     model_sha256: str
     digest: Digest | None = None
     image: PinnedImage | None = None
+    # The image's model in the model repository: where its gates take the model they
+    # judge it against (gates/reference.py), never from the image itself.
+    model_digest: Digest | None = None
 
     @property
     def key(self) -> str:
@@ -54,4 +57,9 @@ def image_subject(engine: Engine, reference: str) -> Subject:
             "only images made by `sentiment build` can be promoted"
         )
     fields = {field: found[name] for field, name in labels.SUBJECT.items()}
-    return Subject(**fields, digest=digest_of(reference), image=reference)
+    model_digest = found.get(labels.MODEL_DIGEST) or None
+    if model_digest is not None and not DIGEST.fullmatch(model_digest):
+        raise DeliveryError(f"image {reference} names model digest {model_digest[:80]!r}")
+    return Subject(
+        **fields, digest=digest_of(reference), image=reference, model_digest=model_digest
+    )

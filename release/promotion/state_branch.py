@@ -45,6 +45,10 @@ class StateConflictError(ReleaseError):
     pass
 
 
+class StateTamperedError(ReleaseError):
+    """The state directory lost evidence or ledger lines its branch holds."""
+
+
 def is_state_file(path: str) -> bool:
     folder, _, name = path.partition("/")
     if folder == "evidence":
@@ -120,6 +124,18 @@ class StateBranch:
                 elif not path.startswith("ledger/") and found != content:
                     lost.add(f"{path} (changed)")
         return sorted(lost)
+
+    def check_intact(self) -> None:
+        """StateTamperedError when the state directory lost what the branch holds: a
+        removed failure or a cut ledger never makes it as if it had not happened."""
+        lost = self.lost()
+        if lost:
+            shown = ", ".join(lost[:5]) + (f" and {len(lost) - 5} more" if len(lost) > 5 else "")
+            raise StateTamperedError(
+                f"{self.state_dir} lost what branch {self.branch} holds: {shown}. Evidence "
+                "and ledgers are never removed or cut: nothing relies on this state until "
+                "`sentiment state restore` puts them back"
+            )
 
     def restore(self) -> str:
         """Puts back into the state directory what the local branch holds (merging, as

@@ -28,6 +28,7 @@ from delivery.registry_tags import tag_in_registry
 from delivery.targets import DeployTarget
 from gates.evidence import EvidenceRecord
 from gates.evidence_store import EvidenceStore
+from gates.reference import reference_bundle
 from gates.runner import GateRunner
 from gates.subject import image_subject
 from gates.trust import Keyring, load_trust_settings
@@ -38,7 +39,6 @@ from promotion.policy import Policy, load_policy
 from promotion.promote import Promoter
 from promotion.rules import superseded
 from promotion.signing import Signed, Signing, SigningProcess, sign_pending
-from promotion.state_branch import StateBranch
 from service.settings import ConfigError, Settings, load_settings
 from support.errors import ReleaseError
 from support.git import Git
@@ -165,23 +165,8 @@ class Workspace:
 
     def check_state_intact(self) -> None:
         """ReleaseError when the state directory lost evidence or ledger lines the state
-        branch holds (locally and as last fetched): deleting a failure or cutting a ledger
-        never makes it as if it had not happened."""
-        lost = self.state_branch.lost()
-        if lost:
-            shown = ", ".join(lost[:5]) + (f" and {len(lost) - 5} more" if len(lost) > 5 else "")
-            raise ReleaseError(
-                f"{self.delivery.state_dir} lost what branch {self.policy.state_branch} holds: "
-                f"{shown}. Evidence and ledgers are never removed or cut: nothing relies on "
-                "this state until `sentiment state restore` puts them back"
-            )
-
-    @cached_property
-    def state_branch(self) -> StateBranch:
-        return StateBranch(
-            self.project.root, self.delivery.state_dir, self.policy.state_branch,
-            self.policy.state_remote,
-        )  # fmt: skip
+        branch holds (locally, and as last fetched)."""
+        self.state_branch.check_intact()
 
     # Images and where they run.
 
@@ -377,8 +362,12 @@ class Workspace:
         if pin.digest is not None:
             version, digest = self.pull_model(pin.digest).version, pin.digest
         else:
-            self.log(f"no champion is pinned ({self.project.champion_file}): "
-                     "building this machine's current model")  # fmt: skip
+            # Pushed all the same: the image's gates take their reference model from the
+            # model repository by this digest, never from the image (gates/reference.py).
+            stored = self.push_model()
+            version, digest = stored.metadata.version, stored.digest
+            self.log(f"no champion is pinned ({self.project.champion_file}): building this "
+                     f"machine's current model, pushed as {digest}")  # fmt: skip
         if pin.challenger is not None:
             pulled = self.pull_model(pin.challenger.digest)
             challenger = ModelRef(version=pulled.version, sha256=pulled.sha256,
@@ -391,7 +380,10 @@ class Workspace:
     @cached_property
     def gates(self) -> GateRunner:
         return GateRunner(
-            self.store, self.project, lambda: self.engine,
+            self.store, self.project,
+            lambda subject, scratch: reference_bundle(
+                subject, self.model_store, self.engine, scratch
+            ),
             lambda: data_dir_for(self.training, self.data_dir_override), self.api_keys.gate_key,
         )  # fmt: skip
 
@@ -406,7 +398,13 @@ class Workspace:
         if self.signing is not None:
             self.signing.check(first.name)
         self.gates.preflight()
-        record = self.gates.run_source_gate(first.name, first.gate, self.model_registry())
+        # Where a champion is pinned, the gate checks it as pulled by its digest (every
+        # byte checked), whatever this machine's current model is.
+        pin = self.champion
+        version = self.pull_model(pin.digest).version if pin.digest else "current"
+        record = self.gates.run_source_gate(
+            first.name, first.gate, self.model_registry(), version
+        )
         if self.signing is not None:
             self.signing(first.name)
         else:
