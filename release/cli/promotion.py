@@ -12,6 +12,7 @@ from cli.output import echo_outcome, echo_record, reports_errors, workspace
 from delivery.references import digest_of
 from gates.summary import describe, markdown_table
 from promotion.policy_check import policy_problems
+from promotion.rules import check_ledger
 from promotion.rules import release_candidate as find_candidate
 from support.errors import ReleaseError
 from support.provenance import run_description
@@ -194,6 +195,9 @@ def release_candidate(tag: str) -> None:
     commit = space.git.tag_commit(tag)
     if commit is None:
         raise ReleaseError(f"there is no tag {tag!r} (git fetch --tags?)")
+    gate = space.policy.previous(space.policy.release_environment().name)
+    if gate is not None and gate is not space.policy.first:
+        check_ledger(gate.name, space.ledger, space.store)  # names its failures too
     record = find_candidate(space.policy, commit, tag, space.store)
     click.echo(f"{tag} -> {commit[:12]}: {record.gate} evidence {record.id}", err=True)
     click.echo(record.subject.image)

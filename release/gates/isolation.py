@@ -77,8 +77,11 @@ class Isolation:
 
     @property
     def sandboxed(self) -> bool:
-        """Whether there are keys here to hide, so checks run in the sandbox."""
-        return any(_holds_files(path) for path in self.secrets)
+        """Whether there are keys here to hide, so checks run in the sandbox; not when
+        this runs in one already (a gate run by a check, as the unit tests do): the outer
+        sandbox hides this machine's keys, and a sandbox without capabilities cannot
+        start another."""
+        return any(_holds_files(path) for path in self.secrets) and not inside_sandbox()
 
     def command(self, argv: Sequence[str], writable: Sequence[Path]) -> list[str]:
         """`argv` as it runs for a check: in the sandbox where there are keys to hide,
@@ -120,6 +123,15 @@ class Isolation:
                 "on Ubuntu 24.04, unprivileged user namespaces are restricted by AppArmor "
                 "(sysctl kernel.apparmor_restrict_unprivileged_userns=0 lifts it)"
             )
+
+
+def inside_sandbox() -> bool:
+    """Whether this process runs in a check's sandbox: bubblewrap is the first process of
+    the PID namespace it made (outside, that is the system's init)."""
+    try:
+        return Path("/proc/1/comm").read_text(encoding="utf-8").strip() == "bwrap"
+    except OSError:
+        return False
 
 
 def _holds_files(path: Path) -> bool:

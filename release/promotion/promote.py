@@ -88,6 +88,11 @@ class Promoter:
         environment = self.policy.environment(target)
         with self._operating(target):
             subject = self.subject_of(reference)
+            below = self.policy.previous(target)
+            if below is not None and below is not self.policy.first:
+                # Its signed ledger names every gate it ran, failures too: a record of it
+                # removed or spoilt stops promotions from it (rules.check_chain).
+                check_ledger(below.name, self.ledger, self.store)
             relied_on = required_evidence(self.policy, target, subject, self.store)
             not_older_than_the_release(target, subject, self.ledger, self.tags)
             tag = None

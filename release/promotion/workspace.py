@@ -39,6 +39,7 @@ from promotion.policy import Policy, load_policy
 from promotion.promote import Promoter
 from promotion.rules import superseded
 from promotion.signing import Signed, Signing, SigningProcess, sign_pending
+from promotion.state_branch import StateBranch
 from service.settings import ConfigError, Settings, load_settings
 from support.errors import ReleaseError
 from support.git import Git
@@ -167,6 +168,13 @@ class Workspace:
         """ReleaseError when the state directory lost evidence or ledger lines the state
         branch holds (locally, and as last fetched)."""
         self.state_branch.check_intact()
+
+    @cached_property
+    def state_branch(self) -> StateBranch:
+        return StateBranch(
+            self.project.root, self.delivery.state_dir, self.policy.state_branch,
+            self.policy.state_remote,
+        )  # fmt: skip
 
     # Images and where they run.
 
@@ -402,9 +410,7 @@ class Workspace:
         # byte checked), whatever this machine's current model is.
         pin = self.champion
         version = self.pull_model(pin.digest).version if pin.digest else "current"
-        record = self.gates.run_source_gate(
-            first.name, first.gate, self.model_registry(), version
-        )
+        record = self.gates.run_source_gate(first.name, first.gate, self.model_registry(), version)
         if self.signing is not None:
             self.signing(first.name)
         else:

@@ -70,12 +70,20 @@ class Git:
     def source(self) -> Source:
         """The checkout's commit, whether it has changes, and its working tree's id."""
         commit, dirty = self.head(), self.is_dirty()
-        # A throwaway index, so the user's staging area is never touched.
+        # A throwaway index and object store (the repository's read through it), so the
+        # user's staging area and the repository are never written: it works on a
+        # read-only checkout, as in a check's sandbox.
+        objects = Path(self("rev-parse", "--absolute-git-dir")) / "objects"
         with tempfile.TemporaryDirectory() as scratch:
-            index = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
-            self("read-tree", "HEAD", env=index)
-            self("add", "--all", env=index)
-            tree = self("write-tree", env=index)
+            (Path(scratch) / "objects").mkdir()
+            env = {
+                "GIT_INDEX_FILE": str(Path(scratch) / "index"),
+                "GIT_OBJECT_DIRECTORY": str(Path(scratch) / "objects"),
+                "GIT_ALTERNATE_OBJECT_DIRECTORIES": str(objects),
+            }
+            self("read-tree", "HEAD", env=env)
+            self("add", "--all", env=env)
+            tree = self("write-tree", env=env)
         return Source(commit, dirty, tree)
 
     def revision(self) -> str:

@@ -4,9 +4,11 @@ ledgers they drive are the real ones."""
 
 import base64
 import json
+import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
 
 import yaml
@@ -22,6 +24,7 @@ from gates.evidence import CheckRecord, EvidenceRecord
 from gates.evidence_store import EvidenceStore
 from gates.runner import GateRunner
 from gates.subject import Subject
+from model import ModelRegistry
 from promotion.ledger import Ledger
 from promotion.policy import Policy
 from promotion.promote import Promoter
@@ -32,6 +35,8 @@ from support.signing import sign
 from tests.conftest import FIXTURE_DATA, ROOT, make_evidence_store
 
 REPOSITORY = "127.0.0.1:5000/sentiment-api"
+# The digest FakeModelStore holds its one model under.
+MODEL_DIGEST = "sha256:" + "cd" * 32
 
 
 def subject(number: int, dirty: bool = False) -> Subject:
@@ -286,6 +291,8 @@ class InProcessSigning:
     store: EvidenceStore
     ledger: Ledger
     signed: list[str] = field(default_factory=list)
+    # Run after each signing (the CLI commits the state to its branch).
+    then: Callable[[], object] = lambda: None
 
     def check(self, environment: str) -> None:
         self.store.keyring.check_local(environment)
@@ -294,3 +301,43 @@ class InProcessSigning:
         signer = self.store.keyring.signer(environment)
         sign_pending(environment, signer, self.store, self.ledger, lock_timeout_seconds=0)
         self.signed.append(environment)
+        self.then()
+
+
+class Detonator:
+    """Unpickled, it leaves a file behind: the proof that something loaded it."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+class FakeModelStore:
+    """The model repository holding one bundle under MODEL_DIGEST."""
+
+    def __init__(self, registry: ModelRegistry):
+        self.registry = registry
+        self.pulled: list[str] = []
+
+    def metadata(self, digest):
+        assert digest == MODEL_DIGEST
+        return self.registry.metadata()
+
+    def pull(self, digest, target: ModelRegistry):
+        self.pulled.append(digest)
+        version = self.registry.current_version()
+        shutil.copytree(self.registry.path_of(version), target.versions_dir / version)
+        return target.metadata(version)
+
+
+class FakeEngine:
+    """An image whose /app/models is the directory given."""
+
+    def __init__(self, models: Path):
+        self.models = models
+
+    def copy_from_image(self, reference, source, target):
+        assert source == "/app/models"
+        shutil.copytree(self.models, target)

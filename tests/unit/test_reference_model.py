@@ -12,48 +12,9 @@ from delivery.errors import DeliveryError
 from gates.reference import reference_bundle
 from gates.subject import Subject
 from model import ModelRegistry
+from tests.unit.promotion_fakes import MODEL_DIGEST, Detonator, FakeEngine, FakeModelStore
 
 DIGEST = "sha256:" + "ab" * 32
-MODEL_DIGEST = "sha256:" + "cd" * 32
-
-
-class Detonator:
-    """Unpickled, it leaves a file behind: the proof that something loaded it."""
-
-    def __init__(self, marker: Path):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (Path.touch, (self.marker,))
-
-
-class FakeModelStore:
-    """The model repository holding one bundle under MODEL_DIGEST."""
-
-    def __init__(self, registry: ModelRegistry):
-        self.registry = registry
-        self.pulled: list[str] = []
-
-    def metadata(self, digest):
-        assert digest == MODEL_DIGEST
-        return self.registry.metadata()
-
-    def pull(self, digest, target: ModelRegistry):
-        self.pulled.append(digest)
-        version = self.registry.current_version()
-        shutil.copytree(self.registry.path_of(version), target.versions_dir / version)
-        return target.metadata(version)
-
-
-class FakeEngine:
-    """An image whose /app/models is the directory given."""
-
-    def __init__(self, models: Path):
-        self.models = models
-
-    def copy_from_image(self, reference, source, target):
-        assert source == "/app/models"
-        shutil.copytree(self.models, target)
 
 
 @pytest.fixture
