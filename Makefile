@@ -51,7 +51,7 @@ unexport ENV IMAGE MODEL TO UNTIL RELEASE DATA_DIR PROFILE URL CONFIRM BASE_IMAG
 
 .PHONY: help setup train model run serve test unit integration container lint format config \
 	alerts drift retrain models champion model-push model-pull publish-model lock clean build deploy undeploy status render base-image install-podman \
-	smoke keys api-keys gate promote rollback history evidence pipeline state-pull state-push act workflows policy \
+	smoke keys api-keys gate promote rollback sign history evidence pipeline state-pull state-push state-restore act workflows policy \
 	loadtest loadtest-ui
 
 help: ## List the targets
@@ -159,6 +159,9 @@ promote: keys ## Deploy IMAGE (default: latest build) to TO=<env> and run its ga
 rollback: keys ## Put ENV's previous release back, with the rollback checks
 	$(BIN)/sentiment rollback $(call quoted,ENV)
 
+sign: setup ## Sign what ENV's gates and promotions left unsigned, if it holds together
+	$(BIN)/sentiment sign $(call quoted,ENV)
+
 tag-release: setup ## Tag ENV's current release in the registry (when the promotion does not)
 	$(BIN)/sentiment registry tag-release $(call quoted,ENV)
 
@@ -180,6 +183,9 @@ state-pull: setup ## Merge the delivery-state branch's evidence and ledgers into
 
 state-push: setup ## Commit .delivery/'s evidence and ledgers to delivery-state and push it
 	$(BIN)/sentiment state push
+
+state-restore: setup ## Put back the evidence and ledger lines delivery-state holds and .delivery/ lost
+	$(BIN)/sentiment state restore
 
 # act runs the workflow's jobs on this machine (`-self-hosted`): local actions and
 # reusable workflows work offline; GitHub-only steps are skipped under env.ACT.
