@@ -63,16 +63,16 @@ class Isolation:
 
     def environment(self, scratch: Path, given: Mapping[str, str] | None = None) -> dict[str, str]:
         """The allowed part of this process's environment, plus what a check sets itself
-        (the gates' API key for a suite of the service); in the sandbox, its $HOME and
-        $TMPDIR are in `scratch`, the one place it may write but its reports."""
+        (the gates' API key for a suite of the service). Its $HOME and $TMPDIR are fresh
+        directories in `scratch` (in the sandbox, the one place it may write but its
+        reports): nothing it leaves there outlives it."""
         kept = {
             name: value for name, value in os.environ.items()
             if name not in NEVER and any(fnmatch.fnmatchcase(name, p) for p in self.allowed)
         }  # fmt: skip
-        if self.sandboxed:
-            for name, folder in (("HOME", "home"), ("TMPDIR", "tmp")):
-                (scratch / folder).mkdir(parents=True, exist_ok=True)
-                kept[name] = str(scratch / folder)
+        for name, folder in (("HOME", "home"), ("TMPDIR", "tmp")):
+            (scratch / folder).mkdir(parents=True, exist_ok=True)
+            kept[name] = str(scratch / folder)
         return {**kept, **(given or {})}
 
     @property

@@ -24,7 +24,8 @@ def test_a_check_sees_only_the_allowed_variables_and_what_it_is_given(monkeypatc
     isolation = Isolation(("PATH", "LC_*"))
     found = isolation.environment(tmp_path, {"SENTIMENT_API_KEY": "gate-key"})
     assert found == {"PATH": os.environ["PATH"], "LC_ALL": "C.UTF-8",
-                     "SENTIMENT_API_KEY": "gate-key"}  # fmt: skip
+                     "SENTIMENT_API_KEY": "gate-key", "HOME": str(tmp_path / "home"),
+                     "TMPDIR": str(tmp_path / "tmp")}  # fmt: skip
     assert not set(NEVER) & set(found)
 
 
