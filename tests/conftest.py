@@ -222,4 +222,6 @@ def make_keyring(keys_dir: Path, **trust: object) -> Keyring:
 
 def make_evidence_store(root: Path) -> EvidenceStore:
     """A store that signs with, and trusts, its own key pairs (kept beside `root`)."""
-    return EvidenceStore(root, make_keyring(root.parent / f"{root.name}-keys"))
+    return EvidenceStore(
+        root, make_keyring(root.parent / f"{root.name}-keys"), root.parent / "pending" / root.name
+    )

@@ -1,6 +1,7 @@
 """What every command shares: the workspace it works in, errors as messages (never a
 traceback), and how records are printed."""
 
+import os
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -26,6 +27,17 @@ def log(message: str) -> None:
 def workspace(data_dir: Path | None = None) -> Workspace:
     """The checkout this command runs in (the working directory, as with make)."""
     return Workspace(Project.here(), log=log, data_dir=data_dir)
+
+
+def step_outputs(**values: str) -> None:
+    """On GitHub, the step's outputs (appended to $GITHUB_OUTPUT): how a step hands the
+    signing step what it wrote. A value is one line."""
+    path = os.environ.get("GITHUB_OUTPUT")
+    if not path:
+        return
+    with open(path, "a", encoding="utf-8") as handle:
+        for name, value in values.items():
+            handle.write(f"{name}={value.replace(chr(10), ' ')}\n")
 
 
 def reports_errors(command: Callable[..., Any]) -> Callable[..., Any]:

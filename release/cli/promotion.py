@@ -8,12 +8,13 @@ from pathlib import Path
 import click
 
 from cli.options import Environment, data_dir_option, environment_argument, image_option
-from cli.output import echo_outcome, echo_record, reports_errors, workspace
+from cli.output import echo_outcome, echo_record, reports_errors, step_outputs, workspace
 from delivery.references import digest_of
 from gates.summary import describe, markdown_table
 from promotion.policy_check import policy_problems
-from promotion.rules import check_ledger
+from promotion.rules import check_ledger_below
 from promotion.rules import release_candidate as find_candidate
+from promotion.signing_step import Batch
 from support.errors import ReleaseError
 from support.provenance import run_description
 
@@ -30,6 +31,7 @@ def gate(environment: str, data_dir: Path | None) -> None:
     space = workspace(data_dir)
     record = space.source_gate(environment)
     echo_record(record, space.store)
+    step_outputs(unsigned=Batch({record.id: space.store.written[record.id]}).token())
     if not record.passed:
         sys.exit(1)
 
@@ -48,6 +50,7 @@ def promote(target: str, image: str | None, release_tag: str | None, data_dir: P
         reference = space.image_reference(image)  # checked before anything starts
         outcome = space.promoter.promote(target, reference, release_tag)
         echo_outcome(outcome, space.store)
+    step_outputs(unsigned=outcome.unsigned.token(), gate=outcome.entry.result)
     if not outcome.released:
         sys.exit(1)
 
@@ -70,6 +73,7 @@ def rollback(environment: str, if_gate_failed: bool) -> None:
         else:
             outcome = space.promoter.rollback(environment)
         echo_outcome(outcome, space.store)
+    step_outputs(unsigned=outcome.unsigned.token(), gate=outcome.entry.result)
     if not outcome.released:
         sys.exit(1)
 
@@ -79,27 +83,38 @@ def rollback(environment: str, if_gate_failed: bool) -> None:
 @click.option("--key-file", type=click.File("rb"), default=None,
               help="The environment's private key (PEM; - reads standard input, as CI pipes "
               "its secret). Default: this machine's pair for ENV (`make keys`).")  # fmt: skip
+@click.option("--batch", default=None,
+              help="What the run to sign wrote, as it printed it (its `unsigned` step output "
+              "on GitHub): only that is signed. Default: ENV's unsigned ledger entries and "
+              "the records they name.")  # fmt: skip
 @click.option(
     "--check",
     "check_only",
     is_flag=True,
     help="Only check that the key would sign evidence that counts for ENV.",
 )
+@click.option("--discard", is_flag=True,
+              help="Set aside what waits unsigned for ENV (it does not hold together, say), "
+              "so ENV takes promotions again; kept in .delivery/pending/discarded/.")  # fmt: skip
 @reports_errors
-def sign(environment: str, key_file, check_only: bool) -> None:
+def sign(environment: str, key_file, batch: str | None, check_only: bool, discard: bool) -> None:
     """Sign what ENV's gates and promotions left unsigned, once it holds together.
 
     Gates and promotions never hold a key: their records and ledger entries wait
     unsigned until this, a process of its own, checks and signs them with ENV's key.
     """
     space = workspace()
+    if discard:
+        click.echo(space.discard_unsigned(environment))
+        return
     private = key_file.read() if key_file is not None else None
     source = "--key-file" if key_file is not None else ""
     if check_only:
         signer = space.keyring.signer(environment, private, source)
         click.echo(f"{environment}: key {signer.public_key.keyid[:16]} signs evidence that counts")
         return
-    click.echo(space.sign(environment, private, source).describe())
+    given = Batch.parse(batch) if batch is not None else None
+    click.echo(space.sign(environment, given, private, source).describe())
 
 
 @click.command()
@@ -195,9 +210,8 @@ def release_candidate(tag: str) -> None:
     commit = space.git.tag_commit(tag)
     if commit is None:
         raise ReleaseError(f"there is no tag {tag!r} (git fetch --tags?)")
-    gate = space.policy.previous(space.policy.release_environment().name)
-    if gate is not None and gate is not space.policy.first:
-        check_ledger(gate.name, space.ledger, space.store)  # names its failures too
+    check_ledger_below(space.policy, space.policy.release_environment().name, space.ledger,
+                       space.store)  # fmt: skip
     record = find_candidate(space.policy, commit, tag, space.store)
     click.echo(f"{tag} -> {commit[:12]}: {record.gate} evidence {record.id}", err=True)
     click.echo(record.subject.image)

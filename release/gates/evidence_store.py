@@ -29,7 +29,7 @@ from gates.attestation import (
 from gates.evidence import ID_PATTERN, ROLLBACK_GATE, EvidenceError, EvidenceRecord
 from gates.trust import Keyring
 from support.clock import compact
-from support.files import create_new
+from support.files import create_new, read_regular_file
 from support.records import RecordError, parse_record
 from support.signing import SignatureError, open_envelope
 
@@ -45,10 +45,12 @@ class Rejected:
 
 
 class EvidenceStore:
-    def __init__(self, root: Path, keyring: Keyring, pending: Path | None = None):
+    def __init__(self, root: Path, keyring: Keyring, pending: Path):
         self.root = root
         self.keyring = keyring
-        self.pending_root = pending or root.parent / "pending" / root.name
+        self.pending_root = pending
+        # What this process wrote unsigned: id -> sha256 (the signing step is told).
+        self.written: dict[str, str] = {}
         # What each file's content verified to, by (id, gate, environment, sha256 of the
         # content): one
         # promotion reads every record several times (rules, ledger check, refusals),
@@ -64,28 +66,32 @@ class EvidenceStore:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def write_unsigned(self, record: EvidenceRecord) -> Path:
-        """Leaves a gate run's record for the signing step; it counts once signed."""
-        path = self.pending_root / f"{record.id}.json"
+    def write_unsigned(self, record: EvidenceRecord) -> str:
+        """Leaves a gate run's record for the signing step (it counts once signed); the
+        sha256 of what was written, which the run hands the signing step."""
+        data = record.to_json().encode("utf-8") + b"\n"
         try:
-            create_new(path, record.to_json().encode("utf-8") + b"\n")
+            create_new(self.pending_root / f"{record.id}.json", data)
         except FileExistsError:
             raise EvidenceError(f"evidence {record.id} exists already") from None
-        return path
+        self.written[record.id] = hashlib.sha256(data).hexdigest()
+        return self.written[record.id]
 
-    def unsigned(self, environment: str) -> list[EvidenceRecord]:
-        """The records of gates run in `environment` that wait to be signed, oldest first
-        (EvidenceError naming the file when one is not a record)."""
+    def unsigned(self, environment: str) -> list[tuple[EvidenceRecord, str]]:
+        """The records of gates run in `environment` that wait to be signed, oldest first,
+        each with the sha256 of its file. A file that is not a record is passed over: it
+        can never be signed."""
         found = []
         for path in sorted(self.pending_root.glob("*.json")):
+            if not ID_PATTERN.fullmatch(path.stem):
+                continue
             try:
-                record = parse_record(EvidenceRecord, path.read_text(encoding="utf-8"), str(path))
-            except (RecordError, OSError, UnicodeDecodeError) as error:
-                raise EvidenceError(f"{path} is not an unsigned gate record: {error}") from None
-            if record.id != path.stem:
-                raise EvidenceError(f"{path} holds the record of {record.id}")
-            if record.environment == environment:
-                found.append(record)
+                data = read_regular_file(path)
+                record = parse_record(EvidenceRecord, data.decode("utf-8"), str(path))
+            except (RecordError, OSError, UnicodeDecodeError):
+                continue
+            if record.id == path.stem and record.environment == environment:
+                found.append((record, hashlib.sha256(data).hexdigest()))
         return found
 
     def append(self, record: EvidenceRecord, signer: CryptoSigner) -> Path:
@@ -176,15 +182,22 @@ class EvidenceStore:
         return found
 
     def _rolled_back(self, evidence_id: str) -> str:
-        """The environment a rollback record's signer holds the key of (the gate is named
-        by the id; the environment by the key, never by the payload)."""
+        """The environment whose key signed a rollback record (the gate is named by the id;
+        the environment by the key that verifies, never by the payload, nor by a key id a
+        signature merely claims)."""
         try:
             envelope = open_envelope((self.root / f"{evidence_id}.json").read_bytes(), PAYLOAD_TYPE)
         except (OSError, SignatureError):
             return ROLLBACK_GATE  # no environment's keys: it is refused, with the reason
-        owners = {self.keyring.owner(key_id) for key_id in envelope.signatures}
-        owners.discard(None)
-        return owners.pop() if len(owners) == 1 else ROLLBACK_GATE
+        owners = sorted({owner for key_id in envelope.signatures
+                         if (owner := self.keyring.owner(key_id))})  # fmt: skip
+        for owner in owners:
+            try:
+                self.get(evidence_id, ROLLBACK_GATE, owner)
+                return owner
+            except EvidenceError:
+                continue
+        return owners[0] if owners else ROLLBACK_GATE
 
 
 def ignored(rejected: list[Rejected], limit: int = 3) -> str:

@@ -19,6 +19,7 @@ from delivery.service_config import config_sha256
 from gates.checks import Baseline, Check, CheckResult, GateContext
 from gates.evidence import CheckRecord, EvidenceRecord
 from gates.evidence_store import EvidenceStore
+from gates.isolation import Isolation
 from gates.reference import REFERENCE_ENGINE, ReferenceModel
 from gates.subject import Subject, source_subject
 from model import BundleError, LoadedBundle, ModelRegistry
@@ -53,6 +54,13 @@ class GateRunner:
     data_dir: Callable[[], Path]
     # The key the gates present to an environment's service, where it asks for one.
     api_key: Callable[[str], str | None] = lambda environment: None
+    # How checks run (gates/isolation.py); by default as the trust policy says, with this
+    # machine's keys covered.
+    isolation: Isolation | None = None
+
+    def __post_init__(self) -> None:
+        if self.isolation is None:
+            self.isolation = self.store.keyring.isolation()
 
     def run(
         self,
@@ -81,7 +89,7 @@ class GateRunner:
                 project=self.project,
                 bundle=bundle or (lambda: self._reference(subject, Path(scratch))),
                 data_dir=self.data_dir,
-                isolation=self.store.keyring.isolation(),
+                isolation=self.isolation,
                 api_key=self.api_key,
                 baseline=baseline or (lambda check: None),
             )
@@ -119,7 +127,8 @@ class GateRunner:
 
     def preflight(self) -> None:
         """Fails before anything is deployed when the checks could not run isolated here."""
-        self.store.keyring.isolation().preflight()
+        assert self.isolation is not None
+        self.isolation.preflight()
 
     def _start(
         self, gate: str, environment: str, subject: Subject, ledger_head: str | None

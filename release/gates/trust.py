@@ -21,7 +21,7 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 from securesystemslib.signer import CryptoSigner, Key
 
-from gates.isolation import Isolation, forbidden_patterns
+from gates.isolation import SIGNING_KEY_VARIABLE, Isolation, forbidden_patterns
 from service.settings.schema import ENVIRONMENT_NAME, EnvironmentName, YamlSettings
 from support.config import load_yaml_settings
 from support.errors import ReleaseError
@@ -29,7 +29,6 @@ from support.files import atomic_write
 from support.signing import generate_key_pair, load_public_key, load_signer
 
 TRUST_FILE = "trust.yaml"
-SIGNING_KEY_VARIABLE = "EVIDENCE_SIGNING_KEY"
 
 
 class SigningKeyError(ReleaseError):
@@ -167,12 +166,6 @@ class Keyring:
                 + "): its evidence would never count"
             )
         return signer
-
-    def signs_here(self, gate: str) -> bool:
-        """Whether this machine's own pair signs `gate`'s evidence (local keys count and
-        it has one); else a signing step given a key does (on GitHub, the environment's
-        secret)."""
-        return self.settings.local_keys and self._local_private(gate).is_file()
 
     def check_local(self, gate: str) -> None:
         """SigningKeyError unless this machine's pair for `gate` would sign evidence that

@@ -155,14 +155,21 @@ class Ledger:
         own.append((entry, entry_hash(document)))
         return own[-1]
 
-    def pending(self, environment: str) -> list[tuple[LedgerEntry, str]]:
+    def pending(
+        self, environment: str, skip_damaged: bool = False
+    ) -> list[tuple[LedgerEntry, str]]:
         """The unsigned entries waiting for the signing step, read back, each with its hash
-        (RecordError when one is damaged)."""
+        (RecordError when one is damaged, unless `skip_damaged`: the signing step, given
+        the hashes of the entries it signs, passes over anything else)."""
         path = self.pending_path(environment)
         found = []
         for number, line in _lines(path):
-            entry = parse_record(LedgerEntry, line, f"{path} line {number}")
-            found.append((entry, entry_hash(json.loads(line))))
+            try:
+                entry = parse_record(LedgerEntry, line, f"{path} line {number}")
+                found.append((entry, entry_hash(json.loads(line))))
+            except (RecordError, ValueError):
+                if not skip_damaged:
+                    raise
         return found
 
     def seal(

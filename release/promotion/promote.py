@@ -30,6 +30,7 @@ from promotion.rules import (
     ReleaseTags,
     RollbackRefusedError,
     check_ledger,
+    check_ledger_below,
     not_older_than_the_release,
     release_baseline,
     release_tag,
@@ -37,7 +38,7 @@ from promotion.rules import (
     rollback_image,
     vouched_image,
 )
-from promotion.signing import Signing
+from promotion.signing_step import Batch, SigningStep
 from support.clock import utc_now
 from support.errors import ReleaseError
 from support.provenance import actor
@@ -47,6 +48,8 @@ from support.provenance import actor
 class Outcome:
     entry: LedgerEntry
     evidence: EvidenceRecord | None
+    # What it wrote unsigned, for the signing step.
+    unsigned: Batch = field(default_factory=Batch)
     # The rollback a failed gate set off, where the policy says so, or why there was none.
     rollback: "Outcome | None" = None
     rollback_refused: str | None = None
@@ -79,20 +82,18 @@ class Promoter:
     tag_on_release: bool = True
     # Signs an environment's unsigned records and entries, in a process of its own; None
     # where signing is a later step (GitHub: the key reaches only that step).
-    sign: Signing | None = None
+    sign: SigningStep | None = None
     # Raises when the state directory lost what the state branch holds (nothing then
     # relies on it).
     state_intact: Callable[[], None] = field(default=lambda: None)
+    # What the operation under way has written unsigned, per environment.
+    _batch: dict[str, Batch] = field(default_factory=dict, init=False)
 
     def promote(self, target: str, reference: str, given_tag: str | None = None) -> Outcome:
         environment = self.policy.environment(target)
         with self._operating(target):
             subject = self.subject_of(reference)
-            below = self.policy.previous(target)
-            if below is not None and below is not self.policy.first:
-                # Its signed ledger names every gate it ran, failures too: a record of it
-                # removed or spoilt stops promotions from it (rules.check_chain).
-                check_ledger(below.name, self.ledger, self.store)
+            check_ledger_below(self.policy, target, self.ledger, self.store)
             relied_on = required_evidence(self.policy, target, subject, self.store)
             not_older_than_the_release(target, subject, self.ledger, self.tags)
             tag = None
@@ -105,13 +106,15 @@ class Promoter:
                 from_environment=relied_on.environment, relied_on=[relied_on.id],
                 release_tag=tag, replaced=self.ledger.running(target),
             )  # fmt: skip
-        outcome = Outcome(entry, evidence)
+        outcome = Outcome(entry, evidence, self._batch.pop(target))
         if self.sign is None:
+            after = ("`sentiment registry tag-release` tags the release" if outcome.released
+                     else f"`sentiment rollback {target} --if-gate-failed` applies its "
+                     "on_gate_failure")  # fmt: skip
             self.log(f"{target}: its gate's evidence and ledger entries wait unsigned; "
-                     f"`sentiment sign {target}` signs them, then `sentiment rollback "
-                     f"{target} --if-gate-failed` applies its on_gate_failure")  # fmt: skip
+                     f"`sentiment sign {target}` signs them, then {after}")  # fmt: skip
             return outcome
-        self.sign(target)
+        self.sign(target, outcome.unsigned)
         if outcome.released and tag is not None:
             if self.tag_on_release:
                 self._tag_release(outcome)
@@ -139,7 +142,7 @@ class Promoter:
             self.log(f"{environment}: the gate failed; rolling back to the previous release")
             outcome = self._restore(environment, automatic=True)
         if self.sign is not None:
-            self.sign(environment)
+            self.sign(environment, outcome.unsigned)
         return outcome
 
     @contextmanager
@@ -147,16 +150,16 @@ class Promoter:
         """One promotion or rollback of `environment`: under its lock, once the state is
         ready. When it ends in an exception after it wrote entries (a deploy may have
         happened), what it wrote is signed all the same: the ledger keeps the trace."""
-        ready = False
+        self._batch[environment] = Batch()
         try:
             with self.ledger.locked(environment, self.policy.lock_timeout_seconds):
                 self._ready(environment)
-                ready = True
                 yield
         except BaseException:
-            if ready and self.sign is not None and self.ledger.pending(environment):
+            written = self._batch.pop(environment, None)
+            if written is not None and not written.empty and self.sign is not None:
                 try:
-                    self.sign(environment)
+                    self.sign(environment, written)
                 except Exception as error:  # the original failure is the one to report
                     self.log(f"{environment}: what the interrupted run wrote is unsigned: {error}")
             raise
@@ -222,7 +225,7 @@ class Promoter:
         with self._operating(environment):
             outcome = self._restore(environment, automatic=False)
         if self.sign is not None:
-            self.sign(environment)
+            self.sign(environment, outcome.unsigned)
         return outcome
 
     def _restore(self, environment: str, automatic: bool) -> Outcome:
@@ -241,7 +244,7 @@ class Promoter:
             automatic=automatic, release_tag=target.release_tag,
             replaced=self.ledger.running(environment), restores=target.sequence,
         )  # fmt: skip
-        return Outcome(entry, evidence)
+        return Outcome(entry, evidence, self._batch.pop(environment))
 
     def _deploy_and_check(
         self,
@@ -255,8 +258,10 @@ class Promoter:
         """Writes the "deploying" entry, deploys, runs the gate (whose signed record names
         that entry's hash), and writes the outcome entry."""
         assert subject.image is not None
+        batch = self._batch[environment]
         _, head = self.ledger.append(**self._entry(event, environment, subject, DEPLOYING, None),
                                      **details)  # fmt: skip
+        batch.entries.append(head)
         try:
             deployment = self.target.deploy(environment, subject.image)
         except DeliveryError as error:
@@ -268,10 +273,12 @@ class Promoter:
                     self.policy, self.ledger, self.store, self.repository, gate, check
                 ),
             )  # fmt: skip
+        batch.records[evidence.id] = self.store.written[evidence.id]
         result = RELEASED if evidence.passed else FAILED
-        entry, _ = self.ledger.append(
+        entry, outcome_hash = self.ledger.append(
             **self._entry(event, environment, subject, result, evidence.id), **details
         )
+        batch.entries.append(outcome_hash)
         return entry, evidence
 
     def _entry(

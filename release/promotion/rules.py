@@ -243,6 +243,16 @@ def vouched_image(
 OUTCOME_OWN = {"sequence", "previous", "result", "evidence", "at"}
 
 
+def check_ledger_below(policy: Policy, target: str, ledger: Ledger, store: EvidenceStore) -> None:
+    """LedgerTamperedError unless the ledger of the environment `target` takes images from
+    holds (where it has one: the first environment is deployed, never promoted to). It
+    names every gate it ran, failures too, so a failure spoilt or removed stops every
+    promotion from it (check_chain)."""
+    below = policy.previous(target)
+    if below is not None and below is not policy.first:
+        check_ledger(below.name, ledger, store)
+
+
 def gate_of(entry: LedgerEntry) -> str:
     """The gate whose record a ledger entry's event produced: the environment's own after
     a promotion, the rollback gate (run in that environment) after a rollback."""

@@ -107,14 +107,13 @@ class StateBranch:
         return self._commit([local] if local else [], message)[0]
 
     def lost(self) -> list[str]:
-        """The state files the local or the fetched branch holds that the state directory
-        lost: an evidence record removed or changed, a ledger cut or rewritten."""
+        """The state files the local branch holds that the state directory lost: an
+        evidence record removed or changed, a ledger cut or rewritten. (A pull merges the
+        remote branch into both, after checking its history only ever added.)"""
         here = self._local_files()
         lost = set()
-        for ref in (self._local_ref, self._remote_ref):
-            tip = self._tip(ref)
-            if tip is None:
-                continue
+        tip = self._tip(self._local_ref)
+        if tip is not None:
             for path, content in self._branch_files(tip).items():
                 found = here.get(path)
                 if found is None:
@@ -139,7 +138,7 @@ class StateBranch:
 
     def restore(self) -> str:
         """Puts back into the state directory what the local branch holds (merging, as
-        save does, so nothing here is lost either)."""
+        save does, so nothing here is lost either). `pull` brings the remote's."""
         self._refuse_a_code_branch()
         local = self._tip(self._local_ref)
         if local is None:
@@ -283,14 +282,51 @@ class StateBranch:
             return self._git(["write-tree"], env=env).decode().strip()
 
     def _fetch(self) -> bool:
-        """Fetches the remote branch; False when the remote has no such branch."""
+        """Fetches the remote branch (False when the remote has none), once its history
+        shows it was only ever added to (StateTamperedError otherwise)."""
+        before = self._tip(self._remote_ref)
         refspec = f"+{self._local_ref}:{self._remote_ref}"
         done = self._run(["fetch", "--quiet", self.remote, refspec])
-        if done.ok:
-            return True
-        if b"couldn't find remote ref" in done.stderr:
-            return False
-        raise ReleaseError(f"git fetch {self.remote} failed: {done.output}")
+        if not done.ok:
+            if b"couldn't find remote ref" in done.stderr:
+                return False
+            raise ReleaseError(f"git fetch {self.remote} failed: {done.output}")
+        after = self._tip(self._remote_ref)
+        if before is not None and after != before and not self._is_ancestor(before, after):
+            self._git(["update-ref", self._remote_ref, before])
+            raise StateTamperedError(
+                f"{self.remote}/{self.branch} was rewritten (force-pushed): it no longer "
+                f"holds {before[:12]}, which this checkout fetched before. Nothing was merged; "
+                "protect the branch and restore its history"
+            )
+        if after is not None:
+            self._only_added(before, after)
+        return True
+
+    def _only_added(self, known: str | None, tip: str) -> None:
+        """StateTamperedError unless every commit after `known` up to `tip` only adds
+        evidence and only extends ledgers, compared with each of its parents."""
+        span = f"{known}..{tip}" if known else tip
+        for line in self._git(["rev-list", "--parents", span]).decode().splitlines():
+            commit, *parents = line.split()
+            for parent in parents:
+                changes = self._git(["diff-tree", "-r", "--no-renames", "--name-status",
+                                     parent, commit]).decode().splitlines()  # fmt: skip
+                for change in changes:
+                    status, _, path = change.partition("\t")
+                    if status == "A" or not is_state_file(path):
+                        continue
+                    if status == "M" and path.startswith("ledger/"):
+                        old, new = (
+                            self._git(["show", f"{rev}:{path}"]) for rev in (parent, commit)
+                        )
+                        if new.startswith(old):
+                            continue
+                    raise StateTamperedError(
+                        f"{self.remote}/{self.branch} commit {commit[:12]} "
+                        f"{'removes' if status == 'D' else 'rewrites'} {path}: evidence and "
+                        "ledgers are only ever added to. Nothing was merged"
+                    )
 
     def _tip(self, ref: str) -> str | None:
         done = self._run(["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"])

@@ -20,11 +20,15 @@ class EnvironmentReport:
     entry: LedgerEntry | None  # the ledger's last entry for the environment
     # Why the ledger cannot be relied on, if it cannot.
     ledger_problem: str | None = None
+    # Entries a run wrote that wait for the signing step (`sentiment sign ENV`).
+    unsigned: int = 0
 
     @property
     def release(self) -> str:
         if self.ledger_problem:
             return "LEDGER DOES NOT HOLD"
+        if self.unsigned:
+            return f"{self.unsigned} ENTRIES UNSIGNED (sentiment sign {self.found.environment})"
         entry = self.entry
         if entry is not None and entry.result == DEPLOYING:
             runs = "its image runs, unchecked" if entry.image == self.found.image else (
@@ -44,6 +48,7 @@ class EnvironmentReport:
             "port": self.port,
             "ledger": self.entry.model_dump(mode="json") if self.entry else None,
             "ledger_problem": self.ledger_problem,
+            "unsigned": self.unsigned,
             "release": self.release,
         }
 
@@ -57,11 +62,10 @@ def environments_status(
         try:
             check_ledger(name, ledger, store)
             entries, problem = ledger.entries(name), None
+            unsigned = len(ledger.pending(name, skip_damaged=True))
         except RecordError as error:
-            entries, problem = [], str(error)
-        reports.append(
-            EnvironmentReport(
-                target.status(name), environment.port, entries[-1] if entries else None, problem
-            )
-        )
+            entries, problem, unsigned = [], str(error), 0
+        last = entries[-1] if entries else None
+        reports.append(EnvironmentReport(target.status(name), environment.port, last, problem,
+                                         unsigned))  # fmt: skip
     return reports

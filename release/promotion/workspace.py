@@ -28,6 +28,7 @@ from delivery.registry_tags import tag_in_registry
 from delivery.targets import DeployTarget
 from gates.evidence import EvidenceRecord
 from gates.evidence_store import EvidenceStore
+from gates.isolation import Isolation
 from gates.reference import reference_bundle
 from gates.runner import GateRunner
 from gates.subject import image_subject
@@ -38,9 +39,10 @@ from promotion.pipeline import Pipeline, PipelineReport
 from promotion.policy import Policy, load_policy
 from promotion.promote import Promoter
 from promotion.rules import superseded
-from promotion.signing import Signed, Signing, SigningProcess, sign_pending
+from promotion.signing_step import Batch, Signed, SigningProcess, SigningStep, sign_pending
 from promotion.state_branch import StateBranch
 from service.settings import ConfigError, Settings, load_settings
+from support.clock import compact, utc_now
 from support.errors import ReleaseError
 from support.git import Git
 from support.project import Project
@@ -143,7 +145,7 @@ class Workspace:
         return Ledger(state / "ledger", self.keyring, state / "pending" / "ledger")
 
     @cached_property
-    def signing(self) -> Signing | None:
+    def signing(self) -> SigningStep | None:
         """How gate evidence is signed when a gate or promotion here ends: by this
         machine's keys in a process of their own, where they count; None where a later
         step signs it with the environment's key (GitHub)."""
@@ -151,18 +153,44 @@ class Workspace:
             return None
         return SigningProcess(self.keyring, self.project.root, self.log)
 
-    def sign(self, environment: str, private_pem: bytes | None = None, source: str = "") -> Signed:
-        """The signing step (`sentiment sign`): `environment`'s unsigned records and entries,
-        checked and signed with the key given, else this machine's; then committed to the
-        local state branch, whose history then holds them."""
+    def sign(
+        self,
+        environment: str,
+        batch: Batch | None,
+        private_pem: bytes | None = None,
+        source: str = "",
+    ) -> Signed:
+        """The signing step (`sentiment sign`): `batch` (what the run said it wrote), else
+        `environment`'s unsigned entries and the records they name, checked and signed
+        with the key given, else this machine's; then committed to the local state
+        branch, whose history from then on holds them."""
         self.policy.environment(environment)
         self.check_state_intact()
         signer = self.keyring.signer(environment, private_pem, source)
         signed = sign_pending(environment, signer, self.store, self.ledger,
-                              self.policy.lock_timeout_seconds)  # fmt: skip
-        if signed.records or signed.entries:
-            self.save_state()
+                              self.policy.lock_timeout_seconds, batch)  # fmt: skip
+        self.save_state()
         return signed
+
+    def discard_unsigned(self, environment: str) -> str:
+        """Sets aside what waits unsigned for `environment` (records of gates run there
+        and its ledger entries), so it takes promotions again; said where it went."""
+        self.policy.environment(environment)
+        moment = compact(utc_now())
+        target = self.delivery.state_dir / "pending" / "discarded" / f"{moment}-{environment}"
+        moved = []
+        with self.ledger.locked(environment, self.policy.lock_timeout_seconds):
+            for record, _ in self.store.unsigned(environment):
+                moved.append(self.store.pending_root / f"{record.id}.json")
+            pending = self.ledger.pending_path(environment)
+            if pending.exists():
+                moved.append(pending)
+            for path in moved:
+                target.mkdir(parents=True, exist_ok=True)
+                path.rename(target / path.name)
+        if not moved:
+            return f"{environment}: nothing waits unsigned"
+        return f"{environment}: set aside {len(moved)} unsigned file(s) in {target}"
 
     def check_state_intact(self) -> None:
         """ReleaseError when the state directory lost evidence or ledger lines the state
@@ -393,6 +421,10 @@ class Workspace:
                 subject, self.model_store, self.engine, scratch
             ),
             lambda: data_dir_for(self.training, self.data_dir_override), self.api_keys.gate_key,
+            Isolation(
+                tuple(self.keyring.settings.check_environment),
+                (self.keyring.local_dir, self.api_keys.root),
+            ),
         )  # fmt: skip
 
     def source_gate(self, environment: str | None = None) -> EvidenceRecord:
@@ -412,7 +444,7 @@ class Workspace:
         version = self.pull_model(pin.digest).version if pin.digest else "current"
         record = self.gates.run_source_gate(first.name, first.gate, self.model_registry(), version)
         if self.signing is not None:
-            self.signing(first.name)
+            self.signing(first.name, Batch({record.id: self.store.written[record.id]}))
         else:
             self.log(f"{first.name}: its gate's evidence waits unsigned; `sentiment sign "
                      f"{first.name}` signs it")  # fmt: skip

@@ -1,6 +1,7 @@
 """Atomic file writes: a reader sees the old content or the new, never a torn one."""
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -58,5 +59,20 @@ def fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_regular_file(path: Path, limit: int = 64 * 1024 * 1024) -> bytes:
+    """The bytes of `path` if it is a regular file with one name, opened without following
+    a link (OSError otherwise): for files in folders something less trusted can write, so
+    a link there never makes this process read, or a link count never hides, another file."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            raise OSError(f"{path} is not a regular file with one name")
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            return handle.read(limit)
     finally:
         os.close(fd)

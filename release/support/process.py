@@ -4,14 +4,16 @@ never a shell; a timeout; and a failure that names the command and says why."""
 import os
 import shlex
 import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 from support.errors import ReleaseError
+from support.files import read_regular_file
 
 DEFAULT_TIMEOUT_SECONDS = 600
 # How much of a failed command's output an error message quotes.
@@ -111,7 +113,7 @@ def run_logged(
     (it is then stopped), 127 if it could not start (the reason is in the log). `env`
     adds to this process's environment, or is all of it without `inherit_environment`."""
     command = [str(part) for part in argv]
-    with log.open("ab") as output:
+    with open_log(log) as output:
         output.write(f"$ {shlex.join(command)}\n".encode())
         output.flush()
         try:
@@ -127,8 +129,25 @@ def run_logged(
             return 127
 
 
+def open_log(log: Path) -> BinaryIO:
+    """`log` opened to append, never through a link and only as a file with one name: a
+    check may write in the folder its log is in, and must not make this process write
+    into another file."""
+    fd = os.open(log, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        raise OSError(f"{log} is not a file of its own")
+    return os.fdopen(fd, "ab")
+
+
 def tail(log: Path, lines: int = 15) -> str:
-    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    """The last lines of a log (never through a link: see read_regular_file)."""
+    try:
+        text = read_regular_file(log).decode(errors="replace")
+    except OSError as error:
+        return f"(its log cannot be read: {error})"
+    return "\n".join(text.splitlines()[-lines:])
 
 
 def start(

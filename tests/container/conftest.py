@@ -156,7 +156,8 @@ class Delivery:
 
     def evidence(self, gate: str | None = None) -> list[EvidenceRecord]:
         keyring = Keyring(load_trust_settings(CONFIG_DIR), CONFIG_DIR, self.state_dir / "keys")
-        records = EvidenceStore(self.state_dir / "evidence", keyring).records()
+        pending = self.state_dir / "pending" / "evidence"
+        records = EvidenceStore(self.state_dir / "evidence", keyring, pending).records()
         return [record for record in records if gate in (None, record.gate)]
 
     def ledger(self, environment: str) -> list[LedgerEntry]:

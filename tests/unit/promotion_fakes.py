@@ -28,7 +28,7 @@ from model import ModelRegistry
 from promotion.ledger import Ledger
 from promotion.policy import Policy
 from promotion.promote import Promoter
-from promotion.signing import sign_pending
+from promotion.signing_step import Batch, sign_pending
 from support.clock import utc_now
 from support.project import Project
 from support.signing import sign
@@ -125,6 +125,8 @@ class Scripted(Check):
     kind = "scripted"
     Options = ScriptedOptions
     FAILING: ClassVar[set[tuple[str, str | None]]] = set()
+    # Run as the check runs, as a hostile check or one of its packages would act.
+    MISCHIEF: ClassVar[list[Callable[[GateContext], None]]] = []
     RUNS: ClassVar[list[tuple[str, str, str | None, str | None]]] = []
     # What each run was given as its figures on the current release.
     BASELINES: ClassVar[list[Baseline | None]] = []
@@ -138,15 +140,17 @@ class Scripted(Check):
         self.RUNS.append((self.name, context.environment, context.subject.digest, context.url))
         result.figures["runs"] = len(self.RUNS)
         self.BASELINES.append(context.baseline(self.name))
+        for act in self.MISCHIEF:
+            act(context)
         if key in self.FAILING:
             result.fail(f"{self.name} made to fail in {context.environment}")
 
 
 def reset_scripted() -> Iterator[None]:
-    for kept in (Scripted.FAILING, Scripted.RUNS, Scripted.BASELINES):
+    for kept in (Scripted.FAILING, Scripted.RUNS, Scripted.BASELINES, Scripted.MISCHIEF):
         kept.clear()
     yield
-    for kept in (Scripted.FAILING, Scripted.RUNS, Scripted.BASELINES):
+    for kept in (Scripted.FAILING, Scripted.RUNS, Scripted.BASELINES, Scripted.MISCHIEF):
         kept.clear()
 
 
@@ -297,9 +301,9 @@ class InProcessSigning:
     def check(self, environment: str) -> None:
         self.store.keyring.check_local(environment)
 
-    def __call__(self, environment: str) -> None:
+    def __call__(self, environment: str, batch: Batch) -> None:
         signer = self.store.keyring.signer(environment)
-        sign_pending(environment, signer, self.store, self.ledger, lock_timeout_seconds=0)
+        sign_pending(environment, signer, self.store, self.ledger, 0, batch)
         self.signed.append(environment)
         self.then()
 

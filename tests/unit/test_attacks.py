@@ -14,6 +14,7 @@ import pickle
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from gates.evidence import EvidenceRecord
 from gates.isolation import inside_sandbox
 from gates.reference import reference_bundle
 from gates.runner import GateRunner
-from promotion.signing import SigningRefusedError, sign_pending
+from promotion.ledger import entry_hash
 from promotion.state_branch import StateBranch
 from promotion.status import environments_status
 from support.clock import compact, timestamp, utc_now
@@ -224,18 +225,96 @@ def test_cross_gate_key(chain):
     assert "does not trust for stage" in message
 
 
-def test_a_forged_record_handed_to_another_environment_s_signing_step(chain):
-    """A test-job check writes a stage pass for X into the unsigned records: the test
-    key's signing step signs only test's own gate, whatever the record says."""
-    record = evidence(chain.store, "stage", X)
-    forged = record.model_copy(update={"environment": "test"})
-    chain.path(record).unlink()
-    chain.store.write_unsigned(forged)
-    with pytest.raises(SigningRefusedError, match="it is a record of the stage gate, and test's"):
-        sign_pending("test", chain.store.keyring.signer("test"), chain.store, chain.ledger, 0)
-    assert chain.store.records("stage") == [
-        r for r in chain.store.records("stage") if r.subject.digest != X.digest
-    ]
+def fail_stage_again(chain: Chain, *mischief) -> None:
+    """W's stage gate runs again and fails, while a check of it does `mischief`."""
+    Scripted.FAILING.add(("stage", W.digest))
+    Scripted.MISCHIEF.extend(mischief)
+    try:
+        assert not chain.promoter.promote("stage", W.image).released
+    finally:
+        Scripted.FAILING.clear()
+        Scripted.MISCHIEF.clear()
+        chain.prod_before = list(chain.target.calls)
+
+
+def pending(context) -> Path:
+    return context.evidence_root.parent / "pending" / "evidence"
+
+
+def planted_pass(context, about=W) -> EvidenceRecord:
+    """A passing stage record for `about`, newer than the run under way."""
+    later = utc_now() + timedelta(seconds=5)
+    return _record(context, about, f"{compact(later)}-stage-{about.digest[7:19]}", later)
+
+
+def _record(context, about, evidence_id, moment) -> EvidenceRecord:
+    return EvidenceRecord(
+        id=evidence_id, gate="stage", environment="stage", subject=about, url=None,
+        config_sha256=None, checked_from_commit="0" * 40, started_at=moment,
+        finished_at=moment, seconds=0.0, result="passed", checks=[], failures=[],
+        reports_dir="reports/x", actor="a check", ci_run=None,
+    )  # fmt: skip
+
+
+def test_a_record_planted_among_the_unsigned_is_never_signed(chain):
+    """A check writes a newer stage pass for W where unsigned records wait: the signing
+    step signs what the run said it wrote, and nothing else."""
+
+    def plant(context):
+        record = planted_pass(context)
+        (pending(context) / f"{record.id}.json").write_text(record.to_json())
+
+    fail_stage_again(chain, plant)
+    assert chain.store.unsigned("stage")  # there, and unsigned for good
+    chain.refused(W, f"the latest stage gate for image {W.digest} failed")
+
+
+def test_a_run_s_own_id_taken_before_it_writes_its_record(chain):
+    """The check knows the run's id (its reports folder is named after it) and writes a
+    pass under it first: the run fails to write, and what it signs is its deploy only."""
+
+    def squat(context):
+        record = _record(context, W, context.reports.name, utc_now())
+        (pending(context) / f"{record.id}.json").write_text(record.to_json())
+
+    with pytest.raises(ReleaseError, match="exists already"):
+        fail_stage_again(chain, squat)
+    *_, last = chain.ledger.entries("stage")
+    assert (last.result, last.digest) == ("deploying", W.digest)  # the trace, signed
+    chain.branch.lost = lambda: []
+    chain.refused(W, f"the latest stage gate for image {W.digest} failed")
+
+
+def test_junk_among_the_unsigned_does_not_keep_a_failure_from_being_signed(chain):
+    def litter(context):
+        (pending(context) / "garbage.json").write_text("{not json")
+        (pending(context) / f"{compact(utc_now())}-stage-{W.digest[7:19]}.json").write_text("[]")
+        ledger = context.evidence_root.parent / "pending" / "ledger" / "stage.jsonl"
+        with ledger.open("a") as handle:
+            handle.write("{not json\n")
+
+    fail_stage_again(chain, litter)
+    latest = chain.store.latest("stage", digest=W.digest)
+    assert latest is not None  # the failure was signed all the same
+    assert not latest.passed
+
+
+def test_an_entry_planted_among_the_unsigned_is_never_signed(chain):
+    """A well-chained "deploying X" entry written while the gate runs: not the run's,
+    so not signed (and gone with the run's unsigned file once it is signed)."""
+
+    def plant(context):
+        path = context.evidence_root.parent / "pending" / "ledger" / "stage.jsonl"
+        deploying = json.loads(path.read_text().splitlines()[-1])
+        forged = {**deploying, "sequence": deploying["sequence"] + 1, "digest": X.digest,
+                  "image": X.image, "previous": entry_hash(deploying)}  # fmt: skip
+        with path.open("a") as handle:
+            handle.write(json.dumps(forged) + "\n")
+
+    fail_stage_again(chain, plant)
+    assert X.digest not in [entry.digest for entry in chain.ledger.entries("stage")]
+    assert chain.ledger.pending("stage") == []
+    chain.refused(W, f"the latest stage gate for image {W.digest} failed")
 
 
 SNOOP = """
@@ -271,7 +350,8 @@ def test_key_in_a_check_s_environment(tmp_path, monkeypatch):
     paths = [str(path) for path in sorted(keys.glob("*"))]
     check = configure("snoop", {"check": "commands", "commands": [[sys.executable, str(snoop),
                                                                    *paths]]})  # fmt: skip
-    runner = GateRunner(store, Project(ROOT), None, lambda: FIXTURE_DATA)
+    isolation = replace(store.keyring.isolation(), readable=(snoop,))
+    runner = GateRunner(store, Project(ROOT), None, lambda: FIXTURE_DATA, isolation=isolation)
     record = runner.run("stage", "stage", subject(1), [check], None)
     assert record.passed, record.failures
     log = (store.reports_dir(record.id) / "snoop.log").read_text()
@@ -311,3 +391,46 @@ def test_pickle_in_the_image_under_test(registry_copy, tmp_path):
     assert "does not carry model" in record.failures[0]
     assert "model.joblib is not the same" in record.failures[0]
     assert not marker.exists()
+
+
+LINKER = """
+import glob, os, sys
+target = sys.argv[1]
+for folder in glob.glob(sys.argv[2] + "/reports/*/"):
+    log = os.path.join(folder, "escape.log")
+    os.remove(log)
+    os.symlink(target, log)
+print("linked")
+sys.exit(1)
+"""
+
+
+@pytest.mark.parametrize("to", ["key", "code"])
+def test_a_link_in_a_check_s_reports_folder(tmp_path, to):
+    """The one place a check may write is its reports folder, which the gate then reads
+    and appends to: a log replaced by a link to a key (or to a file the signing step will
+    load) makes the gate read or write nothing through it."""
+    if inside_sandbox():
+        pytest.skip("run by a gate's check: the sandbox around it holds, and cannot nest")
+    store = make_evidence_store(tmp_path / "evidence")
+    key = store.keyring.local_dir / "stage.pem"
+    planted = tmp_path / "planted.pth"
+    planted.write_text("")
+    linker = tmp_path / "linker.py"
+    linker.write_text(LINKER)
+    target = key if to == "key" else planted
+    commands = [
+        [sys.executable, str(linker), str(target), str(store.root)],
+        [sys.executable, "-c", "print('import os; os.system(\"touch /tmp/pwned\")')"],
+    ]
+    check = configure("escape", {"check": "commands", "commands": commands})
+    isolation = replace(store.keyring.isolation(), readable=(tmp_path,))
+    runner = GateRunner(store, Project(ROOT), None, lambda: FIXTURE_DATA, isolation=isolation)
+    record = runner.run("stage", "stage", subject(1), [check], None)
+    assert not record.passed
+    said = "\n".join(record.failures)
+    assert "PRIVATE KEY" not in said
+    assert "cannot be read" in said  # its log, through the link, is refused
+    assert "is not a file of its own" in said or "Too many levels" in said  # never written
+    assert "PRIVATE KEY" in key.read_text()  # the key itself untouched
+    assert planted.read_text() == ""

@@ -1,6 +1,8 @@
 """The pieces gates are made of: the check registry, evidence records, the pytest, command,
 quality and load checks, and how records are summarised."""
 
+from dataclasses import replace
+
 import pytest
 
 from gates.checks import CHECKS, Baseline, Check, configure
@@ -12,7 +14,7 @@ from gates.evidence import EvidenceError
 from gates.runner import GateRunner
 from gates.summary import describe, markdown_table
 from promotion.ledger import Ledger
-from promotion.signing import sign_pending
+from promotion.signing_step import Batch, sign_pending
 from support.project import Project
 from support.provenance import ci_run_url
 from tests.conftest import FIXTURE_DATA, ROOT, make_evidence_store
@@ -88,13 +90,15 @@ def test_the_name_is_the_kind_unless_check_says_otherwise():
 
 def gate(tmp_path, checks, url=None):
     store = make_evidence_store(tmp_path / "evidence")
-    runner = GateRunner(store, Project(ROOT), None, lambda: FIXTURE_DATA)
+    # The suites these tests write live in a temporary directory: shown to the checks.
+    isolation = replace(store.keyring.isolation(), readable=(tmp_path.parent,))
+    runner = GateRunner(store, Project(ROOT), None, lambda: FIXTURE_DATA, isolation=isolation)
     return runner.run("test", "test", subject(1), checks, url), store
 
 
 def signed(store):
     ledger = Ledger(store.root.parent / "ledger", store.keyring, store.root.parent / "pending")
-    sign_pending("test", store.keyring.signer("test"), store, ledger, lock_timeout_seconds=0)
+    sign_pending("test", store.keyring.signer("test"), store, ledger, 0, Batch(dict(store.written)))
 
 
 def test_a_gate_records_each_check_its_kind_and_options(tmp_path):
@@ -105,7 +109,7 @@ def test_a_gate_records_each_check_its_kind_and_options(tmp_path):
     [check] = record.checks
     assert (check.name, check.check, check.options["commands"]) == ("lint", "commands", [["true"]])
     # The gate holds no key: its record waits, unsigned, for the signing step.
-    assert store.unsigned("test") == [record]
+    assert [found for found, _ in store.unsigned("test")] == [record]
     assert store.records() == []
     signed(store)
     assert store.get(record.id, record.gate) == record

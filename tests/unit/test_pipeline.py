@@ -15,6 +15,7 @@ from promotion.ledger import Ledger
 from promotion.pipeline import Pipeline
 from promotion.policy import Policy, load_policy
 from promotion.promote import Promoter
+from promotion.signing_step import Batch
 from support.git import Git
 from support.project import Project
 from tests.conftest import FIXTURE_DATA, ROOT, make_evidence_store
@@ -73,7 +74,7 @@ class Stand:
 
         def source_gate():
             record = runner.run_source_gate(first.name, first.gate, registry)
-            self.signing(first.name)
+            self.signing(first.name, Batch({record.id: self.store.written[record.id]}))
             return record
 
         self.pipeline = Pipeline(

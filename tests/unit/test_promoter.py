@@ -492,3 +492,27 @@ def test_a_later_rerun_of_the_release_never_becomes_its_baseline(promoter):
     evidence(promoter.store, "dev", B)
     promoter.promote("test", B.image)
     assert [Scripted.BASELINES[-1].evidence] == relied_on
+
+
+def test_on_github_each_step_of_a_failed_release_is_its_own(promoter):
+    """Where a later step signs (GitHub: the key reaches only that step), a promotion stops
+    at its unsigned gate; the signing step signs what it said it wrote; then, from the
+    signed ledger, the failed gate is rolled back; and that is signed in turn."""
+    signing, promoter.sign = promoter.sign, None
+    staged(promoter, A, B)
+    signing("prod", promoter.promote("prod", A.image).unsigned)
+    Scripted.FAILING.add(("prod", B.digest))
+    failed = promoter.promote("prod", B.image)
+    assert not failed.released
+    assert failed.rollback is None  # not before its evidence is signed
+    [prod] = [r for r in status(promoter) if r.found.environment == "prod"]
+    assert prod.release == "2 ENTRIES UNSIGNED (sentiment sign prod)"
+    with pytest.raises(PromotionRefusedError, match="left unsigned"):
+        promoter.rollback_if_gate_failed("prod")
+    signing("prod", failed.unsigned)
+    rolled_back = promoter.rollback_if_gate_failed("prod")
+    assert rolled_back.entry.automatic
+    assert promoter.target.running["prod"] == A.image
+    signing("prod", rolled_back.unsigned)
+    assert results(promoter)[-1] == ("rollback", "released", A.digest)
+    assert promoter.rollback_if_gate_failed("prod") is None  # the last entry is no failure

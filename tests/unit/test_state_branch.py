@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from promotion.state_branch import StateBranch, StateConflictError, merge
+from promotion.state_branch import StateBranch, StateConflictError, StateTamperedError, merge
 from support.errors import ReleaseError
 
 BRANCH = "delivery-state"
@@ -183,3 +183,55 @@ def test_a_branch_that_holds_code_is_never_the_state_branch(tmp_path, origin, br
         with pytest.raises(ReleaseError, match=f"state_branch '{branch}' holds this repository"):
             operation()
     assert {ref: git(clone, "rev-parse", ref) for ref in ("main", "feature")} == before
+
+
+def test_what_the_branch_holds_and_the_state_lost_is_named_then_restored(origin, tmp_path):
+    clone = make_clone(origin, tmp_path / "clone")
+    add_evidence(clone, RECORD_A, "failed")
+    append_ledger(clone, "stage", "deploying", "failed")
+    state = state_of(clone)
+    state.save("signed")
+    state.check_intact()
+    (clone / ".delivery" / "evidence" / f"{RECORD_A}.json").unlink()
+    ledger = clone / ".delivery" / "ledger" / "stage.jsonl"
+    ledger.write_text(ledger.read_text().splitlines(keepends=True)[0])
+    assert state.lost() == [f"evidence/{RECORD_A}.json (removed)",
+                            "ledger/stage.jsonl (cut or rewritten)"]  # fmt: skip
+    with pytest.raises(StateTamperedError, match="sentiment state restore"):
+        state.check_intact()
+    state.restore()
+    assert state.lost() == []
+    assert '"failed"' in (clone / ".delivery" / "evidence" / f"{RECORD_A}.json").read_text()
+
+
+def rewrite_remote(origin: Path, tmp_path: Path, change) -> None:
+    """Someone with push rights commits `change` to the state branch."""
+    other = make_clone(origin, tmp_path / "rewriter")
+    git(other, "checkout", "-q", BRANCH)
+    change(other)
+    if git(other, "status", "--porcelain"):
+        git(other, "commit", "-q", "-am", "tidy up")
+    git(other, "push", "-q", "--force", "origin", BRANCH)
+
+
+@pytest.mark.parametrize(
+    ("change", "refusal"),
+    [
+        (lambda c: git(c, "rm", "-q", f"evidence/{RECORD_A}.json"), "removes evidence/"),
+        (lambda c: (c / "ledger" / "stage.jsonl").write_text('{"entry": "other"}\n'),
+         "rewrites ledger/stage.jsonl"),
+        (lambda c: git(c, "reset", "-q", "--hard", "HEAD~1"), "was rewritten"),
+    ],
+    ids=["removed", "ledger rewritten", "force-pushed"],
+)  # fmt: skip
+def test_a_pull_refuses_a_branch_whose_history_did_more_than_add(origin, tmp_path, change, refusal):
+    clone = make_clone(origin, tmp_path / "clone")
+    add_evidence(clone, RECORD_A, "failed")
+    append_ledger(clone, "stage", "deploying", "failed")
+    state_of(clone).push("first")
+    add_evidence(clone, RECORD_B)
+    state_of(clone).push("second")
+    rewrite_remote(origin, tmp_path, change)
+    with pytest.raises(StateTamperedError, match=refusal):
+        state_of(clone).pull()
+    assert (clone / ".delivery" / "evidence" / f"{RECORD_A}.json").exists()

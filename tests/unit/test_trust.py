@@ -62,7 +62,6 @@ def test_without_local_keys_only_committed_keys_count(tmp_path):
     local_id, made = keyring.create_local("stage")
     assert made
     assert local_id not in keyring.trusted("stage")
-    assert not keyring.signs_here("stage")
     with pytest.raises(SigningKeyError, match="local_keys: false"):
         keyring.signer("stage")
     with pytest.raises(SigningKeyError, match="local_keys: false"):

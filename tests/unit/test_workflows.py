@@ -337,9 +337,21 @@ def test_the_git_token_reaches_git_through_its_environment_only(tmp_path):
 
 SIGN_STEP = re.compile(
     r"""printf '%s\\n' "\$EVIDENCE_SIGNING_KEY" \| \.venv/bin/sentiment sign (dev|"\$ENV")"""
-    r" (--check )?--key-file -"
+    r"""( --check --key-file -| --key-file - --batch "\$UNSIGNED")"""
 )
 RUNS_CHECKS = re.compile(r"make (gate|promote|rollback)\b|sentiment rollback\b")
+
+
+def test_a_failed_gate_is_rolled_back_only_after_its_evidence_is_signed():
+    deploy = load("deploy.yml")["jobs"]["deploy"]
+    after = step_named(
+        load("deploy.yml"), "Roll back after a failed gate, where the policy says so"
+    )
+    assert "steps.sign.outcome == 'success'" in after["if"]
+    assert "steps.promote.outputs.gate == 'failed'" in after["if"]
+    assert after["run"] == '.venv/bin/sentiment rollback "$ENV" --if-gate-failed'
+    names = [step.get("name") for step in deploy["steps"]]
+    assert names.index("Sign what the gate left") < names.index(after["name"])
 
 
 def test_the_signing_secret_reaches_only_the_signing_steps_after_the_checks():
@@ -359,8 +371,13 @@ def test_the_signing_secret_reaches_only_the_signing_steps_after_the_checks():
                 if holds_key:
                     found += 1
                     assert SIGN_STEP.fullmatch(run.strip()), (name, job_id, step)
-                    assert set(step["env"]) == {"EVIDENCE_SIGNING_KEY"}, (name, step)
-                    signing_after |= "--check" not in run
+                    assert set(step["env"]) <= {"EVIDENCE_SIGNING_KEY", "UNSIGNED"}, step
+                    if "--check" not in run:
+                        # Signs even after a failed or cancelled check step (a failure is
+                        # evidence), only what that step said it wrote.
+                        assert step["if"].startswith("${{ always() &&"), (name, step)
+                        assert "outputs.unsigned" in step["env"]["UNSIGNED"], (name, step)
+                        signing_after = True
                 else:
                     assert "EVIDENCE_SIGNING_KEY" not in run, (name, step)
                 if RUNS_CHECKS.search(run) and "environment" in job:

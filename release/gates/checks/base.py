@@ -4,6 +4,7 @@ gate's context, returning a result that says what it measured and what fell shor
 A check never raises for a failed check: a failure is in the result it returns.
 """
 
+import os
 import re
 import tempfile
 import time
@@ -149,11 +150,14 @@ class GateContext:
         timeout: float,
         env: Mapping[str, str] | None = None,
     ) -> int | None:
-        """Runs a check's process from the repository root, output appended to `log`: with
-        the allowed environment and `env` only, in the sandbox where there are keys to
-        hide (gates/isolation.py). Its exit code, None when it timed out."""
+        """Runs a check's process from the repository root, output appended to `log`: in
+        its sandbox, with the allowed environment and `env` only (gates/isolation.py).
+        Its exit code, None when it timed out."""
+        readable = [self.project.root]
+        if os.environ.get("SENTIMENT_DATA_DIR"):
+            readable.append(Path(os.environ["SENTIMENT_DATA_DIR"]))
         with tempfile.TemporaryDirectory(prefix="check-") as scratch:
-            command = self.isolation.command(argv, writable=[self.reports, Path(scratch)])
+            command = self.isolation.command(argv, [self.reports, Path(scratch)], readable)
             return run_logged(
                 command, log, cwd=self.project.root, timeout=timeout,
                 env=self.isolation.environment(Path(scratch), env), inherit_environment=False,

@@ -1,6 +1,7 @@
 """`load`: locust, headless, against the deployed service, judged by the check's thresholds."""
 
 import csv
+import io
 import sys
 from pathlib import Path
 from typing import Any, Protocol
@@ -8,6 +9,7 @@ from typing import Any, Protocol
 from pydantic import Field
 
 from gates.checks.base import Check, CheckOptions, CheckResult, GateContext, register
+from support.files import read_regular_file
 from support.process import tail
 
 # Locust's own start-up and shutdown on top of the run time.
@@ -109,8 +111,15 @@ def run_locust(
 
 def aggregated_figures(stats_csv: Path) -> dict[str, float]:
     """The "Aggregated" row of locust's <prefix>_stats.csv."""
-    with stats_csv.open(newline="") as handle:
-        rows = [row for row in csv.DictReader(handle) if row["Name"] == "Aggregated"]
+    try:  # locust writes it, in the check's folder: never read through a link
+        text = read_regular_file(stats_csv).decode("utf-8", errors="replace")
+    except OSError:
+        text = ""
+    rows = [
+        row
+        for row in csv.DictReader(io.StringIO(text, newline=""))
+        if row.get("Name") == "Aggregated"
+    ]
     if not rows:
         return {"requests": 0, "failures": 0, "failure_ratio": 0.0, "rps": 0.0,
                 "median_ms": 0.0, "p95_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0}  # fmt: skip

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import Field
 
 from gates.checks.base import Check, CheckOptions, CheckResult, GateContext, register
+from support.files import read_regular_file
 from support.process import tail
 
 
@@ -31,7 +32,8 @@ def junit_counts(path: Path) -> dict[str, int]:
     """tests, passed, failed, errors, skipped from a junit XML report (zeros when absent)."""
     counts = dict.fromkeys(("tests", "passed", "failed", "errors", "skipped"), 0)
     try:
-        root = ElementTree.parse(path).getroot()  # noqa: S314  (our own pytest's report)
+        # A check writes it: read as a file of its own, never through a link.
+        root = ElementTree.fromstring(read_regular_file(path))  # noqa: S314
     except (OSError, ElementTree.ParseError):
         return counts
     suites = [root] if root.tag == "testsuite" else root.findall("testsuite")
