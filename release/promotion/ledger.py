@@ -47,6 +47,11 @@ from support.records import Record, RecordError, parse_record
 from support.signing import SignatureError, sign_detached, verify_detached
 
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+UNTIL_RESTORED = (
+    "Nothing relies on this ledger until it is the one the state branch holds, or extends "
+    "it by signed entries (`git show <state branch>:ledger/<env>.jsonl`; `sentiment state "
+    "restore` puts back what was cut)"
+)
 # What a ledger entry's signatures are over (DSSE's payload type).
 PAYLOAD_TYPE = "application/vnd.sentiment-release.ledger-entry+json"
 RELEASED = "released"
@@ -203,8 +208,8 @@ class Ledger:
             if _before_chaining(line):
                 raise LedgerTamperedError(
                     f"{where} was written before ledgers were hash-chained (it has no "
-                    "`previous`), so nothing can vouch for it: move the file aside and let "
-                    "the next promotion start the ledger afresh"
+                    "`previous`), so nothing can vouch for it: start a new state branch "
+                    "(README: Upgrading a delivery-state branch)"
                 )
             document, signatures = _signed_line(line, where)
             try:
@@ -215,8 +220,7 @@ class Ledger:
                 )  # fmt: skip
             except SignatureError as error:
                 raise LedgerTamperedError(
-                    f"{where} does not count: {error}. Nothing relies on this ledger; restore "
-                    "it from the state branch's history (git log <state branch> -- ledger/)"
+                    f"{where} does not count: {error}. {UNTIL_RESTORED}"
                 ) from None
             entry = parse_record(LedgerEntry, json.dumps(document), where)
             expected = chain[-1][1] if chain else None
@@ -228,8 +232,7 @@ class Ledger:
             if entry.sequence != len(chain) + 1 or entry.previous != expected:
                 raise LedgerTamperedError(
                     f"{where} (entry #{entry.sequence}) does not follow the line before it: "
-                    "the ledger was edited, reordered or cut. Nothing relies on it; restore "
-                    "it from the state branch's history (git log <state branch> -- ledger/)"
+                    f"the ledger was edited, reordered or cut. {UNTIL_RESTORED}"
                 )
             chain.append((entry, entry_hash(document)))
         return chain
@@ -303,9 +306,9 @@ def _signed_line(line: str, where: str) -> tuple[dict, object]:
         raise RecordError(f"{where} is damaged: not JSON") from None
     if not isinstance(document, dict) or set(document) != {"entry", "signatures"}:
         raise LedgerTamperedError(
-            f"{where} is not a signed ledger entry ({{entry, signatures}}): entries written "
-            "before ledgers were signed, or by hand, never count. Nothing relies on this "
-            "ledger; move the file aside and let the next promotion start it afresh"
+            f"{where} is not a signed ledger entry ({{entry, signatures}}): a line written by "
+            "hand, or before ledgers were signed (README: Upgrading a delivery-state "
+            f"branch), never counts. {UNTIL_RESTORED}"
         )
     entry, signatures = document["entry"], document["signatures"]
     if not isinstance(entry, dict) or not isinstance(signatures, list):

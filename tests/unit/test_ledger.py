@@ -222,7 +222,7 @@ def test_a_ledger_from_before_the_chain_is_refused_with_what_to_do(ledger):
         json.dumps({**unchained, "sequence": 1, "schema_version": 1}) + "\n"
     )
     with pytest.raises(LedgerTamperedError, match=r"line 1 was written before ledgers were "
-                       r"hash-chained .* move the file aside"):  # fmt: skip
+                       r"hash-chained .* start a new state branch"):  # fmt: skip
         ledger.entries("prod")
 
 
