@@ -66,6 +66,10 @@ def _differences(reference: Path, image_models: Path, version: str) -> list[str]
     if current != version:
         return [f"its current model is {current!r}, not {version}"]
     shipped = image_models / "versions" / version
+    links = [str(path.relative_to(image_models)) for path in image_models.rglob("*")
+             if path.is_symlink()]  # fmt: skip
+    if links:  # inside the image a link names another file than it does here
+        return [f"it holds links ({', '.join(sorted(links)[:3])}), not files"]
     names = sorted(path.name for path in reference.iterdir() if path.is_file())
     found = sorted(path.name for path in shipped.iterdir()) if shipped.is_dir() else []
     problems = [

@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ from tests.conftest import CONFIG_DIR, FIXTURE_DATA, FIXTURE_UAT, LENIENT_GATE, 
 SENTIMENT = str(Path(sys.executable).parent / "sentiment")
 PREFIX = "sentiment-pytest-"
 REPOSITORY_POLICY = CONFIG_DIR / "promotion.yaml"
+# The state branch of this session's promotions, removed after it.
+STATE_BRANCH = f"pytest-delivery-state-{uuid.uuid4().hex[:12]}"
 # The gates of the repository's policy, fitted to the fixture model and to a test's time.
 FITTED_CHECKS = {
     "dev": {
@@ -90,8 +93,11 @@ def write_policy(
     **settings: str,
 ) -> Path:
     """The repository's policy with these ports and these environments' checks (and only
-    these environments, when `only` names them), top-level `settings` changed."""
-    policy = {**yaml.safe_load(REPOSITORY_POLICY.read_text()), **settings}
+    these environments, when `only` names them), top-level `settings` changed. Its state
+    branch is the session's own: every signing step commits to it, and the checkout's
+    real one witnesses the checkout's real state."""
+    policy = {**yaml.safe_load(REPOSITORY_POLICY.read_text()), "state_branch": STATE_BRANCH,
+              **settings}  # fmt: skip
     if only:
         policy["environments"] = [e for e in policy["environments"] if e["name"] in only]
     for environment in policy["environments"]:
@@ -218,6 +224,8 @@ def delivery(
         subprocess.run([engine.binary, "rm", "--force", "--time", "0", tool.container(environment)],
                        capture_output=True, check=False)  # fmt: skip
     tool.run("registry", "stop", check=False)
+    subprocess.run(["git", "-C", str(ROOT), "branch", "-D", STATE_BRANCH], capture_output=True,
+                   check=False)  # fmt: skip
 
 
 @pytest.fixture(scope="session")

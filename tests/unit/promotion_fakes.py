@@ -344,4 +344,4 @@ class FakeEngine:
 
     def copy_from_image(self, reference, source, target):
         assert source == "/app/models"
-        shutil.copytree(self.models, target)
+        shutil.copytree(self.models, target, symlinks=True)  # as `podman cp` copies links

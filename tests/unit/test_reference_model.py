@@ -93,3 +93,17 @@ def test_an_image_without_a_model_digest_has_no_reference(registry_copy, image_m
             subject_of(registry_copy, model_digest=None), FakeModelStore(registry_copy),
             FakeEngine(image_models), tmp_path / "scratch",
         )  # fmt: skip
+
+
+def test_an_image_whose_model_is_a_link_is_refused(registry_copy, image_models, tmp_path):
+    """A link to a copy of the genuine file compares equal here, and is another file in
+    the container."""
+    version = registry_copy.current_version()
+    model = image_models / "versions" / version / "model.joblib"
+    model.unlink()
+    model.symlink_to(registry_copy.path_of(version) / "model.joblib")
+    with pytest.raises(DeliveryError, match=r"it holds links \(versions/.*/model\.joblib\)"):
+        reference_bundle(
+            subject_of(registry_copy), FakeModelStore(registry_copy), FakeEngine(image_models),
+            tmp_path / "scratch",
+        )  # fmt: skip
