@@ -465,7 +465,8 @@ def test_only_the_publish_state_job_holds_a_write_token_and_it_runs_no_tests():
         "This run's evidence and ledger"))  # fmt: skip
     download = next(s for s in publish["steps"] if s.get("name") == (
         "The deploy job's evidence and ledger"))  # fmt: skip
-    assert upload["with"]["name"] == download["with"]["name"]
+    assert jobs["deploy"]["outputs"]["state-artifact"] == upload["with"]["name"]
+    assert download["with"]["name"] == "${{ needs.deploy.outputs.state-artifact }}"
 
 
 def test_the_venv_cache_is_keyed_on_everything_make_setup_reads():
