@@ -6,7 +6,7 @@ Layout under the state directory:
     evidence/reports/<id>/      junit XML, locust CSV/HTML, logs of that gate run
     pending/evidence/<id>.json  a record as a gate run left it, unsigned: the process that
                                 runs checks holds no key; the signing step signs it
-                                (promotion/signing.py) and moves it to evidence/
+                                (promotion/signing_step.py) and moves it to evidence/
 
 Reading verifies: a record whose envelope does not verify against the trust policy is
 never returned; `rejected` says which were set aside and why, for refusals to cite.

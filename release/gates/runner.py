@@ -4,7 +4,7 @@ nothing here knows an environment by name.
 
 A gate run never raises for a failed check: the failure is in the record it returns. The
 record is left unsigned: the process that runs checks holds no key, and the signing
-step (promotion/signing.py) signs it in a process of its own.
+step (promotion/signing_step.py) signs it in a process of its own.
 """
 
 import tempfile

@@ -3,7 +3,7 @@ each entry signed by that environment's key.
 
     <state>/ledger/<env>.jsonl            one signed entry per line, never rewritten
     <state>/pending/ledger/<env>.jsonl    entries written by a promotion or rollback,
-                                          waiting for the signing step (promotion/signing.py)
+                                          waiting for the signing step (promotion/signing_step.py)
     <state>/ledger/<env>.lock             held for a whole promotion, rollback or signing
 
 A line is {"entry": {...}, "signatures": [...]}: the entry as readable JSON and DSSE

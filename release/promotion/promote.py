@@ -106,7 +106,8 @@ class Promoter:
                 from_environment=relied_on.environment, relied_on=[relied_on.id],
                 release_tag=tag, replaced=self.ledger.running(target),
             )  # fmt: skip
-        outcome = Outcome(entry, evidence, self._batch.pop(target))
+            unsigned = self._batch[target]
+        outcome = Outcome(entry, evidence, unsigned)
         if self.sign is None:
             after = ("`sentiment registry tag-release` tags the release" if outcome.released
                      else f"`sentiment rollback {target} --if-gate-failed` applies its "
@@ -114,7 +115,6 @@ class Promoter:
             self.log(f"{target}: its gate's evidence and ledger entries wait unsigned; "
                      f"`sentiment sign {target}` signs them, then {after}")  # fmt: skip
             return outcome
-        self.sign(target, outcome.unsigned)
         if outcome.released and tag is not None:
             if self.tag_on_release:
                 self._tag_release(outcome)
@@ -140,29 +140,30 @@ class Promoter:
             if last is None or last.event != "promote" or last.result != FAILED:
                 return None
             self.log(f"{environment}: the gate failed; rolling back to the previous release")
-            outcome = self._restore(environment, automatic=True)
-        if self.sign is not None:
-            self.sign(environment, outcome.unsigned)
-        return outcome
+            return self._restore(environment, automatic=True)
 
     @contextmanager
     def _operating(self, environment: str) -> Iterator[None]:
         """One promotion or rollback of `environment`: under its lock, once the state is
-        ready. When it ends in an exception after it wrote entries (a deploy may have
-        happened), what it wrote is signed all the same: the ledger keeps the trace."""
-        self._batch[environment] = Batch()
+        ready; then, the lock released, what it wrote is signed (where this machine signs).
+        When it ends in an exception after it wrote entries (a deploy may have happened),
+        that is signed all the same: the ledger keeps the trace."""
+        written = self._batch[environment] = Batch()
         try:
             with self.ledger.locked(environment, self.policy.lock_timeout_seconds):
                 self._ready(environment)
                 yield
         except BaseException:
-            written = self._batch.pop(environment, None)
-            if written is not None and not written.empty and self.sign is not None:
+            if not written.empty and self.sign is not None:
                 try:
                     self.sign(environment, written)
                 except Exception as error:  # the original failure is the one to report
                     self.log(f"{environment}: what the interrupted run wrote is unsigned: {error}")
             raise
+        finally:
+            self._batch.pop(environment, None)
+        if not written.empty and self.sign is not None:
+            self.sign(environment, written)
 
     def _preflight(self, environment: str) -> None:
         """Before anything is deployed: the checks can run isolated, and what will sign
@@ -223,10 +224,7 @@ class Promoter:
     def rollback(self, environment: str) -> Outcome:
         self.policy.environment(environment)
         with self._operating(environment):
-            outcome = self._restore(environment, automatic=False)
-        if self.sign is not None:
-            self.sign(environment, outcome.unsigned)
-        return outcome
+            return self._restore(environment, automatic=False)
 
     def _restore(self, environment: str, automatic: bool) -> Outcome:
         """Redeploys the rollback target and checks it (the lock is held). Only an image of
@@ -244,7 +242,7 @@ class Promoter:
             automatic=automatic, release_tag=target.release_tag,
             replaced=self.ledger.running(environment), restores=target.sequence,
         )  # fmt: skip
-        return Outcome(entry, evidence, self._batch.pop(environment))
+        return Outcome(entry, evidence, self._batch[environment])
 
     def _deploy_and_check(
         self,
