@@ -126,7 +126,12 @@ class StateBranch:
 
     def check_intact(self) -> None:
         """StateTamperedError when the state directory lost what the branch holds: a
-        removed failure or a cut ledger never makes it as if it had not happened."""
+        removed failure or a cut ledger never makes it as if it had not happened. A state
+        directory with no evidence and no ledger at all is a fresh one (another checkout's,
+        an act job's): removing everything leaves nothing to promote on, and the next
+        save brings the branch's files back."""
+        if not self._local_files():
+            return  # a fresh state directory: its first save brings the branch's files in
         lost = self.lost()
         if lost:
             shown = ", ".join(lost[:5]) + (f" and {len(lost) - 5} more" if len(lost) > 5 else "")

@@ -235,3 +235,20 @@ def test_a_pull_refuses_a_branch_whose_history_did_more_than_add(origin, tmp_pat
     with pytest.raises(StateTamperedError, match=refusal):
         state_of(clone).pull()
     assert (clone / ".delivery" / "evidence" / f"{RECORD_A}.json").exists()
+
+
+def test_a_fresh_state_directory_is_not_held_to_the_branch(origin, tmp_path):
+    """Another state directory of the same checkout (an act job's, say) starts empty: it
+    is not a pruned one, and its first save brings the branch's files in."""
+    clone = make_clone(origin, tmp_path / "clone")
+    add_evidence(clone, RECORD_A, "failed")
+    state_of(clone).save("signed")
+    fresh = StateBranch(clone, tmp_path / "fresh", BRANCH, "origin")
+    fresh.check_intact()
+    fresh.save("first")
+    assert (tmp_path / "fresh" / "evidence" / f"{RECORD_A}.json").exists()
+    (tmp_path / "fresh" / "ledger").mkdir()
+    (tmp_path / "fresh" / "ledger" / "stage.jsonl").write_text('{"entry": "x"}\n')
+    (tmp_path / "fresh" / "evidence" / f"{RECORD_A}.json").unlink()
+    with pytest.raises(StateTamperedError, match="removed"):
+        fresh.check_intact()
