@@ -201,7 +201,9 @@ def test_a_failed_prod_smoke_rolls_back_to_the_previous_release(engine, delivery
     bad = variant(engine, delivery, built[0], "prod-only-bug", PROD_ONLY_BUG,
                   {"prod-only-bug": PROD_ONLY_BUG_SCRIPT}, **commit)  # fmt: skip
     straight = policies["straight"]
-    done = delivery.run("promote", "--to", "prod", "--image", bad, check=False, **straight)
+    # Its own tag, named: the checkout's HEAD may carry others (`make pipeline` tags it).
+    done = delivery.run("promote", "--to", "prod", "--image", bad, "--release-tag", release_tag,
+                        check=False, **straight)  # fmt: skip
     assert done.returncode == 1
     assert "automatic rollback" in done.stdout
     entries = delivery.ledger("prod")

@@ -29,22 +29,47 @@ def test_artifact_names_are_per_attempt():
                 assert "github.run_attempt" in step["with"]["name"], (name, step["name"])
 
 
+ARTIFACT_OUTPUT = re.compile(
+    r"\$\{\{ steps\.(?P<step>[\w-]+)\.outputs\.artifact-id"
+    r" && format\('(?P<template>[^']*)', (?P<args>[^)]*)\) \|\| '' \}\}"
+)
+
+
+def uploaded_name(job: dict, output: str) -> str:
+    """The artifact name a job's output hands on: the name its upload step gave, and only
+    once that step uploaded (empty when it made none, so nothing downloads a missing one)."""
+    found = ARTIFACT_OUTPUT.fullmatch(job["outputs"][output])
+    assert found, job["outputs"][output]
+    upload = next(step for step in job["steps"] if step.get("id") == found["step"])
+    assert uses(upload, "upload-artifact")
+    name = found["template"]
+    for i, argument in enumerate(found["args"].split(", ")):
+        name = name.replace(f"{{{i}}}", f"${{{{ {argument} }}}}")
+    assert name == upload["with"]["name"]
+    return name
+
+
 def test_an_artifact_is_downloaded_by_the_name_its_uploader_gave():
     """A job re-run alone (publish-state after a failure, the test job after dev passed)
     needs the artifact of the attempt that made it, whose number is not its own: the
-    uploading job hands the name on as an output."""
+    uploading job hands the name on as an output. A job that made none hands on nothing:
+    publish-state does not run to fail on a missing artifact (a deploy cancelled early).
+    https://docs.github.com/en/actions/writing-workflows/choosing-what-your-workflow-does/passing-information-between-jobs
+    """
     ci, deploy = load("ci.yml"), load("deploy.yml")
-    assert ci["jobs"]["dev"]["outputs"]["evidence-artifact"] == (
+    assert uploaded_name(ci["jobs"]["dev"], "evidence-artifact") == (
         "dev-evidence-${{ github.run_attempt }}"
     )
     assert ci["jobs"]["test"]["with"]["evidence-artifact"] == (
         "${{ needs.dev.outputs.evidence-artifact }}"
     )
-    upload = step_named(deploy, "This run's evidence and ledger, for the job that publishes them")
-    assert deploy["jobs"]["deploy"]["outputs"]["state-artifact"] == upload["with"]["name"]
-    download = next(s for s in deploy["jobs"]["publish-state"]["steps"]
-                    if uses(s, "download-artifact"))  # fmt: skip
+    uploaded_name(deploy["jobs"]["deploy"], "state-artifact")
+    publish = deploy["jobs"]["publish-state"]
+    download = next(s for s in publish["steps"] if uses(s, "download-artifact"))
     assert download["with"]["name"] == "${{ needs.deploy.outputs.state-artifact }}"
+    assert publish["if"] == "${{ always() && needs.deploy.outputs.state-artifact != '' }}"
+    retrain = load("retrain.yml")
+    assert uploaded_name(retrain["jobs"]["challenger"], "artifact")
 
 
 def test_the_venv_cache_is_keyed_on_the_exact_interpreter():
@@ -75,3 +100,91 @@ def test_a_release_verifies_provenance_from_main_on_github_s_runners():
     )
     assert '--source-ref "refs/heads/main"' in verify["run"]
     assert "--deny-self-hosted-runners" in verify["run"]
+
+
+def reads_secrets(job: dict) -> bool:
+    return "secrets." in yaml.safe_dump(job)
+
+
+def callers() -> list[tuple[str, str, dict]]:
+    """Every job that calls a workflow of this repository, with the workflow it calls."""
+    return [(name, job_id, job) for name, document in all_workflows().items()
+            for job_id, job in document["jobs"].items()
+            if job.get("uses", "").startswith("./.github/workflows/")]  # fmt: skip
+
+
+def test_a_called_workflow_gets_its_environment_s_secrets_only_when_the_caller_inherits():
+    """In a called workflow, the secrets context holds only what the caller passes: a job
+    there that declares `environment:` does not get that environment's secrets unless its
+    caller says `secrets: inherit` (they resolve to empty strings otherwise).
+    https://docs.github.com/en/actions/sharing-automations/reusing-workflows#passing-inputs-and-secrets-to-a-reusable-workflow
+    https://github.com/actions/runner/issues/1490
+    """
+    found = callers()
+    assert found
+    for name, job_id, job in found:
+        called = load(job["uses"].removeprefix("./.github/workflows/"))
+        readers = [j for j in called["jobs"].values() if reads_secrets(j)]
+        assert readers, f"{name}/{job_id} calls a workflow that reads no secret"
+        assert job.get("secrets") == "inherit", f"{name}/{job_id} passes its callee no secret"
+        # ... and what reads them there is a job of an environment (not the repository's).
+        assert all("environment" in j for j in readers)
+
+
+def test_one_queue_per_environment_holds_every_job_that_writes_its_state():
+    """A concurrency group runs one job or workflow call at a time and keeps one pending.
+    Set on the job that calls deploy.yml, it holds the whole call: the deploy job and
+    publish-state, so the next run pulls the state branch after this one pushed it. The
+    same group inside the called workflow would deadlock with the caller's, so it has none.
+    https://docs.github.com/en/actions/writing-workflows/choosing-what-your-workflow-does/control-the-concurrency-of-workflows-and-jobs
+    https://docs.github.com/en/actions/sharing-automations/reusing-workflows#supported-keywords-for-jobs-that-call-a-reusable-workflow
+    """
+    deploy = load("deploy.yml")
+    assert not any("concurrency" in job for job in deploy["jobs"].values())
+    assert "concurrency" not in deploy
+    for name, job_id, job in callers():
+        expected = {"group": f"deploy-{job['with']['environment']}", "cancel-in-progress": False}
+        assert job.get("concurrency") == expected, f"{name}/{job_id}"
+    # The other writers of what a release leaves (its tag in the registry) queue with it.
+    release = load("release.yml")["jobs"]
+    assert release["tag"]["concurrency"] == {
+        "group": "deploy-${{ needs.candidate.outputs.environment }}",
+        "cancel-in-progress": False,
+    }
+    assert release["release"]["with"]["environment"] == "${{ needs.candidate.outputs.environment }}"
+    # Only publish-state pushes the state branch.
+    for name, document in all_workflows().items():
+        for job_id, job in document["jobs"].items():
+            if "make state-push" in yaml.safe_dump(job):
+                assert (name, job_id) == ("deploy.yml", "publish-state")
+
+
+# What runs tests, lint or a gate's checks (third-party code: pytest plugins, locust).
+RUNS_TESTS = re.compile(
+    r"make (gate|smoke|unit|integration|container|test|lint|promote|rollback|pipeline"
+    r"|loadtest)\b|sentiment (rollback|loadtest)\b"
+)
+WRITES = {"contents", "packages", "id-token", "attestations", "pull-requests", "deployments",
+          "actions", "checks", "issues", "statuses", "security-events"}  # fmt: skip
+
+
+def test_no_job_that_runs_tests_can_write_or_mint_an_identity_token():
+    """A job's token carries its permissions for all of its steps (and the runner's memory);
+    `id-token: write` gives every step ACTIONS_ID_TOKEN_REQUEST_TOKEN, enough to sign as
+    this repository's CI. So each job asks for its own permissions, the workflow for none,
+    and a job that runs tests may only read: building, pushing, attesting and publishing
+    state are jobs of their own.
+    https://docs.github.com/en/actions/writing-workflows/choosing-what-your-workflow-does/controlling-permissions-for-github_token
+    https://docs.github.com/en/actions/security-for-github-actions/security-hardening-your-deployments/about-security-hardening-with-openid-connect#adding-permissions-settings
+    """
+    for name, document in all_workflows().items():
+        if "workflow_call" not in document["on"]:
+            assert document["permissions"] == {}, name
+        for job_id, job in document["jobs"].items():
+            granted = job.get("permissions")
+            assert isinstance(granted, dict), f"{name}/{job_id} must declare its permissions"
+            writes = {scope for scope, level in granted.items() if level == "write"}
+            assert writes <= WRITES
+            runs = [step.get("run", "") for step in job.get("steps", [])]
+            if any(RUNS_TESTS.search(run) for run in runs):
+                assert not writes, f"{name}/{job_id} runs tests with {writes}"
