@@ -47,11 +47,11 @@ $(foreach variable,ENV IMAGE MODEL TO UNTIL RELEASE DATA_DIR PROFILE URL CONFIRM
 quoted = '$(subst ','\'',$(value $(1)))'
 flag = $(if $(value $(2)),$(1) $(call quoted,$(2)))
 # make would expand them to export them to every recipe's environment: it never does.
-unexport ENV IMAGE MODEL TO UNTIL RELEASE DATA_DIR PROFILE URL CONFIRM BASE_IMAGE
+unexport ENV IMAGE MODEL TO UNTIL RELEASE DATA_DIR PROFILE URL CONFIRM BASE_IMAGE REPO REVIEWERS DRY_RUN
 
 .PHONY: help setup train model run serve test unit integration container lint format config \
 	alerts drift retrain models champion model-push model-pull publish-model lock clean build deploy undeploy status render base-image install-podman \
-	smoke keys api-keys gate promote rollback sign history evidence pipeline state-pull state-push state-restore act workflows policy \
+	smoke keys api-keys gate promote rollback sign history evidence pipeline state-pull state-push state-restore act workflows policy github-setup \
 	loadtest loadtest-ui
 
 help: ## List the targets
@@ -239,6 +239,10 @@ base-image: ## Make BASE_IMAGE from Debian packages (hosts that cannot pull imag
 
 policy: setup ## The environments in promotion order, with their gates
 	$(BIN)/sentiment policy show
+
+github-setup: setup ## GitHub environments, rules, variables (gh); DRY_RUN=1 prints the calls
+	$(BIN)/sentiment github setup $(if $(value DRY_RUN),--dry-run) $(call flag,--repo,REPO) \
+		$(call flag,--reviewers,REVIEWERS)
 
 # The release tooling depends on the runtime and the client, which no index has: their
 # wheels stand in.

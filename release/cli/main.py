@@ -1,11 +1,22 @@
 """`sentiment`: the release tooling's one command. Its subcommands live in cli/model.py,
 cli/delivery.py, cli/promotion.py, cli/keys.py, cli/api_keys.py, cli/benchmark.py and
-cli/observe.py, cli/client.py and cli/loadtest.py;
+cli/observe.py, cli/client.py, cli/loadtest.py and cli/github.py;
 each parses, calls the library and prints."""
 
 import click
 
-from cli import api_keys, benchmark, client, delivery, keys, loadtest, model, observe, promotion
+from cli import (
+    api_keys,
+    benchmark,
+    client,
+    delivery,
+    github,
+    keys,
+    loadtest,
+    model,
+    observe,
+    promotion,
+)
 
 
 @click.group()
@@ -23,5 +34,6 @@ for command in (
     *observe.COMMANDS,
     *client.COMMANDS,
     *loadtest.COMMANDS,
+    *github.COMMANDS,
 ):
     cli.add_command(command)

@@ -1,0 +1,1 @@
+"""The repository's settings on GitHub, made from config/ (`sentiment github setup`)."""
