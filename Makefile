@@ -202,11 +202,15 @@ workflows: setup ## Run the pull-request workflow with act and check its jobs (m
 
 act: setup ## Run the pull-request workflow's jobs locally with act, as GitHub would
 	@# Each job has its own work directory, gone when it ends: the registry the build
-	@# pushes to and the deploy pulls from must outlive the jobs.
+	@# pushes to and the deploy pulls from must outlive the jobs. The jobs apply
+	@# config/github-actions.env as on GitHub; the runner's own facts (this machine's
+	@# engine, the local registry standing in for GHCR) come from `sentiment github act-env`.
 	$(BIN)/sentiment registry start
+	mkdir -p .delivery
+	$(BIN)/sentiment github act-env > .delivery/act-runner.env
 	$(BIN)/act pull_request --workflows .github/workflows/ci.yml \
 		--eventpath .github/act/pull_request.json --platform ubuntu-latest=-self-hosted \
-		--concurrent-jobs 1 $(ACT_STAND_INS) $(ACT_ENV)
+		--concurrent-jobs 1 --env-file .delivery/act-runner.env $(ACT_STAND_INS) $(ACT_ENV)
 
 # ENV's deployment here; URL=... any service speaking this API; both: ENV at that address.
 # A customer-facing environment (prod) runs only with CONFIRM=<its name>.

@@ -7,7 +7,7 @@ import re
 import yaml
 
 from tests.conftest import ROOT
-from tests.unit.test_workflows import all_workflows, load, step_named, steps_of
+from tests.unit.test_workflows import all_steps, all_workflows, load, step_named, steps_of
 
 SETUP = ROOT / ".github" / "actions" / "setup" / "action.yml"
 
@@ -188,3 +188,31 @@ def test_no_job_that_runs_tests_can_write_or_mint_an_identity_token():
             runs = [step.get("run", "") for step in job.get("steps", [])]
             if any(RUNS_TESTS.search(run) for run in runs):
                 assert not writes, f"{name}/{job_id} runs tests with {writes}"
+
+
+# What act may skip: calls to GitHub-only services (artifacts, caches, attestations, GHCR,
+# the gh CLI) and the runner's provisioning (its Python, its packages), nothing else.
+GITHUB_ONLY_RUNS = re.compile(
+    r"((echo \"\$REGISTRY_TOKEN\" \| )?docker (login|logout) ghcr\.io\b.*|gh attestation verify .*"
+    r"|sudo apt-get update -qq\nsudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+    r"bubblewrap\nsudo sysctl -w kernel\.apparmor_restrict_unprivileged_userns=0\n"
+    r"|echo \"::notice title=Build provenance::.*)",
+    re.DOTALL,
+)
+
+
+def test_act_skips_only_steps_that_call_github_only_services():
+    """act runs GitHub's logic: a step that sets configuration or chooses behaviour runs
+    under act too; only calls to GitHub's own services are skipped, each a step of its
+    own. (make act then applies config/github-actions.env as GitHub's runners do.)"""
+    skipped = [step for step in all_steps() if "env.ACT" in str(step.get("if", ""))]
+    assert skipped
+    for step in skipped:
+        used = step.get("uses", "")
+        if used:
+            assert not used.startswith("./"), step  # a remote action: GitHub's
+        else:
+            assert GITHUB_ONLY_RUNS.fullmatch(step["run"]), step
+    settings = next(step for step in yaml.safe_load(SETUP.read_text())["runs"]["steps"]
+                    if "config/github-actions.env" in step.get("run", ""))  # fmt: skip
+    assert "ACT" not in str(settings.get("if", "")) + settings["run"]
