@@ -71,14 +71,19 @@ def setup(repo: str | None, reviewers: str, dry_run: bool) -> None:
 @github.command("act-env")
 @reports_errors
 def act_env() -> None:
-    """The runner's own settings for `make act`, as NAME=VALUE lines (act --env-file):
-    this machine's engine and its local registry (plain HTTP), which stand in for the
-    runner's Docker and GHCR. Every other setting is config/github-actions.env's."""
+    """Write the runner's own settings for `make act` (act --env-file) and print the
+    file's path: this machine's engine and its local registry (plain HTTP), standing in for
+    the runner's Docker and GHCR. Every other setting is config/github-actions.env's."""
     delivery = workspace().delivery
     engine = detect_engine(delivery.engine, tls_verify=False)
-    click.echo(f"DELIVERY_ENGINE={engine.name}")
-    click.echo(f"DELIVERY_REGISTRY__ADDRESS={delivery.registry.address}")
-    click.echo("DELIVERY_REGISTRY__TLS_VERIFY=false")
+    path = delivery.state_dir / "act" / "runner.env"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"DELIVERY_ENGINE={engine.name}\n"
+        f"DELIVERY_REGISTRY__ADDRESS={delivery.registry.address}\n"
+        "DELIVERY_REGISTRY__TLS_VERIFY=false\n"
+    )
+    click.echo(path)
 
 
 COMMANDS = [github]
