@@ -33,6 +33,7 @@ TO ?=
 UNTIL ?=
 RELEASE ?=
 DATA_DIR ?=
+EVENT ?= pull_request
 PROFILE ?= smoke
 URL ?=
 CONFIRM ?=
@@ -47,7 +48,8 @@ $(foreach variable,ENV IMAGE MODEL TO UNTIL RELEASE DATA_DIR PROFILE URL CONFIRM
 quoted = '$(subst ','\'',$(value $(1)))'
 flag = $(if $(value $(2)),$(1) $(call quoted,$(2)))
 # make would expand them to export them to every recipe's environment: it never does.
-unexport ENV IMAGE MODEL TO UNTIL RELEASE DATA_DIR PROFILE URL CONFIRM BASE_IMAGE REPO REVIEWERS DRY_RUN
+unexport ENV IMAGE MODEL TO UNTIL RELEASE DATA_DIR PROFILE URL CONFIRM BASE_IMAGE REPO REVIEWERS DRY_RUN \
+	EVENT SECRETS TAG
 
 .PHONY: help setup train model run serve test unit integration container lint format config \
 	alerts drift retrain models champion model-push model-pull publish-model lock clean build deploy undeploy status render base-image install-podman \
@@ -63,7 +65,7 @@ setup: $(VENV)/.installed ## Create .venv with the locked dependencies
 # tooling (release/), all editable, on the locked dependencies. pip installs uv (pinned,
 # hashed), uv the rest: the same hashes checked, in seconds instead of a minute (from
 # uv's cache, shared by every checkout and CI job on the machine).
-UV = $(BIN)/uv pip install --quiet --python $(BIN)/python
+UV = $(BIN)/uv pip install --quiet --system-certs --python $(BIN)/python
 $(VENV)/.installed: pyproject.toml client/pyproject.toml release/pyproject.toml requirements/dev.lock requirements/bootstrap.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes \
@@ -193,29 +195,15 @@ state-push: setup ## Commit .delivery/'s evidence and ledgers to delivery-state 
 state-restore: setup ## Put back the evidence and ledger lines delivery-state holds and .delivery/ lost
 	$(BIN)/sentiment state restore
 
-# act runs the workflow's jobs on this machine (`-self-hosted`): local actions and
-# reusable workflows work offline; GitHub-only steps are skipped under env.ACT.
-# The jobs see this shell's SENTIMENT_* and DELIVERY_* settings (data dir, base image ...).
-ACT_ENV = $(foreach var,$(sort $(filter SENTIMENT_% DELIVERY_%,$(.VARIABLES))),\
-	--env '$(var)=$(subst ','\'',$(value $(var)))')
-# act clones every remote action a job names, even in skipped steps: point the pinned
-# ones (not actions/checkout, which act does itself) at a stand-in that never runs.
-ACT_STAND_INS = $(shell grep -rhoE 'uses: [A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+@[0-9a-f]{40}' \
-	.github | grep -v 'actions/checkout@' | sort -u | \
-	sed -E 's|uses: (.*)|--local-repository \1=$(CURDIR)/.github/act/stand-in|')
-workflows: setup ## Run the pull-request workflow with act and check its jobs (minutes)
+# act runs a workflow's jobs on this machine (`sentiment github act`, release/github/act.py):
+# EVENT=pull_request (default), push (to main: ci.yml) or tag (TAG=v...: release.yml);
+# SECRETS=file.yaml gives each job its environment's secrets, as GitHub does.
+workflows: setup ## Run the workflows with act and check what their jobs did (minutes)
 	$(BIN)/pytest tests/workflows
 
-act: setup ## Run the pull-request workflow's jobs locally with act, as GitHub would
-	@# Each job has its own work directory, gone when it ends: the registry the build
-	@# pushes to and the deploy pulls from must outlive the jobs. The jobs apply
-	@# config/github-actions.env as on GitHub; the runner's own facts (this machine's
-	@# engine, the local registry standing in for GHCR) come from `sentiment github act-env`.
-	$(BIN)/sentiment registry start
-	$(BIN)/act pull_request --workflows .github/workflows/ci.yml \
-		--eventpath .github/act/pull_request.json --platform ubuntu-latest=-self-hosted \
-		--concurrent-jobs 1 --env-file "$$($(BIN)/sentiment github act-env)" \
-		$(ACT_STAND_INS) $(ACT_ENV)
+act: setup ## Run EVENT's workflow locally with act, as GitHub would (SECRETS=..., TAG=...)
+	$(BIN)/sentiment github act $(call quoted,EVENT) $(call flag,--tag,TAG) \
+		$(call flag,--secrets,SECRETS)
 
 # ENV's deployment here; URL=... any service speaking this API; both: ENV at that address.
 # A customer-facing environment (prod) runs only with CONFIRM=<its name>.

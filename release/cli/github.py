@@ -1,14 +1,26 @@
 """`sentiment github`: the repository's settings on GitHub, and the runner facts act needs."""
 
+import json
+import os
 import re
+import subprocess
+import tempfile
+from pathlib import Path
 
 import click
 
 from cli.output import reports_errors, workspace
 from delivery.engine import detect_engine
+from github.act import (
+    event_payload,
+    load_act_secrets,
+    scope_environment_secrets,
+    stand_in_flags,
+)
 from github.gh import apply, gh_api, missing_secrets, transcript
 from github.settings import load_github_settings, plan_setup
 from support.errors import ReleaseError
+from support.process import tool
 
 REPOSITORY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
 REMOTE = re.compile(r"github\.com[:/]([A-Za-z0-9-]+/[A-Za-z0-9._-]+?)(?:\.git)?/?$")
@@ -68,22 +80,101 @@ def setup(repo: str | None, reviewers: str, dry_run: bool) -> None:
         click.echo(f"  {secret.environment} {secret.name} [{state}]: {secret.how}")
 
 
+def _runner_env(state_dir: Path, engine: str, registry: str) -> Path:
+    path = state_dir / "act" / "runner.env"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"DELIVERY_ENGINE={engine}\nDELIVERY_REGISTRY__ADDRESS={registry}\n"
+        "DELIVERY_REGISTRY__TLS_VERIFY=false\n"
+    )
+    return path
+
+
 @github.command("act-env")
 @reports_errors
 def act_env() -> None:
-    """Write the runner's own settings for `make act` (act --env-file) and print the
-    file's path: this machine's engine and its local registry (plain HTTP), standing in for
-    the runner's Docker and GHCR. Every other setting is config/github-actions.env's."""
+    """Write the runner's own settings for act (--env-file) and print the file's path:
+    this machine's engine and its local registry (plain HTTP), standing in for the
+    runner's Docker and GHCR. Every other setting is config/github-actions.env's."""
     delivery = workspace().delivery
     engine = detect_engine(delivery.engine, tls_verify=False)
-    path = delivery.state_dir / "act" / "runner.env"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        f"DELIVERY_ENGINE={engine.name}\n"
-        f"DELIVERY_REGISTRY__ADDRESS={delivery.registry.address}\n"
-        "DELIVERY_REGISTRY__TLS_VERIFY=false\n"
-    )
-    click.echo(path)
+    click.echo(_runner_env(delivery.state_dir, engine.name, delivery.registry.address))
+
+
+def _scope_secrets(root: Path) -> bool:
+    """Rewrites the workflows' secrets as GitHub scopes them (github/act.py) and commits
+    that, in a checkout whose origin is a local repository (a disposable fork: the jobs
+    push the state branch there); True when something changed."""
+    space = workspace()
+    origin = space.git.run("remote", "get-url", "origin", check=False).stdout.decode().strip()
+    if not origin or not Path(origin).is_dir():
+        raise ReleaseError(
+            "--secrets runs the workflows as on GitHub, and they push to origin: use a "
+            f"disposable clone whose origin is a local bare repository (origin: {origin!r})"
+        )
+    changed = []
+    for path in sorted((root / ".github" / "workflows").glob("*.yml")):
+        text = path.read_text()
+        scoped = scope_environment_secrets(text)
+        if scoped != text:
+            path.write_text(scoped)
+            changed.append(str(path.relative_to(root)))
+    if changed:
+        space.git("add", "--", *changed)
+        space.git("-c", "user.name=act", "-c", "user.email=act@localhost", "commit", "--quiet",
+                  "-m", "act: each job's secrets as GitHub scopes them")  # fmt: skip
+    return bool(changed)
+
+
+@github.command("act")
+@click.argument("event", type=click.Choice(["pull_request", "push", "tag"]),
+                default="pull_request")  # fmt: skip
+@click.option("--tag", help="The release tag pushed (event tag).")
+@click.option("--secrets", "secrets_file", type=click.Path(exists=True, dir_okay=False,
+              path_type=Path), help="YAML: repository: {NAME: value}, environments: "
+              "{ENV: {NAME: value}}; what GitHub would hold.")  # fmt: skip
+@reports_errors
+def act(event: str, tag: str | None, secrets_file: Path | None) -> None:
+    """Run the workflow of EVENT here with act, as GitHub would: a pull request, a push to
+    the release branch (ci.yml), or a release tag (release.yml). The jobs apply
+    config/github-actions.env; this machine's engine and local registry stand in for the
+    runner's; artifacts go to a store of this run; with --secrets, each job gets the
+    secrets of the environment it declares (and this checkout's workflows are rewritten
+    for that and committed: use a disposable clone)."""
+    space = workspace()
+    root = space.project.root
+    if event == "tag" and not tag:
+        raise ReleaseError("event tag needs --tag: the release tag that was pushed")
+    space.ensure_registry()
+    delivery = space.delivery
+    engine = detect_engine(delivery.engine, tls_verify=False)
+    act_dir = delivery.state_dir / "act"
+    runner_env = _runner_env(delivery.state_dir, engine.name, delivery.registry.address)
+    act_event, workflow, payload = event_payload(event, space.policy.release_branch, tag)
+    artifacts = Path(tempfile.mkdtemp(prefix="artifacts-", dir=act_dir))
+    event_file = act_dir / "event.json"
+    event_file.write_text(json.dumps(payload))
+    argv = [tool("act"), act_event, "--workflows", f".github/workflows/{workflow}",
+            "--eventpath", str(event_file), "--platform", "ubuntu-latest=-self-hosted",
+            "--concurrent-jobs", "1", "--env-file", str(runner_env),
+            "--env", f"ACT_ARTIFACTS={artifacts}", *stand_in_flags(root)]  # fmt: skip
+    if secrets_file is not None:
+        secrets = load_act_secrets(secrets_file)
+        if _scope_secrets(root):
+            click.echo("committed the workflows with each job's secrets scoped as on GitHub")
+        secret_file = act_dir / "secrets.env"
+        secret_file.touch(mode=0o600)
+        secret_file.write_text(secrets.act_secret_file())
+        argv += ["--secret-file", str(secret_file)]
+    else:
+        argv += ["--secret-file", os.devnull]
+    # Each job keeps its state in its own checkout, as on GitHub (this one's is for the
+    # registry and the run's files).
+    env = {k: v for k, v in os.environ.items() if k != "DELIVERY_STATE_DIR"}
+    done = subprocess.run(argv, cwd=root, env=env, stdin=subprocess.DEVNULL,  # noqa: S603
+                          check=False)  # fmt: skip
+    if done.returncode != 0:
+        raise click.exceptions.Exit(done.returncode)
 
 
 COMMANDS = [github]

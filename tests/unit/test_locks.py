@@ -38,6 +38,12 @@ def test_every_pin_carries_the_hashes_of_its_files(lock):
         assert hashes, f"{lock}: {requirement.split()[0]} has no hash"
 
 
+def test_the_bootstrap_lock_pins_uv_pip_and_setuptools_with_hashes():
+    found = requirements((ROOT / "requirements" / "bootstrap.lock").read_text())
+    assert {PIN.match(r)[1] for r in found} == {"uv", "pip", "setuptools"}
+    assert all(re.search(r"--hash=sha256:[0-9a-f]{64}\b", r) for r in found)
+
+
 def pins(lock: str) -> dict[str, str]:
     return dict(PIN.match(r).groups() for r in requirements((ROOT / lock).read_text()))
 
@@ -57,6 +63,19 @@ def test_the_lean_runtime_holds_no_scikit_learn_and_the_other_lock_adds_only_tha
 
 def test_installs_require_the_hashes():
     makefile = (ROOT / "Makefile").read_text()
-    assert "--require-hashes -r requirements/dev.lock" in makefile
+    recipe = re.search(r"^\$\(VENV\)/\.installed:.*?\n((?:\t.*\n)+)", makefile, re.M)[1]
+    installs = [line for line in re.sub(r" *\\\n\s*", " ", recipe).splitlines()
+                if "install" in line or "$(UV)" in line]  # fmt: skip
+    locked = [line for line in installs if " -r requirements/" in line]
+    assert len(locked) == 2
+    # pip installs uv from its lock, then uv the dev lock (with uv's own pins beside it).
+    assert "pip install" in locked[0]
+    assert "--require-hashes -r requirements/bootstrap.lock" in locked[0]
+    assert "$(UV) --require-hashes -r requirements/bootstrap.lock" in locked[1]
+    assert "-r requirements/dev.lock" in locked[1]
+    # What is installed without a lock is this repository's own code, and nothing with it.
+    assert [line for line in installs if line not in locked] == [
+        "\tUV_PYTHON_DOWNLOADS=never $(UV) --no-deps -e . -e ./client -e ./release"
+    ]
     assert "--generate-hashes" in makefile  # make lock keeps them
     assert "--require-hashes -r /wheels/runtime.lock" in (ROOT / "Dockerfile").read_text()

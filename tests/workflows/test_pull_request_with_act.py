@@ -90,7 +90,7 @@ def test_the_pull_request_workflow_runs_with_act(act_env: dict[str, str], tmp_pa
     assert "Job succeeded" not in "".join(
         line
         for line in log.splitlines()
-        if re.match(r"\[(CI/(test|stage|dev gate|build and push)\]|dev/Deploy and gate)", line)
+        if re.match(r"\[(CI/(test|stage|dev gate|build and push)\s*\]|dev/Deploy and gate)", line)
     )
     # The steps that only make sense on GitHub were skipped, the rest ran for real.
     pin = read_pin(Path(act_env["SENTIMENT_CHAMPION_FILE"]))
