@@ -4,7 +4,7 @@
 #   make train DATA_DIR=...  train from a local copy of the UCI files (else SENTIMENT_DATA_DIR,
 #                            else the UCI zip is downloaded)
 #   make publish-model       push the current model to the registry, pin it as the champion
-#   make retrain             a challenger on data + feedback; pinned only if not worse
+#   make retrain             a challenger on data + feedback; pinned only if better
 #   make drift ENV=prod      ENV's drift report from its audit log
 #   make build               build the champion's image once, push it, record its digest
 #   make deploy ENV=test     run that digest as ENV's container (IMAGE=sha256:... for another)
@@ -121,7 +121,7 @@ models: setup ## List this machine's model versions and the model repository's
 	$(BIN)/sentiment models list --env $(call quoted,ENV)
 	$(BIN)/sentiment models list --remote
 
-retrain: setup ## A challenger on data + feedback; pushed and pinned if not worse than the champion
+retrain: setup ## A challenger on data + feedback; pushed and pinned if better than the champion
 	$(BIN)/sentiment retrain --publish $(call flag,--data-dir,DATA_DIR)
 
 champion: setup ## The pinned champion as current model (trained while none is pinned)

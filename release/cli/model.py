@@ -204,7 +204,7 @@ def serve(environment) -> None:
 def retrain(data_dir, publish) -> None:
     """Train a challenger on the data and the feedback; compare it with the champion on
     the held-out split, the UAT's golden reviews and the newest feedback; keep it only if
-    it is not worse beyond the configured tolerance."""
+    it is not worse beyond the configured tolerance and better somewhere by min_gain."""
     from training.challenger import markdown
 
     retrained = workspace(data_dir).retrain(publish)

@@ -379,7 +379,8 @@ class Workspace:
                 data_dir, config.dataset.sources, config.training.test_size,
                 config.training.seed, self.project.root / UAT_EXPECTATIONS, recent,
             )  # fmt: skip
-            comparison = compare(champion, challenger, sets, config.challenger.tolerance)
+            comparison = compare(champion, challenger, sets, config.challenger.tolerance,
+                                 config.challenger.min_gain)  # fmt: skip
             reports = write_report(comparison, self.delivery.state_dir / "reports" / "retrain")
             stored = None
             if comparison.accepted:

@@ -5,8 +5,10 @@ The sets are the held-out split of the base data (the UCI files, split as every 
 is: the same seed, the same stratification, so neither model trained on it), the UAT's
 golden reviews, and the newest feedback, kept out of the challenger's training for this.
 The challenger is refused when any metric on any set is worse than the champion's by more
-than the tolerance (config/training.yaml `challenger`); with no champion yet, a challenger
-that passed the quality gate is accepted.
+than the tolerance, and when no metric on any set is better by at least min_gain
+(config/training.yaml `challenger`): a retrain that changes nothing (the same data gives
+the same model) proposes nothing. With no champion yet, a challenger that passed the
+quality gate is accepted.
 """
 
 import json
@@ -35,19 +37,21 @@ class Comparison:
     champion: str | None  # version
     challenger: str
     tolerance: float
+    min_gain: float
     # set name -> model ("champion", "challenger") -> metrics
     results: dict[str, dict[str, dict]] = field(default_factory=dict)
     worse: list[str] = field(default_factory=list)
+    better: list[str] = field(default_factory=list)
 
     @property
     def accepted(self) -> bool:
-        return not self.worse
+        return not self.worse and (self.champion is None or bool(self.better))
 
     def document(self) -> dict:
         return {
             "champion": self.champion, "challenger": self.challenger,
-            "tolerance": self.tolerance, "accepted": self.accepted, "worse": self.worse,
-            "results": self.results,
+            "tolerance": self.tolerance, "min_gain": self.min_gain, "accepted": self.accepted,
+            "worse": self.worse, "better": self.better, "results": self.results,
         }  # fmt: skip
 
 
@@ -102,10 +106,14 @@ def metrics_of(scorer: Scorer, evaluation: EvaluationSet) -> dict:
 
 
 def compare(
-    champion: Scorer | None, challenger: Scorer, sets: list[EvaluationSet], tolerance: float
+    champion: Scorer | None,
+    challenger: Scorer,
+    sets: list[EvaluationSet],
+    tolerance: float,
+    min_gain: float,
 ) -> Comparison:
     comparison = Comparison(champion.version if champion else None, challenger.version,
-                            tolerance)  # fmt: skip
+                            tolerance, min_gain)  # fmt: skip
     for evaluation in sets:
         results = {"challenger": metrics_of(challenger, evaluation)}
         if champion is not None:
@@ -118,6 +126,11 @@ def compare(
                     comparison.worse.append(
                         f"{evaluation.name} {metric}: {ours:.4f} against the champion's "
                         f"{theirs:.4f} (tolerance {tolerance})"
+                    )
+                elif ours >= theirs + min_gain:
+                    comparison.better.append(
+                        f"{evaluation.name} {metric}: {ours:.4f} against the champion's "
+                        f"{theirs:.4f}"
                     )
         comparison.results[evaluation.name] = results
     return comparison
@@ -143,6 +156,12 @@ def markdown(comparison: Comparison) -> str:
     if comparison.worse:
         lines += ["", "Worse than the champion beyond the tolerance:"]
         lines += [f"- {reason}" for reason in comparison.worse]
+    if comparison.champion is not None and comparison.better:
+        lines += ["", f"Better than the champion by at least {comparison.min_gain}:"]
+        lines += [f"- {reason}" for reason in comparison.better]
+    elif comparison.champion is not None:
+        lines += ["", f"Better than the champion nowhere by {comparison.min_gain} or more: "
+                  "nothing to propose."]  # fmt: skip
     return "\n".join(lines) + "\n"
 
 

@@ -66,6 +66,9 @@ class TrainingSettings(Section):
 class ChallengerSettings(Section):
     # Refused when any metric on any comparison set is below the champion's by more.
     tolerance: float = Field(ge=0, le=1)
+    # ... and when none is above the champion's by at least this much (an identical
+    # retrain proposes nothing); above 0, so that equal is never better.
+    min_gain: float = Field(gt=0, le=1)
     # The newest feedback rows kept out of the challenger's training, to compare on.
     recent_feedback: int = Field(ge=0)
 

@@ -35,19 +35,41 @@ ONE_WRONG = {"a": 0.9, "b": 0.4, "c": 0.2, "d": 0.1}
 
 
 def test_a_challenger_worse_beyond_the_tolerance_is_refused_and_says_where():
-    comparison = compare(FixedScorer("old", RIGHT), FixedScorer("new", ONE_WRONG), [SET], 0.01)
+    comparison = compare(FixedScorer("old", RIGHT), FixedScorer("new", ONE_WRONG), [SET], 0.01,
+                         0.001)  # fmt: skip
     assert not comparison.accepted
     assert comparison.worse[0].startswith("held_out accuracy: 0.7500 against the champion's 1.0000")
     assert "REFUSED" in markdown(comparison)
 
 
-def test_within_the_tolerance_or_better_it_is_accepted():
-    assert compare(FixedScorer("old", ONE_WRONG), FixedScorer("new", RIGHT), [SET], 0).accepted
-    assert compare(FixedScorer("old", RIGHT), FixedScorer("new", ONE_WRONG), [SET], 0.5).accepted
+def test_better_somewhere_and_worse_nowhere_beyond_the_tolerance_it_is_accepted():
+    better = compare(FixedScorer("old", ONE_WRONG), FixedScorer("new", RIGHT), [SET], 0, 0.001)
+    assert better.accepted
+    assert better.better[0] == "held_out accuracy: 1.0000 against the champion's 0.7500"
+    assert "Better than the champion by at least 0.001" in markdown(better)
+    # Worse on one set within the tolerance, better on another: a trade it may make.
+    other = EvaluationSet("feedback", ["b", "c"], [0, 0])
+    traded = compare(FixedScorer("old", RIGHT), FixedScorer("new", ONE_WRONG), [SET, other],
+                     0.5, 0.001)  # fmt: skip
+    assert traded.accepted, traded.worse
+
+
+def test_an_identical_retrain_proposes_nothing():
+    """The same data gives the same model: equal everywhere is not better, and a weekly
+    retrain would otherwise push a version and open a pull request every week."""
+    same = compare(FixedScorer("old", RIGHT), FixedScorer("new", dict(RIGHT)), [SET], 0.01, 0.001)
+    assert not same.accepted
+    assert same.worse == []
+    assert same.better == []
+    assert "nothing to propose" in markdown(same)
+    # Better by less than min_gain is not better either.
+    nudged = {**RIGHT, "a": 0.9000001}
+    assert not compare(FixedScorer("old", RIGHT), FixedScorer("new", nudged), [SET], 0.01,
+                       0.001).accepted  # fmt: skip
 
 
 def test_without_a_champion_the_challenger_is_accepted_and_compared_with_nothing():
-    comparison = compare(None, FixedScorer("new", ONE_WRONG), [SET], 0.0)
+    comparison = compare(None, FixedScorer("new", ONE_WRONG), [SET], 0.0, 0.001)
     assert comparison.accepted
     assert "champion" not in comparison.results["held_out"]
     assert "none pinned" in markdown(comparison)
@@ -56,7 +78,7 @@ def test_without_a_champion_the_challenger_is_accepted_and_compared_with_nothing
 def test_a_one_class_set_is_judged_on_accuracy_alone():
     positives = EvaluationSet("feedback", ["a", "b"], [1, 1])
     comparison = compare(FixedScorer("old", RIGHT), FixedScorer("new", ONE_WRONG), [positives],
-                         0.01)  # fmt: skip
+                         0.01, 0.001)  # fmt: skip
     assert set(comparison.results["feedback"]["challenger"]) == {"accuracy", "support"}
     assert comparison.worse == [
         "feedback accuracy: 0.5000 against the champion's 1.0000 (tolerance 0.01)"

@@ -316,7 +316,7 @@ def test_no_checkout_keeps_a_token_and_only_the_state_steps_get_one():
         # The same token for one step that pulls the pinned model (no test runs in it).
         "The pinned champion, pulled by digest (trained only while none is pinned)",
         # Reads the champion; the job may read packages only.
-        "Train, compare, keep the challenger only if it is not worse",
+        "Train, compare, keep the challenger only if it is better and not worse",
         "The image was built by this repository's CI (its build provenance)",  # gh, reading
     }
     given = [
