@@ -12,7 +12,7 @@
 #   make promote TO=stage    move an image up one environment, if the one below passed it
 #   make loadtest ENV=stage PROFILE=stress   a load-test profile against ENV (or URL=...)
 #   make api-keys            the gates' API key where config asks for keys (stage, prod)
-#   make workflows           run the pull-request workflow's jobs here with act, checked (slow)
+#   make workflows           run the workflows here with act (pull request, merge, release), checked (slow)
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -53,7 +53,7 @@ unexport ENV IMAGE MODEL TO UNTIL RELEASE DATA_DIR PROFILE URL CONFIRM BASE_IMAG
 
 .PHONY: help setup train model run serve test unit integration container lint format config \
 	alerts drift retrain models champion model-push model-pull publish-model lock clean build deploy undeploy status render base-image install-podman \
-	smoke keys api-keys gate promote rollback sign history evidence pipeline state-pull state-push state-restore act workflows policy github-setup \
+	smoke keys api-keys gate promote rollback sign history evidence pipeline state-pull state-push state-restore act workflows workflows-pull-request workflows-release policy github-setup \
 	loadtest loadtest-ui
 
 help: ## List the targets
@@ -198,8 +198,16 @@ state-restore: setup ## Put back the evidence and ledger lines delivery-state ho
 # act runs a workflow's jobs on this machine (`sentiment github act`, release/github/act.py):
 # EVENT=pull_request (default), push (to main: ci.yml) or tag (TAG=v...: release.yml);
 # SECRETS=file.yaml gives each job its environment's secrets, as GitHub does.
+# The two runs mostly wait on one job at a time each: side by side, each output in one piece.
 workflows: setup ## Run the workflows with act and check what their jobs did (minutes)
-	$(BIN)/pytest tests/workflows
+	@$(MAKE) --no-print-directory -j2 --output-sync=target workflows-pull-request \
+		workflows-release
+
+workflows-pull-request: setup
+	$(BIN)/pytest tests/workflows/test_pull_request_with_act.py
+
+workflows-release: setup
+	$(BIN)/pytest tests/workflows/test_main_and_release_with_act.py
 
 act: setup ## Run EVENT's workflow locally with act, as GitHub would (SECRETS=..., TAG=...)
 	$(BIN)/sentiment github act $(call quoted,EVENT) $(call flag,--tag,TAG) \
