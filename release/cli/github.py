@@ -23,7 +23,10 @@ from support.errors import ReleaseError
 from support.process import tool
 
 REPOSITORY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
-REMOTE = re.compile(r"github\.com[:/]([A-Za-z0-9-]+/[A-Za-z0-9._-]+?)(?:\.git)?/?$")
+REMOTE = re.compile(
+    r"^(?:git@github\.com:|(?:https|ssh)://(?:git@)?github\.com/)"
+    r"([A-Za-z0-9-]+/[A-Za-z0-9._-]+?)(?:\.git)?/?$"
+)
 
 
 @click.group()
@@ -61,8 +64,12 @@ def setup(repo: str | None, reviewers: str, dry_run: bool) -> None:
     space = workspace()
     policy = space.policy
     needs_keys = {name: space.service_settings(name).auth.required for name in policy.names}
+    repository = _repository(repo, dry_run)
+    if repo is None and not dry_run:
+        # A clone of someone else's repository points there: say whose settings change.
+        click.confirm(f"change the GitHub settings of {repository}?", abort=True)
     plan = plan_setup(
-        _repository(repo, dry_run), policy,
+        repository, policy,
         load_github_settings(space.project.config_dir / "github.yaml"), needs_keys,
         tuple(r.strip() for r in reviewers.split(",") if r.strip()),
     )  # fmt: skip
@@ -163,16 +170,23 @@ def act(event: str, tag: str | None, secrets_file: Path | None) -> None:
         if _scope_secrets(root):
             click.echo("committed the workflows with each job's secrets scoped as on GitHub")
         secret_file = act_dir / "secrets.env"
-        secret_file.touch(mode=0o600)
-        secret_file.write_text(secrets.act_secret_file())
+        secret_file.unlink(missing_ok=True)
+        descriptor = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.act_secret_file())
         argv += ["--secret-file", str(secret_file)]
     else:
+        secret_file = None
         argv += ["--secret-file", os.devnull]
     # Each job keeps its state in its own checkout, as on GitHub (this one's is for the
     # registry and the run's files).
     env = {k: v for k, v in os.environ.items() if k != "DELIVERY_STATE_DIR"}
-    done = subprocess.run(argv, cwd=root, env=env, stdin=subprocess.DEVNULL,  # noqa: S603
-                          check=False)  # fmt: skip
+    try:
+        done = subprocess.run(argv, cwd=root, env=env, stdin=subprocess.DEVNULL,  # noqa: S603
+                              check=False)  # fmt: skip
+    finally:
+        if secret_file is not None:
+            secret_file.unlink(missing_ok=True)
     if done.returncode != 0:
         raise click.exceptions.Exit(done.returncode)
 

@@ -24,8 +24,7 @@ from support.config import load_yaml_settings
 SecretName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
 EnvironmentName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
 EXPRESSION = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
-# A secret not already scoped (the rewrite leaves its own output as it is).
-SECRET = re.compile(r"(?<!\|\| )\bsecrets\.([A-Za-z_][A-Za-z0-9_]*)\b")
+SECRET = re.compile(r"\bsecrets\.([A-Za-z_][A-Za-z0-9_]*)\b")
 JOB = re.compile(r"^  ([A-Za-z_][A-Za-z0-9_-]*):\s*$")
 LINT_NOTE = "# zizmor: ignore[overprovisioned-secrets] (act: environment secrets)"
 
@@ -84,6 +83,8 @@ def scope_environment_secrets(text: str) -> str:
             return f"(secrets[format('{{0}}__{name}', {environment})] || secrets.{name})"
 
         for i in range(start, end):
+            if LINT_NOTE in lines[i]:
+                continue  # rewritten already
             line = EXPRESSION.sub(lambda e: "${{" + SECRET.sub(scoped, e[1]) + "}}", lines[i])
             if line != lines[i]:
                 # The lint of the run's copy: a secret read by an expression's index is

@@ -3,11 +3,12 @@
 argument list, its body JSON on stdin: nothing from config reaches a shell."""
 
 import json
+import shlex
 import shutil
 from collections.abc import Callable
 from typing import Any
 
-from github.settings import Listed, Lookup, Plan, Put
+from github.settings import Listed, Lookup, Named, Plan, Put
 from support.errors import ReleaseError
 from support.process import run
 
@@ -57,16 +58,18 @@ def apply(plan: Plan, request: Request = gh_api, say: Callable[[str], None] = pr
             request("PUT", call.path, _resolved(call.body, request))
         elif isinstance(call, Listed):
             present = _items(request("GET", f"{call.path}?per_page=100", None), call.field)
-            names = {item["name"] for item in present}
-            for wanted in call.wanted:
-                if wanted["name"] not in names:
-                    request("POST", call.path, dict(wanted))
+            # A branch policy named like the tag pattern is not the tag policy: by both.
+            wanted = {(w["name"], w["type"]) for w in call.wanted}
+            have = {(item["name"], item.get("type", "branch")) for item in present}
+            for policy in call.wanted:
+                if (policy["name"], policy["type"]) not in have:
+                    request("POST", call.path, dict(policy))
             for item in present:
-                if item["name"] not in {wanted["name"] for wanted in call.wanted}:
-                    say(f"  removed {item['name']} (not in config)")
+                if (item["name"], item.get("type", "branch")) not in wanted:
+                    say(f"  removed {item.get('type', 'branch')} {item['name']} (not in config)")
                     request("DELETE", f"{call.path}/{item['id']}", None)
         else:
-            present = _items(request("GET", f"{call.path}?per_page=100", None), call.field)
+            present = _items(request("GET", f"{call.path}?{call.query}", None), call.field)
             found = next((i for i in present if i["name"] == call.body["name"]), None)
             if found is None:
                 request("POST", call.path, call.body)
@@ -87,7 +90,7 @@ def _shown(value: Any) -> Any:
 def _write(method: str, path: str, body: dict[str, Any] | None) -> str:
     line = f"gh api --method {method} -H '{API_VERSION}' {path}"
     if body is not None:
-        line += f" --input - <<< '{json.dumps(_shown(body), sort_keys=True)}'"
+        line += f" --input - <<< {shlex.quote(json.dumps(_shown(body), sort_keys=True))}"
     return line
 
 
@@ -100,13 +103,14 @@ def transcript(plan: Plan) -> list[str]:
         if isinstance(call, Put):
             lines.append(_write("PUT", call.path, call.body))
             continue
-        lines.append(f"gh api --method GET -H '{API_VERSION}' '{call.path}?per_page=100'")
+        query = call.query if isinstance(call, Named) else "per_page=100"
+        lines.append(f"gh api --method GET -H '{API_VERSION}' '{call.path}?{query}'")
         if isinstance(call, Listed):
             for wanted in call.wanted:
-                lines.append(_write("POST", call.path, dict(wanted))
-                             + f"  # when {wanted['name']!r} is not listed")  # fmt: skip
+                when = f"  # when {wanted['type']} {wanted['name']!r} is not listed"
+                lines.append(_write("POST", call.path, dict(wanted)) + when)
             lines.append(_write("DELETE", f"{call.path}/<id>", None)
-                         + "  # for each other one listed")  # fmt: skip
+                         + "  # for each other one listed (by name and type)")  # fmt: skip
         else:
             lines.append(_write("POST", call.path, call.body) + "  # when none has its name")
             lines.append(_write(call.update, f"{call.path}/<{call.key_field}>", call.body)

@@ -14,21 +14,40 @@ GitHub's rules these follow (REST API, 2022-11-28):
 - rulesets: https://docs.github.com/en/rest/repos/rules
 """
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from promotion.policy import Policy
 from support.config import load_yaml_settings
 from support.errors import ReleaseError
 
-Login = Annotated[
-    str,
-    StringConstraints(pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})(?:/[A-Za-z0-9._-]{1,100})?$"),
-]
-VariableName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,99}$")]
+# A GitHub login, or ORG/TEAM (a team's slug): names, nothing that could leave an API path.
+LOGIN = re.compile(
+    r"^[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}(?:/[a-z0-9][a-z0-9_-]{0,99})?$"
+)
+
+
+def checked_login(login: str) -> str:
+    if not LOGIN.fullmatch(login):
+        raise ValueError(f"{login!r} is not a GitHub login or ORG/TEAM slug")
+    return login
+
+
+Login = Annotated[str, AfterValidator(checked_login)]
+
+
+def checked_variable(name: str) -> str:
+    """GitHub keeps variable names upper case; GITHUB_ is its own prefix."""
+    if not re.fullmatch(r"[A-Z_][A-Z0-9_]{0,99}", name) or name.startswith("GITHUB_"):
+        raise ValueError(f"{name!r} is not a variable name GitHub keeps (upper case, not GITHUB_)")
+    return name
+
+
+VariableName = Annotated[str, AfterValidator(checked_variable)]
 Repository = Annotated[
     str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
 ]
@@ -87,6 +106,8 @@ class Named:
     update: str
     key_field: str
     why: str
+    # The list's query: the repository's own rulesets, not its organisation's too.
+    query: str = "per_page=100"
 
 
 Call = Put | Listed | Named
@@ -138,7 +159,13 @@ def plan_setup(
     for name, environment in github.items():
         reviewers = list(settings.reviewers.get(name, []))
         if name == release:
-            reviewers += [r for r in extra_reviewers if r not in reviewers]
+            for login in extra_reviewers:
+                try:
+                    checked_login(login)
+                except ValueError as error:
+                    raise ReleaseError(str(error)) from None
+                if login not in reviewers:
+                    reviewers.append(login)
             if not reviewers:
                 raise ReleaseError(
                     f"no one would approve a release: name {name}'s reviewers in "
@@ -210,6 +237,7 @@ def plan_setup(
             },
             update="PUT",
             key_field="id",
+            query="per_page=100&includes_parents=false",
             why="evidence and ledgers are appended, never rewritten or deleted",
         )
     )

@@ -58,6 +58,7 @@ def test_a_job_reads_its_environment_s_secret_over_the_repository_s():
         " || secrets.EVIDENCE_SIGNING_KEY) }}"
     )
     assert chosen["env"]["A"].count("secrets[format(") == 2
+    assert chosen["env"]["A"].count("|| secrets.") == 2
     assert "secrets.NOT_AN_EXPRESSION" in chosen["run"]
     assert scope_environment_secrets(scoped) == scoped  # once is enough
 

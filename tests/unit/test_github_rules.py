@@ -145,12 +145,17 @@ def test_one_queue_per_environment_holds_every_job_that_writes_its_state():
     for name, job_id, job in callers():
         expected = {"group": f"deploy-{job['with']['environment']}", "cancel-in-progress": False}
         assert job.get("concurrency") == expected, f"{name}/{job_id}"
-    # The other writers of what a release leaves (its tag in the registry) queue with it.
+    # The registry tag of a release queues on its own: in the deploy queue, a pending tag
+    # job and a pending rollback would cancel each other (one pending per group).
     release = load("release.yml")["jobs"]
     assert release["tag"]["concurrency"] == {
-        "group": "deploy-${{ needs.candidate.outputs.environment }}",
+        "group": "release-tag-${{ needs.candidate.outputs.environment }}",
         "cancel-in-progress": False,
     }
+    groups = [job.get("concurrency", {}).get("group", "") for document in all_workflows().values()
+              for job in document["jobs"].values()]  # fmt: skip
+    assert not [g for g in groups if g.startswith("deploy-") and g not in {
+        f"deploy-{caller['with']['environment']}" for _, _, caller in callers()}]  # fmt: skip
     assert release["release"]["with"]["environment"] == "${{ needs.candidate.outputs.environment }}"
     # Only publish-state pushes the state branch.
     for name, document in all_workflows().items():
@@ -162,7 +167,8 @@ def test_one_queue_per_environment_holds_every_job_that_writes_its_state():
 # What runs tests, lint or a gate's checks (third-party code: pytest plugins, locust).
 RUNS_TESTS = re.compile(
     r"make (gate|smoke|unit|integration|container|test|lint|promote|rollback|pipeline"
-    r"|loadtest)\b|sentiment (rollback|loadtest)\b"
+    r"|loadtest|bench|workflows|act)\b|sentiment (gate|promote|rollback|loadtest|smoke|bench"
+    r"|pipeline)\b|\bpytest\b|\bruff\b|\blocust\b"
 )
 WRITES = {"contents", "packages", "id-token", "attestations", "pull-requests", "deployments",
           "actions", "checks", "issues", "statuses", "security-events"}  # fmt: skip
@@ -216,3 +222,17 @@ def test_act_skips_only_steps_that_call_github_only_services():
     settings = next(step for step in yaml.safe_load(SETUP.read_text())["runs"]["steps"]
                     if "config/github-actions.env" in step.get("run", ""))  # fmt: skip
     assert "ACT" not in str(settings.get("if", "")) + settings["run"]
+
+
+def test_the_build_takes_the_model_the_dev_gate_checked():
+    """Jobs run on fresh runners: while no champion is pinned, a build that trained again
+    would ship another model than the one the dev gate passed (and no later gate would
+    find its evidence). The dev job hands its model on as an artifact."""
+    jobs = load("ci.yml")["jobs"]
+    assert uploaded_name(jobs["dev"], "model-artifact") == "dev-model-${{ github.run_attempt }}"
+    steps = jobs["build"]["steps"]
+    download = next(i for i, s in enumerate(steps) if uses(s, "download-artifact"))
+    assert steps[download]["with"] == {"name": "${{ needs.dev.outputs.model-artifact }}",
+                                       "path": "models"}  # fmt: skip
+    build = next(i for i, s in enumerate(steps) if "make build" in s.get("run", ""))
+    assert download < build

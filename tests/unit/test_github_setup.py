@@ -44,7 +44,7 @@ class FakeGitHub:
     def __call__(self, method: str, path: str, body):
         self.requests.append((method, path, body))
         if method == "GET":
-            return self.state[path.removesuffix("?per_page=100")]
+            return self.state[path.split("?")[0]]
         return None
 
 
@@ -64,8 +64,9 @@ def test_a_real_run_creates_what_is_missing_updates_what_differs_and_removes_wha
         f"{repo}/environments/stage/deployment-branch-policies": {"branch_policies": [
             {"id": 1, "name": "main", "type": "branch"},
             {"id": 2, "name": "feature/*", "type": "branch"}]},
+        # A *branch* policy named like the tag pattern: any branch v... could deploy.
         f"{repo}/environments/production/deployment-branch-policies": {"branch_policies": [
-            {"id": 3, "name": "v*", "type": "tag"}]},
+            {"id": 3, "name": "v*", "type": "tag"}, {"id": 4, "name": "v*", "type": "branch"}]},
         f"{repo}/environments/stage/variables": {"variables": [
             {"name": "SERVICE_URL", "value": "http://old"}]},
         f"{repo}/rulesets": [{"id": 55, "name": "something else"}],
@@ -94,6 +95,7 @@ def test_a_real_run_creates_what_is_missing_updates_what_differs_and_removes_wha
             {"name": "SERVICE_URL", "value": "https://stage.acme.test"},
         ),
         ("POST", "/environments/production/deployment-branch-policies", main),
+        ("DELETE", "/environments/production/deployment-branch-policies/4", None),
         (
             "PUT",
             "/actions/permissions/workflow",
@@ -146,12 +148,31 @@ def test_config_naming_an_environment_the_policy_lacks_is_refused():
         plan(GitHubSettings(variables={"staging": {"SERVICE_URL": "x"}}))
 
 
-@pytest.mark.parametrize("login", ["-alice", "alice;rm", "a" * 40, "org/team/extra", ""])
+@pytest.mark.parametrize(
+    "login",
+    ["-alice", "alice;rm", "a" * 40, "org/team/extra", "", "org/..", "org/.", "a--b", "org/Team"],
+)
 def test_a_reviewer_that_is_not_a_login_or_team_is_refused(tmp_path: Path, login: str):
     config = tmp_path / "github.yaml"
     config.write_text(json.dumps({"reviewers": {"production": [login]}}))
     with pytest.raises(ReleaseError, match="invalid configuration"):
         load_github_settings(config)
+
+
+@pytest.mark.parametrize("login", ["org/..", "org/.", "../../repos/victim/x", "a/b?c", "-x"])
+def test_a_reviewer_given_on_the_command_line_is_checked_as_config_is(login: str):
+    done = CliRunner().invoke(cli, ["github", "setup", "--dry-run", "--repo", "acme/sentiment",
+                                    "--reviewers", f"alice,{login}"])  # fmt: skip
+    assert done.exit_code == 1
+    assert "is not a GitHub login or ORG/TEAM slug" in done.output
+
+
+def test_variables_are_upper_case_and_never_github_s_own(tmp_path: Path):
+    for name in ("service_url", "GITHUB_TOKEN"):
+        config = tmp_path / "github.yaml"
+        config.write_text(json.dumps({"variables": {"stage": {name: "x"}}}))
+        with pytest.raises(ReleaseError, match="invalid configuration"):
+            load_github_settings(config)
 
 
 @pytest.mark.parametrize("repo", ["acme", "acme/sentiment/x", "../etc", "acme/sent iment"])
