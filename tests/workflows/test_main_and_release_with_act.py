@@ -10,7 +10,6 @@ delivery-state branch (the fork's origin) between runs. Minutes: `make workflows
 """
 
 import copy
-import os
 import re
 import shutil
 import subprocess
@@ -20,20 +19,22 @@ import pytest
 import yaml
 
 from delivery.api_keys import ApiKeyStore
-from delivery.config import load_delivery_settings
-from delivery.engine import detect_engine
-from delivery.errors import NoEngineError
 from promotion.policy import load_policy
 from service.settings import load_settings
 from support.signing import generate_key_pair
-from tests.conftest import CONFIG_DIR, FIXTURE_DATA, FIXTURE_UAT, ROOT, train_fixture_model
-from tests.container.conftest import FITTED_CHECKS, free_ports, write_policy
+from tests.conftest import CONFIG_DIR, FIXTURE_UAT, ROOT
+from tests.container.conftest import FITTED_CHECKS
+from tests.workflows.conftest import (
+    ANSI,
+    SENTIMENT,
+    act_engine,
+    act_environment,
+    clean_up,
+)
 
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 PREFIX = "sentiment-pytest-actmain-"
 RELEASE_TAG = "v0.0.1-act"
 POLICY = load_policy(CONFIG_DIR / "promotion.yaml")
-SENTIMENT = str(ROOT / ".venv" / "bin" / "sentiment")
 
 
 def git(where: Path, *args: str) -> str:
@@ -64,10 +65,7 @@ def fork_of_this_tree(tmp: Path) -> Path:
 def fork(tmp_path_factory) -> dict:
     """The fork, its secrets file (one signing key per GitHub environment, the API keys
     where its config asks for them) and the environment `sentiment github act` runs in."""
-    try:
-        engine = detect_engine(load_delivery_settings(CONFIG_DIR).engine, tls_verify=False)
-    except NoEngineError as error:
-        pytest.skip(f"no container engine: {error}")
+    engine = act_engine()
     tmp = tmp_path_factory.mktemp("act-fork")
     checkout = fork_of_this_tree(tmp)
     trust = yaml.safe_load((checkout / "config" / "trust.yaml").read_text())
@@ -92,39 +90,14 @@ def fork(tmp_path_factory) -> dict:
     secrets_file = tmp / "secrets.yaml"
     secrets_file.write_text(yaml.safe_dump({"environments": environments}))
 
-    names = POLICY.names
-    registry_port, *ports = free_ports(1 + len(names))
     # Paths in the jobs' own checkouts: pytest there must not reach this one's conftest.
     checks = copy.deepcopy(FITTED_CHECKS)
     checks["stage"]["uat"]["args"] = [str(FIXTURE_UAT.relative_to(ROOT)) if a == str(FIXTURE_UAT)
                                       else a for a in checks["stage"]["uat"]["args"]]  # fmt: skip
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DELIVERY_", "SENTIMENT_", "GITHUB_"))}  # fmt: skip
-    env.pop("APP_ENV", None)
-    env.update(
-        DELIVERY_ENGINE=engine.name,
-        DELIVERY_STATE_DIR=str(tmp / "harness-state"),
-        DELIVERY_REGISTRY__ADDRESS=f"127.0.0.1:{registry_port}",
-        DELIVERY_DEPLOY__LOCAL__CONTAINER_PREFIX=PREFIX,
-        SENTIMENT_DATA_DIR=str(FIXTURE_DATA),
-        SENTIMENT_TRAINING__QUALITY_GATE='{"min_accuracy": 0, "min_f1": 0, "min_roc_auc": 0}',
-        SENTIMENT_POLICY_FILE=str(write_policy(tmp / "policy.yaml", dict(zip(names, ports,
-                                  strict=True)), checks, state_branch="delivery-state")),
-        SENTIMENT_CHAMPION_FILE=str(tmp / "champion.yaml"),
-    )  # fmt: skip
-    if os.environ.get("DELIVERY_BUILD__BASE_IMAGE"):
-        env["DELIVERY_BUILD__BASE_IMAGE"] = os.environ["DELIVERY_BUILD__BASE_IMAGE"]
-    models = tmp / "models"
-    assert train_fixture_model(models).published is not None
-    subprocess.run([SENTIMENT, "models", "push", "--pin"], cwd=checkout, check=True,
-                   env={**env, "SENTIMENT_MODEL__REGISTRY_DIR": str(models)},
-                   capture_output=True)  # fmt: skip
+    env = act_environment(tmp, engine, PREFIX, checks, state_branch="delivery-state")
     yield {"checkout": checkout, "origin": tmp / "origin.git", "secrets": secrets_file,
            "env": env, "tmp": tmp, "engine": engine}  # fmt: skip
-    for environment in names:
-        subprocess.run([engine.binary, "rm", "--force", f"{PREFIX}{environment}"],
-                       capture_output=True)  # fmt: skip
-    subprocess.run([SENTIMENT, "registry", "stop"], env=env, cwd=checkout, capture_output=True)
+    clean_up(env, engine, PREFIX)
 
 
 def act(fork: dict, *args: str) -> str:

@@ -7,7 +7,6 @@ GitHub-only steps are skipped under env.ACT. This takes minutes: `make workflows
 (and .ci/run), not `make test`.
 """
 
-import os
 import re
 import shutil
 import subprocess
@@ -16,12 +15,9 @@ from pathlib import Path
 import pytest
 
 from delivery.champion import read_pin
-from delivery.config import load_delivery_settings
-from delivery.engine import detect_engine
-from delivery.errors import NoEngineError
-from promotion.policy import load_policy
-from tests.conftest import CONFIG_DIR, FIXTURE_DATA, ROOT, train_fixture_model
-from tests.container.conftest import FITTED_CHECKS, free_ports, write_policy
+from tests.conftest import ROOT
+from tests.container.conftest import FITTED_CHECKS
+from tests.workflows.conftest import ANSI, act_engine, act_environment, clean_up
 
 PR_JOBS = (
     "lint (ruff, import contracts, policy, actionlint)",
@@ -30,49 +26,19 @@ PR_JOBS = (
     "build and push (pull request)",
     "smoke (pull request)",
 )
-ANSI = re.compile(r"\x1b\[[0-9;]*m")
 PREFIX = "sentiment-pytest-act-"
 
 
 @pytest.fixture
 def act_env(tmp_path):
     """The jobs' settings: a private registry, their own container names and ports, the
-    fixture data, and gates the fixture model can pass."""
-    try:
-        engine = detect_engine(load_delivery_settings(CONFIG_DIR).engine, tls_verify=False)
-    except NoEngineError as error:
-        pytest.skip(f"no container engine: {error}")
+    fixture data, gates the fixture model can pass, and a pinned champion."""
+    engine = act_engine()
     if shutil.which("git") is None:
         pytest.skip("act checks out the repository with git")
-    names = load_policy(CONFIG_DIR / "promotion.yaml").names
-    registry_port, *env_ports = free_ports(1 + len(names))
-    ports = dict(zip(names, env_ports, strict=True))
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DELIVERY_", "SENTIMENT_", "GITHUB_"))}  # fmt: skip
-    env.pop("APP_ENV", None)
-    lenient = '{"min_accuracy": 0, "min_f1": 0, "min_roc_auc": 0}'
-    env.update(
-        DELIVERY_ENGINE=engine.name,
-        DELIVERY_STATE_DIR=str(tmp_path / "registry-state"),
-        DELIVERY_REGISTRY__ADDRESS=f"127.0.0.1:{registry_port}",
-        DELIVERY_DEPLOY__LOCAL__CONTAINER_PREFIX=PREFIX,
-        SENTIMENT_DATA_DIR=str(FIXTURE_DATA),
-        SENTIMENT_TRAINING__QUALITY_GATE=lenient,
-        SENTIMENT_POLICY_FILE=str(write_policy(tmp_path / "policy.yaml", ports, FITTED_CHECKS)),
-    )
-    if os.environ.get("DELIVERY_BUILD__BASE_IMAGE"):
-        env["DELIVERY_BUILD__BASE_IMAGE"] = os.environ["DELIVERY_BUILD__BASE_IMAGE"]
-    # A champion pushed to the jobs' registry and pinned, as on GitHub: the jobs pull it.
-    models = tmp_path / "models"
-    assert train_fixture_model(models).published is not None
-    env["SENTIMENT_CHAMPION_FILE"] = str(tmp_path / "champion.yaml")
-    subprocess.run([str(ROOT / ".venv" / "bin" / "sentiment"), "models", "push", "--pin"],
-                   env={**env, "SENTIMENT_MODEL__REGISTRY_DIR": str(models)}, cwd=ROOT,
-                   check=True, capture_output=True)  # fmt: skip
+    env = act_environment(tmp_path, engine, PREFIX, FITTED_CHECKS)
     yield env
-    subprocess.run([engine.binary, "rm", "--force", f"{PREFIX}dev"], capture_output=True)
-    subprocess.run([str(ROOT / ".venv" / "bin" / "sentiment"), "registry", "stop"], env=env,
-                   cwd=ROOT, capture_output=True)  # fmt: skip
+    clean_up(env, engine, PREFIX)
 
 
 def test_the_pull_request_workflow_runs_with_act(act_env: dict[str, str], tmp_path: Path):
