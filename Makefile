@@ -64,8 +64,10 @@ setup: $(VENV)/.installed ## Create .venv with the locked dependencies
 # The serving runtime (the root project), the API client (client/) and the release
 # tooling (release/), all editable, on the locked dependencies. pip installs uv (pinned,
 # hashed), uv the rest: the same hashes checked, in seconds instead of a minute (from
-# uv's cache, shared by every checkout and CI job on the machine).
-UV = $(BIN)/uv pip install --quiet --system-certs --python $(BIN)/python
+# uv's cache, shared by every checkout and CI job on the machine). Compiled to bytecode
+# as pip does: the checks' sandbox mounts .venv read-only, and every import there would
+# compile again.
+UV = $(BIN)/uv pip install --quiet --system-certs --compile-bytecode --python $(BIN)/python
 $(VENV)/.installed: pyproject.toml client/pyproject.toml release/pyproject.toml requirements/dev.lock requirements/bootstrap.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes \
