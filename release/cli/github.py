@@ -1,4 +1,5 @@
-"""`sentiment github`: the repository's settings on GitHub, and the runner facts act needs."""
+"""`sentiment github`: the repository's settings on GitHub, and its workflows run here
+with act as GitHub runs them."""
 
 import json
 import os
@@ -16,13 +17,14 @@ from github.act import (
     load_act_secrets,
     scope_environment_secrets,
     stand_in_flags,
+    write_runner_env,
 )
 from github.gh import apply, gh_api, missing_secrets, transcript
-from github.settings import load_github_settings, plan_setup
+from github.settings import checked_repository, load_github_settings, plan_setup
+from promotion.workspace import Workspace
 from support.errors import ReleaseError
 from support.process import tool
 
-REPOSITORY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
 REMOTE = re.compile(
     r"^(?:git@github\.com:|(?:https|ssh)://(?:git@)?github\.com/)"
     r"([A-Za-z0-9-]+/[A-Za-z0-9._-]+?)(?:\.git)?/?$"
@@ -34,9 +36,9 @@ def github() -> None:
     """The repository's settings on GitHub (config/github.yaml, config/promotion.yaml)."""
 
 
-def _repository(given: str | None, dry_run: bool) -> str:
+def _repository(space: Workspace, given: str | None, dry_run: bool) -> str:
     if given is None:
-        remote = workspace().git.run("remote", "get-url", "origin", check=False)
+        remote = space.git.run("remote", "get-url", "origin", check=False)
         found = REMOTE.search(remote.stdout.decode().strip())
         if found:
             given = found[1]
@@ -44,9 +46,7 @@ def _repository(given: str | None, dry_run: bool) -> str:
             given = "OWNER/REPO"
         else:
             given = gh_api("GET", "repos/{owner}/{repo}")["full_name"]
-    if not REPOSITORY.fullmatch(given):
-        raise ReleaseError(f"{given!r} is not a GitHub repository (OWNER/NAME)")
-    return given
+    return checked_repository(given)
 
 
 @github.command("setup")
@@ -64,7 +64,7 @@ def setup(repo: str | None, reviewers: str, dry_run: bool) -> None:
     space = workspace()
     policy = space.policy
     needs_keys = {name: space.service_settings(name).auth.required for name in policy.names}
-    repository = _repository(repo, dry_run)
+    repository = _repository(space, repo, dry_run)
     if repo is None and not dry_run:
         # A clone of someone else's repository points there: say whose settings change.
         click.confirm(f"change the GitHub settings of {repository}?", abort=True)
@@ -75,44 +75,22 @@ def setup(repo: str | None, reviewers: str, dry_run: bool) -> None:
     )  # fmt: skip
     if dry_run:
         click.echo("\n".join(transcript(plan)))
-        missing = {(s.environment, s.name) for s in plan.secrets}
     else:
         apply(plan, say=lambda line: click.echo(f"set: {line}"))
         missing = missing_secrets(plan)
     click.echo("\nSecrets (set by hand; this command never sees their values):")
     for secret in plan.secrets:
-        state = "MISSING" if (secret.environment, secret.name) in missing else "set"
         if dry_run:
             state = "to set"
+        else:
+            state = "MISSING" if (secret.environment, secret.name) in missing else "set"
         click.echo(f"  {secret.environment} {secret.name} [{state}]: {secret.how}")
 
 
-def _runner_env(state_dir: Path, engine: str, registry: str) -> Path:
-    path = state_dir / "act" / "runner.env"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(
-        f"DELIVERY_ENGINE={engine}\nDELIVERY_REGISTRY__ADDRESS={registry}\n"
-        "DELIVERY_REGISTRY__TLS_VERIFY=false\n"
-    )
-    return path
-
-
-@github.command("act-env")
-@reports_errors
-def act_env() -> None:
-    """Write the runner's own settings for act (--env-file) and print the file's path:
-    this machine's engine and its local registry (plain HTTP), standing in for the
-    runner's Docker and GHCR. Every other setting is config/github-actions.env's."""
-    delivery = workspace().delivery
-    engine = detect_engine(delivery.engine, tls_verify=False)
-    click.echo(_runner_env(delivery.state_dir, engine.name, delivery.registry.address))
-
-
-def _scope_secrets(root: Path) -> bool:
+def _scope_secrets(space: Workspace, root: Path) -> bool:
     """Rewrites the workflows' secrets as GitHub scopes them (github/act.py) and commits
     that, in a checkout whose origin is a local repository (a disposable fork: the jobs
     push the state branch there); True when something changed."""
-    space = workspace()
     origin = space.git.run("remote", "get-url", "origin", check=False).stdout.decode().strip()
     if not origin or not Path(origin).is_dir():
         raise ReleaseError(
@@ -156,7 +134,7 @@ def act(event: str, tag: str | None, secrets_file: Path | None) -> None:
     delivery = space.delivery
     engine = detect_engine(delivery.engine, tls_verify=False)
     act_dir = delivery.state_dir / "act"
-    runner_env = _runner_env(delivery.state_dir, engine.name, delivery.registry.address)
+    runner_env = write_runner_env(delivery.state_dir, engine.name, delivery.registry.address)
     act_event, workflow, payload = event_payload(event, space.policy.release_branch, tag)
     artifacts = Path(tempfile.mkdtemp(prefix="artifacts-", dir=act_dir))
     event_file = act_dir / "event.json"
@@ -167,7 +145,7 @@ def act(event: str, tag: str | None, secrets_file: Path | None) -> None:
             "--env", f"ACT_ARTIFACTS={artifacts}", *stand_in_flags(root)]  # fmt: skip
     if secrets_file is not None:
         secrets = load_act_secrets(secrets_file)
-        if _scope_secrets(root):
+        if _scope_secrets(space, root):
             click.echo("committed the workflows with each job's secrets scoped as on GitHub")
         secret_file = act_dir / "secrets.env"
         secret_file.unlink(missing_ok=True)

@@ -93,6 +93,19 @@ def scope_environment_secrets(text: str) -> str:
     return "".join(lines)
 
 
+def write_runner_env(state_dir: Path, engine: str, registry: str) -> Path:
+    """act's --env-file: the runner's own settings, and only those (this machine's engine,
+    its local registry in plain HTTP, standing in for the runner's Docker and GHCR); every
+    other setting is config/github-actions.env's, applied by the jobs as on GitHub."""
+    path = state_dir / "act" / "runner.env"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(
+        f"DELIVERY_ENGINE={engine}\nDELIVERY_REGISTRY__ADDRESS={registry}\n"
+        "DELIVERY_REGISTRY__TLS_VERIFY=false\n"
+    )
+    return path
+
+
 PINNED = re.compile(r"^\s*(?:-\s*)?uses:\s*([A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+@[0-9a-f]{40})", re.M)
 # GitHub's services that act cannot reach here, each stood in for by an action of
 # .github/act/ that keeps GitHub's rules; every other pinned action's step is skipped

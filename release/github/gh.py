@@ -36,14 +36,20 @@ def gh_api(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
 Request = Callable[[str, str, dict[str, Any] | None], Any]
 
 
-def _resolved(value: Any, request: Request) -> Any:
+def _with_ids(value: Any, id_of: Callable[[Lookup], Any]) -> Any:
+    """`value` with each Lookup in it replaced by `id_of` it."""
     if isinstance(value, Lookup):
-        return request("GET", value.path, None)["id"]
+        return id_of(value)
     if isinstance(value, dict):
-        return {k: _resolved(v, request) for k, v in value.items()}
+        return {k: _with_ids(v, id_of) for k, v in value.items()}
     if isinstance(value, list):
-        return [_resolved(v, request) for v in value]
+        return [_with_ids(v, id_of) for v in value]
     return value
+
+
+def _policy(item: dict[str, Any]) -> tuple[str, str]:
+    """A branch policy by name and type: one named like the tag pattern is not the tag one."""
+    return item["name"], item.get("type", "branch")
 
 
 def _items(answer: Any, field: str | None) -> list[dict[str, Any]]:
@@ -52,21 +58,25 @@ def _items(answer: Any, field: str | None) -> list[dict[str, Any]]:
 
 def apply(plan: Plan, request: Request = gh_api, say: Callable[[str], None] = print) -> None:
     """Makes every call of `plan`, reading first where the call depends on what is there."""
+
+    def id_of(lookup: Lookup) -> Any:
+        return request("GET", lookup.path, None)["id"]
+
     for call in plan.calls:
         say(f"{call.why}")
         if isinstance(call, Put):
-            request("PUT", call.path, _resolved(call.body, request))
+            request("PUT", call.path, _with_ids(call.body, id_of))
         elif isinstance(call, Listed):
             present = _items(request("GET", f"{call.path}?per_page=100", None), call.field)
-            # A branch policy named like the tag pattern is not the tag policy: by both.
-            wanted = {(w["name"], w["type"]) for w in call.wanted}
-            have = {(item["name"], item.get("type", "branch")) for item in present}
+            wanted = {_policy(policy) for policy in call.wanted}
+            have = {_policy(item) for item in present}
             for policy in call.wanted:
-                if (policy["name"], policy["type"]) not in have:
+                if _policy(policy) not in have:
                     request("POST", call.path, dict(policy))
             for item in present:
-                if (item["name"], item.get("type", "branch")) not in wanted:
-                    say(f"  removed {item.get('type', 'branch')} {item['name']} (not in config)")
+                if _policy(item) not in wanted:
+                    name, kind = _policy(item)
+                    say(f"  removed {kind} {name} (not in config)")
                     request("DELETE", f"{call.path}/{item['id']}", None)
         else:
             present = _items(request("GET", f"{call.path}?{call.query}", None), call.field)
@@ -77,20 +87,16 @@ def apply(plan: Plan, request: Request = gh_api, say: Callable[[str], None] = pr
                 request(call.update, f"{call.path}/{found[call.key_field]}", call.body)
 
 
-def _shown(value: Any) -> Any:
-    if isinstance(value, Lookup):
-        return f"<id: gh api {value.path} --jq .id>"
-    if isinstance(value, dict):
-        return {k: _shown(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_shown(v) for v in value]
-    return value
+def _shown_id(lookup: Lookup) -> str:
+    return f"<id: gh api {lookup.path} --jq .id>"
 
 
 def _write(method: str, path: str, body: dict[str, Any] | None) -> str:
     line = f"gh api --method {method} -H '{API_VERSION}' {path}"
     if body is not None:
-        line += f" --input - <<< {shlex.quote(json.dumps(_shown(body), sort_keys=True))}"
+        line += (
+            f" --input - <<< {shlex.quote(json.dumps(_with_ids(body, _shown_id), sort_keys=True))}"
+        )
     return line
 
 

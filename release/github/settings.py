@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from promotion.policy import Policy
 from support.config import load_yaml_settings
@@ -48,9 +48,14 @@ def checked_variable(name: str) -> str:
 
 
 VariableName = Annotated[str, AfterValidator(checked_variable)]
-Repository = Annotated[
-    str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
-]
+REPOSITORY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}$")
+
+
+def checked_repository(repository: str) -> str:
+    """OWNER/NAME, which every API path starts from."""
+    if not REPOSITORY.fullmatch(repository):
+        raise ReleaseError(f"{repository!r} is not a GitHub repository (OWNER/NAME)")
+    return repository
 
 
 class GitHubSettings(BaseModel):
@@ -144,7 +149,7 @@ def plan_setup(
     """The calls that make `repository`'s GitHub environments, deployment policies,
     variables, workflow permissions and state-branch ruleset what config/ says, and the
     secrets left to set by hand (their values are never this command's)."""
-    plan = Plan(repository)
+    plan = Plan(checked_repository(repository))
     github = {e.github_environment: e for e in policy.environments}
     unknown = (set(settings.reviewers) | set(settings.prevent_self_review)
                | set(settings.variables)) - set(github)  # fmt: skip

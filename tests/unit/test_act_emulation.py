@@ -12,7 +12,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from github.act import ActSecrets, scope_environment_secrets, stand_in_flags
+from github.act import ActSecrets, scope_environment_secrets, stand_in_flags, write_runner_env
 from tests.conftest import ROOT
 
 ARTIFACTS = ROOT / ".github" / "act" / "artifacts.py"
@@ -192,3 +192,17 @@ def test_a_download_of_a_name_never_uploaded_fails(tmp_path: Path):
     done = artifacts("download", tmp_path, tmp_path / "store", name="nothing", path=".")
     assert done.returncode != 0
     assert "Artifact not found for name: nothing" in done.stdout + done.stderr
+
+
+def test_the_runner_env_gives_the_runner_s_engine_and_local_registry_only(tmp_path):
+    """The jobs apply config/github-actions.env; the runner's own facts (this machine's
+    engine and the local registry standing in for GHCR) are all act's --env-file sets."""
+    written = write_runner_env(tmp_path, "podman", "127.0.0.1:5999")
+    assert written == tmp_path / "act" / "runner.env"
+    settings = dict(line.split("=", 1) for line in written.read_text().splitlines())
+    assert settings == {"DELIVERY_ENGINE": "podman",
+                        "DELIVERY_REGISTRY__ADDRESS": "127.0.0.1:5999",
+                        "DELIVERY_REGISTRY__TLS_VERIFY": "false"}  # fmt: skip
+    github_env = (ROOT / "config" / "github-actions.env").read_text()
+    assert "TRUST_LOCAL_KEYS=false" in github_env
+    assert not {"TRUST_LOCAL_KEYS", "DELIVERY_REGISTRY__TAG_RELEASES"} & set(settings)

@@ -7,7 +7,14 @@ import re
 import yaml
 
 from tests.conftest import ROOT
-from tests.unit.test_workflows import all_steps, all_workflows, load, step_named, steps_of
+from tests.unit.test_workflows import (
+    TESTS,
+    all_steps,
+    all_workflows,
+    load,
+    step_named,
+    steps_of,
+)
 
 SETUP = ROOT / ".github" / "actions" / "setup" / "action.yml"
 
@@ -164,12 +171,6 @@ def test_one_queue_per_environment_holds_every_job_that_writes_its_state():
                 assert (name, job_id) == ("deploy.yml", "publish-state")
 
 
-# What runs tests, lint or a gate's checks (third-party code: pytest plugins, locust).
-RUNS_TESTS = re.compile(
-    r"make (gate|smoke|unit|integration|container|test|lint|promote|rollback|pipeline"
-    r"|loadtest|bench|workflows|act)\b|sentiment (gate|promote|rollback|loadtest|smoke|bench"
-    r"|pipeline)\b|\bpytest\b|\bruff\b|\blocust\b"
-)
 WRITES = {"contents", "packages", "id-token", "attestations", "pull-requests", "deployments",
           "actions", "checks", "issues", "statuses", "security-events"}  # fmt: skip
 
@@ -192,7 +193,7 @@ def test_no_job_that_runs_tests_can_write_or_mint_an_identity_token():
             writes = {scope for scope, level in granted.items() if level == "write"}
             assert writes <= WRITES
             runs = [step.get("run", "") for step in job.get("steps", [])]
-            if any(RUNS_TESTS.search(run) for run in runs):
+            if any(TESTS.search(run) for run in runs):
                 assert not writes, f"{name}/{job_id} runs tests with {writes}"
 
 

@@ -219,23 +219,3 @@ def test_a_failed_call_says_which(tmp_path, monkeypatch):
         ReleaseError, match="gh api PUT repos/a/b/environments/dev failed: HTTP 403"
     ):
         gh_api("PUT", "repos/a/b/environments/dev", {})
-
-
-def test_act_env_gives_the_runner_s_engine_and_local_registry_only(tmp_path, monkeypatch):
-    """make act: the jobs apply config/github-actions.env; the runner's own facts (this
-    machine's engine and the local registry standing in for GHCR) are all it overrides."""
-    monkeypatch.setenv("DELIVERY_STATE_DIR", str(tmp_path))
-    monkeypatch.setenv("DELIVERY_REGISTRY__ADDRESS", "127.0.0.1:5999")
-    monkeypatch.setattr("cli.github.detect_engine", lambda choice, tls_verify: type(
-        "Engine", (), {"name": "podman"})())  # fmt: skip
-    done = CliRunner().invoke(cli, ["github", "act-env"])
-    assert done.exit_code == 0, done.output
-    written = Path(done.stdout.strip())
-    assert written == tmp_path / "act" / "runner.env"
-    settings = dict(line.split("=", 1) for line in written.read_text().splitlines())
-    assert settings == {"DELIVERY_ENGINE": "podman",
-                        "DELIVERY_REGISTRY__ADDRESS": "127.0.0.1:5999",
-                        "DELIVERY_REGISTRY__TLS_VERIFY": "false"}  # fmt: skip
-    github_env = (CONFIG_DIR / "github-actions.env").read_text()
-    assert "TRUST_LOCAL_KEYS=false" in github_env
-    assert not {"TRUST_LOCAL_KEYS", "DELIVERY_REGISTRY__TAG_RELEASES"} & set(settings)

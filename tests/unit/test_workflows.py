@@ -495,9 +495,13 @@ def test_the_venv_cache_is_keyed_on_everything_make_setup_reads():
 
 LOGIN = "./.github/actions/registry-login"
 LOGOUT = "docker logout ghcr.io"
-# What runs tests or third-party tools: never while a registry write token is held.
-TESTS = re.compile(r"make (gate|smoke|model|train|unit|integration|container|test|lint|promote"
-                   r"|rollback|pipeline)\b")  # fmt: skip
+# What runs tests, lint, training or a gate's checks (third-party code: pytest plugins,
+# locust, scikit-learn): never while a registry write token, or any write token, is held.
+TESTS = re.compile(
+    r"make (gate|smoke|model|train|unit|integration|container|test|lint|promote|rollback"
+    r"|pipeline|loadtest|bench|workflows|act)\b|sentiment (gate|promote|rollback|loadtest"
+    r"|smoke|bench|pipeline|train)\b|\bpytest\b|\bruff\b|\blocust\b"
+)
 
 
 def test_a_registry_write_token_is_held_only_around_a_push_or_a_tag():
