@@ -1,39 +1,23 @@
-"""The benchmark's table (Markdown), its targets checked, and its chart (PNG)."""
+"""The benchmark's tables (Markdown): each server's figures, the service's ratios to each
+reference (the two floors, the lecture's app, the quoted stacks), and config/benchmark.yaml's
+targets checked."""
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from benchmark.run import CONCURRENCY, BenchmarkResult, ServerResult
+from benchmark.servers import FLASK_FLOOR, LECTURE, SERVICE, WSGI_FLOOR
+from benchmark.settings import QuotedServer, Targets
 
-from benchmark.run import CONCURRENCY, BenchmarkResult
-from support.config import load_yaml_settings
-
-BENCHMARK_FILE = "benchmark.yaml"
-
-
-class Targets(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    min_floor_share: float = Field(gt=0, le=1)
-    max_p99_vs_floor: float = Field(gt=0)
-    min_classic_speedup: float = Field(gt=0)
-    min_batch_reviews_per_core: float = Field(gt=0)
-    max_seconds_to_ready: float = Field(gt=0)
-    max_pss_mb: float = Field(gt=0)
-    max_image_mb: float = Field(gt=0)
-
-
-class BenchmarkSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    seconds: float = Field(ge=1, le=600)
-    warmup_seconds: float = Field(ge=1, le=600)
-    targets: Targets
-
-
-def load_benchmark_settings(config_dir: Path) -> BenchmarkSettings:
-    return load_yaml_settings(BenchmarkSettings, config_dir / BENCHMARK_FILE)
+# The measured references, as the report names them.
+REFERENCES = {WSGI_FLOOR: "bare WSGI floor", FLASK_FLOOR: "Flask floor", LECTURE: "lecture app"}
+# Nothing answers faster than a floor: the service's rate reads as a share of theirs, and
+# as a speedup over the others'.
+FLOORS = (WSGI_FLOOR, FLASK_FLOOR)
+# The concurrencies the ratios are taken at; p99 is compared at the highest.
+RATIO_AT = (8, 32)
+P99_AT = max(CONCURRENCY)
 
 
 @dataclass(frozen=True)
@@ -42,6 +26,21 @@ class Verdict:
     measured: str
     target: str
     met: bool
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The service's requests/s over a reference's at each of RATIO_AT, and its p99 over
+    the reference's at P99_AT."""
+
+    against: str
+    rate: dict[int, float]
+    p99: float
+    is_floor: bool
+
+    def rate_text(self, connections: int) -> str:
+        ratio = self.rate[connections]
+        return f"{ratio:.0%}" if self.is_floor else _times(ratio)
 
 
 def server_cores() -> int:
@@ -55,27 +54,64 @@ def _ratio(measured: float, reference: float) -> float:
     return measured / reference if reference > 0 else float("nan")
 
 
-def verdicts(result: BenchmarkResult, targets: Targets, image_mb: float | None) -> list[Verdict]:
-    service, floor, classic = (result.server(n) for n in ("service", "floor", "classic"))
-    share = {c: _ratio(service.at(c).requests_per_second, floor.at(c).requests_per_second)
-             for c in (8, 32)}  # fmt: skip
-    p99 = _ratio(service.at(32).p99_ms, floor.at(32).p99_ms)
-    speedup = _ratio(service.at(8).requests_per_second, classic.at(8).requests_per_second)
+def _times(ratio: float) -> str:
+    return f"{ratio:.1f}x" if ratio < 10 else f"{ratio:.0f}x"
+
+
+def compare(
+    service: ServerResult, against: str, rates: Mapping[int, float], p99_ms: float, is_floor: bool
+) -> Comparison:
+    return Comparison(
+        against,
+        {c: _ratio(service.at(c).requests_per_second, rates[c]) for c in RATIO_AT},
+        _ratio(service.at(P99_AT).p99_ms, p99_ms),
+        is_floor,
+    )
+
+
+def comparisons(result: BenchmarkResult, quoted: list[QuotedServer]) -> dict[str, Comparison]:
+    """The service against each measured reference (by server name) and each quoted stack
+    (by its name)."""
+    service = result.server(SERVICE)
+    found = {}
+    for name, label in REFERENCES.items():
+        reference = result.server(name)
+        rates = {c: reference.at(c).requests_per_second for c in RATIO_AT}
+        found[name] = compare(service, label, rates, reference.at(P99_AT).p99_ms, name in FLOORS)
+    for stack in quoted:
+        found[stack.name] = compare(service, f"{stack.name} (quoted)", stack.requests_per_second,
+                                    stack.p99_ms, is_floor=False)  # fmt: skip
+    return found
+
+
+def verdicts(
+    result: BenchmarkResult, targets: Targets, quoted: list[QuotedServer], image_mb: float | None
+) -> list[Verdict]:
+    ratios = comparisons(result, quoted)
+    floor, lecture = ratios[WSGI_FLOOR], ratios[LECTURE]
+    service = result.server(SERVICE)
     per_core = result.batch_reviews_per_second / server_cores()
     errors = sum(point.errors for server in result.servers for point in server.points)
     found = [
-        *(Verdict(f"/predict/ vs floor, c={c}", f"{share[c]:.0%}",
-                  f">= {targets.min_floor_share:.0%}", share[c] >= targets.min_floor_share)
-          for c in (8, 32)),
-        Verdict("p99 vs floor, c=32", f"{p99:.2f}x", f"<= {targets.max_p99_vs_floor}x",
-                p99 <= targets.max_p99_vs_floor),
-        Verdict("/predict/ vs classic app, c=8", f"{speedup:.0f}x",
-                f">= {targets.min_classic_speedup:.0f}x", speedup >= targets.min_classic_speedup),
+        *(Verdict(f"/predict/ vs {floor.against}, c={c}", floor.rate_text(c),
+                  f">= {targets.min_share_of_wsgi_floor:.0%}",
+                  floor.rate[c] >= targets.min_share_of_wsgi_floor)
+          for c in RATIO_AT),
+        Verdict(f"p99 vs {floor.against}, c={P99_AT}", f"{floor.p99:.2f}x",
+                f"<= {targets.max_p99_vs_wsgi_floor:g}x",
+                floor.p99 <= targets.max_p99_vs_wsgi_floor),
+        Verdict(f"/predict/ vs {lecture.against}, c=8", lecture.rate_text(8),
+                f">= {targets.min_speedup_vs_lecture:g}x",
+                lecture.rate[8] >= targets.min_speedup_vs_lecture),
+        *(Verdict(f"/predict/ vs {ratios[stack.name].against}, c=8",
+                  ratios[stack.name].rate_text(8), f">= {targets.min_speedup_vs_quoted:g}x",
+                  ratios[stack.name].rate[8] >= targets.min_speedup_vs_quoted)
+          for stack in quoted),
         Verdict(f"batches of {result.batch_size}, reviews/s per server core", f"{per_core:,.0f}",
                 f">= {targets.min_batch_reviews_per_core:,.0f}",
                 per_core >= targets.min_batch_reviews_per_core),
         Verdict("start to ready", f"{service.seconds_to_ready:.2f} s",
-                f"<= {targets.max_seconds_to_ready} s",
+                f"<= {targets.max_seconds_to_ready:g} s",
                 service.seconds_to_ready <= targets.max_seconds_to_ready),
         Verdict("PSS, master and workers", f"{service.pss_mb:.0f} MB",
                 f"<= {targets.max_pss_mb:.0f} MB", service.pss_mb <= targets.max_pss_mb),
@@ -88,22 +124,48 @@ def verdicts(result: BenchmarkResult, targets: Targets, image_mb: float | None) 
     return found
 
 
-def markdown(result: BenchmarkResult, checks: list[Verdict]) -> str:
+def markdown(result: BenchmarkResult, quoted: list[QuotedServer], checks: list[Verdict]) -> str:
     header = "| server | " + " | ".join(f"c={c} req/s" for c in CONCURRENCY)
     lines = [
-        f"{header} | p99 at c=32 | start to ready | PSS |",
+        f"{header} | p99 at c={P99_AT} | start to ready | PSS |",
         "|---|" + "---|" * (len(CONCURRENCY) + 3),
     ]
     for server in result.servers:
         rates = " | ".join(f"{server.at(c).requests_per_second:,.0f}" for c in CONCURRENCY)
-        lines.append(f"| {server.name} | {rates} | {server.at(32).p99_ms:.1f} ms | "
+        lines.append(f"| {server.name} | {rates} | {server.at(P99_AT).p99_ms:.1f} ms | "
                      f"{server.seconds_to_ready:.2f} s | {server.pss_mb:.0f} MB |")  # fmt: skip
+    for stack in quoted:
+        rates = " | ".join(f"{stack.requests_per_second[c]:,.0f}" for c in CONCURRENCY)
+        lines.append(f"| {stack.name} (quoted) | {rates} | {stack.p99_ms:.1f} ms | - | - |")
+    cores = server_cores()
     lines += [
         "",
         f"One review of {result.review_chars} characters per request ({result.seconds:g} s per "
         f"point, wrk on one core); batches of {result.batch_size}: "
         f"{result.batch_reviews_per_second:,.0f} reviews/s "
-        f"({server_cores()} server core{'s' * (server_cores() > 1)}).",
+        f"({cores} server core{'s' * (cores > 1)}). The floors run under plain gunicorn with "
+        "the service's worker settings.",
+    ]
+    if quoted:
+        lines.append(
+            "Quoted rows are not measured by this run: measured by hand on this machine, not "
+            "re-run ("
+            + "; ".join(f"{stack.name}: `{stack.how}`, {stack.measured}" for stack in quoted)
+            + ")."
+        )
+    columns = " | ".join(f"c={c} req/s" for c in RATIO_AT)
+    lines += [
+        "",
+        f"| the service against | {columns} | p99 at c={P99_AT} |",
+        "|---|" + "---|" * (len(RATIO_AT) + 1),
+        *(
+            f"| {ratio.against} | {' | '.join(ratio.rate_text(c) for c in RATIO_AT)} | "
+            f"{ratio.p99:.2f}x |"
+            for ratio in comparisons(result, quoted).values()
+        ),
+        "",
+        "Requests/s as a share of a floor's, as a speedup over the others'; p99 as the "
+        "service's over theirs (under 1: shorter).",
         "",
         "| target | measured | wanted | |",
         "|---|---|---|---|",
@@ -113,29 +175,3 @@ def markdown(result: BenchmarkResult, checks: list[Verdict]) -> str:
         ),
     ]
     return "\n".join(lines) + "\n"
-
-
-def chart(result: BenchmarkResult, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot
-
-    figure, (rates, latency) = pyplot.subplots(1, 2, figsize=(10, 4))
-    width = 0.8 / len(result.servers)
-    for index, server in enumerate(result.servers):
-        positions = [n + index * width for n in range(len(CONCURRENCY))]
-        rates.bar(positions, [server.at(c).requests_per_second for c in CONCURRENCY], width,
-                  label=server.name)  # fmt: skip
-        latency.plot([str(c) for c in CONCURRENCY], [server.at(c).p99_ms for c in CONCURRENCY],
-                     marker="o", label=server.name)  # fmt: skip
-    rates.set_xticks([n + width for n in range(len(CONCURRENCY))], [f"c={c}" for c in CONCURRENCY])
-    rates.set_ylabel("/predict/ requests per second")
-    rates.legend()
-    latency.set_yscale("log")
-    latency.set_xlabel("connections")
-    latency.set_ylabel("p99 latency (ms)")
-    latency.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    pyplot.close(figure)

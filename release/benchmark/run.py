@@ -9,9 +9,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmark.servers import BENCH_KEY_ID, RunningServer, serving, specs
+from benchmark.servers import BENCH_KEY_ID, SERVICE, RunningServer, serving, specs
 from benchmark.wrk import LoadResult, load
 from service.api_keys import new_key
+from service.settings.schema import GunicornSettings
 from support.clock import utc_now
 
 CONCURRENCY = (1, 8, 32)
@@ -60,8 +61,11 @@ def benchmark(
     batch_size: int,
     seconds: float,
     warmup: float,
+    workers: GunicornSettings,
     log: Callable[[str], None],
 ) -> BenchmarkResult:
+    """The servers of servers.specs one after another; `workers` are the service's gunicorn
+    worker settings in prod, which the floors run with."""
     review = typical_review(texts)
     single = json.dumps({"review": review}).encode()
     batch = json.dumps({"reviews": texts[:batch_size]}).encode()
@@ -72,7 +76,7 @@ def benchmark(
         key_hashes = Path(scratch) / "key-hashes"
         key_hashes.write_text(hashed.line() + "\n")
         core = wrk_core()
-        for spec in specs(core, key_hashes):
+        for spec in specs(core, key_hashes, workers):
             with serving(spec, Path(scratch)) as server:
                 log(f"{spec.name}: ready in {server.seconds_to_ready:.2f}s")
                 measured = ServerResult(spec.name, server.seconds_to_ready, 0.0)
@@ -83,7 +87,7 @@ def benchmark(
                         f"p99 {point.p99_ms:.1f} ms, {point.errors} errors")  # fmt: skip
                     measured.points.append(point)
                 measured.pss_mb = server.pss_mb()
-                if spec.name == "service":
+                if spec.name == SERVICE:
                     result.batch = _batch(server, batch, seconds, core, log, batch_size, key)
                 result.servers.append(measured)
     return result

@@ -6,7 +6,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +14,7 @@ from pathlib import Path
 import psutil
 import requests
 
+from service.settings.schema import GunicornSettings
 from support.errors import ReleaseError
 from support.process import start, stop, tail
 
@@ -62,36 +63,53 @@ BENCH_KEY_ID = "bench"
 # measured) with a limit the load never reaches.
 UNREACHABLE_LIMIT = json.dumps({BENCH_KEY_ID: {"per_second": 1_000_000, "burst": 1_000_000}})
 
+SERVICE, WSGI_FLOOR, FLASK_FLOOR, LECTURE = "service", "wsgi-floor", "flask-floor", "lecture"
 
-def specs(wrk_core: int, key_hashes: Path) -> list[ServerSpec]:
-    """The service and the floor under one gunicorn and one config (prod's: the service
-    checks API keys against `key_hashes`); the classic app under Flask's development
-    server. Each on a free port, off the load generator's core."""
-    python = str(Path(sys.executable).parent / "python")
-    gunicorn = [python, "-m", "gunicorn", "--config", "python:service.gunicorn_conf"]
-    commands = {
-        "service": [str(Path(sys.executable).parent / "sentiment-serve"), "--env", "prod"],
-        "floor": [*gunicorn, "benchmark.apps:floor_app()"],
-        "classic": [python, "-m", "flask", "--app", "benchmark.apps:classic_app", "run",
-                    "--no-reload", "--port"],
+
+def gunicorn_flags(workers: GunicornSettings) -> list[str]:
+    """The service's worker settings as plain gunicorn flags. The floors run with these and
+    nothing else: the service's config module (its logging, metrics directory, rate-limit
+    table and hooks) is part of the service's cost, not of the floor's."""
+    return ["--worker-class", workers.worker_class, "--workers", str(workers.workers),
+            "--threads", str(workers.threads),
+            "--keep-alive", str(workers.keepalive_seconds)]  # fmt: skip
+
+
+def specs(wrk_core: int, key_hashes: Path, workers: GunicornSettings) -> list[ServerSpec]:
+    """The service as prod runs it (its config; API keys checked against `key_hashes`);
+    the two floors under plain gunicorn with the service's worker settings (`workers`);
+    the lecture's app under Flask's development server. Each on a free port, off the load
+    generator's core."""
+    bin_dir = Path(sys.executable).parent
+    python = str(bin_dir / "python")
+
+    def floor(app: str) -> Callable[[int], list[str]]:
+        return lambda port: [python, "-m", "gunicorn", *gunicorn_flags(workers),
+                             "--bind", f"127.0.0.1:{port}", app]  # fmt: skip
+
+    commands: dict[str, Callable[[int], list[str]]] = {
+        SERVICE: lambda _: [str(bin_dir / "sentiment-serve"), "--env", "prod"],
+        WSGI_FLOOR: floor("benchmark.apps.wsgi_floor:app"),
+        FLASK_FLOOR: floor("benchmark.apps.flask_floor:create_app()"),
+        LECTURE: lambda port: [python, "-m", "flask", "--app", "benchmark.apps.lecture:create_app",
+                               "run", "--no-reload", "--port", str(port)],
     }  # fmt: skip
     built = []
-    for name, argv in commands.items():
+    for name, command in commands.items():
         port = free_port()
+        # The service's port comes from its settings; the others ignore these.
         env = {"APP_ENV": "prod", "SENTIMENT_SERVICE__PORT": str(port),
                "SENTIMENT_AUTH__KEY_HASHES_FILE": str(key_hashes),
                "SENTIMENT_RATE_LIMIT__PER_KEY": UNREACHABLE_LIMIT}  # fmt: skip
-        argv = [*server_cpus(wrk_core), *argv, *[str(port)] * (name == "classic")]
-        built.append(ServerSpec(name, argv, env, port))
+        built.append(ServerSpec(name, [*server_cpus(wrk_core), *command(port)], env, port))
     return built
 
 
 @contextmanager
 def serving(spec: ServerSpec, log_dir: Path) -> Iterator[RunningServer]:
     log_path = log_dir / f"{spec.name}.log"
-    env = {**spec.env, "SENTIMENT_GUNICORN__METRICS_DIR": str(log_dir / f"{spec.name}-metrics"),
-           # Audited as in prod, on a volume of the run's own.
-           "SENTIMENT_MONITORING__DIR": str(log_dir / f"{spec.name}-monitoring")}  # fmt: skip
+    # Audited as in prod, on a volume of the run's own (its runtime directory is private).
+    env = {**spec.env, "SENTIMENT_MONITORING__DIR": str(log_dir / f"{spec.name}-monitoring")}
     with open(log_path, "wb") as log:
         started = time.monotonic()
         process = start(spec.argv, stdout=log, env=env)

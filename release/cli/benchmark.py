@@ -1,12 +1,15 @@
-"""`sentiment bench`: the service, the floor of its stack and the classic app, side by side."""
+"""`sentiment bench`: the service beside the floors of its stack (a bare WSGI app and a
+Flask app answering a constant) and the lecture's app."""
 
 import sys
 from pathlib import Path
 
 import click
 
-from benchmark.report import chart, load_benchmark_settings, markdown, verdicts
+from benchmark.chart import chart
+from benchmark.report import markdown, verdicts
 from benchmark.run import benchmark
+from benchmark.settings import load_benchmark_settings
 from cli.options import data_dir_option
 from cli.output import log, reports_errors, workspace
 from training.data_source import data_dir_for
@@ -23,19 +26,21 @@ from training.dataset import load_dataset
 @click.option("--strict", is_flag=True, help="Exit 1 when a target is missed.")
 @reports_errors
 def bench(data_dir: Path | None, out_dir: Path, seconds: float | None, strict: bool) -> None:
-    """Measure /predict/ against the floor and the classic app (wrk), batches, start to
-    ready and memory; print the table and check config/benchmark.yaml's targets."""
+    """Measure /predict/ against the bare WSGI and Flask floors and the lecture's app (wrk),
+    batches, start to ready and memory; print the tables and check config/benchmark.yaml's
+    targets."""
     space = workspace(data_dir)
     settings = load_benchmark_settings(space.project.config_dir)
     sources = space.training.dataset.sources
     texts = load_dataset(data_dir_for(space.training, data_dir), sources).texts
-    batch_size = space.service_settings("prod").service.max_batch_size
-    result = benchmark(texts, batch_size, seconds or settings.seconds,
-                       settings.warmup_seconds, log)  # fmt: skip
+    prod = space.service_settings("prod")
+    result = benchmark(texts, prod.service.max_batch_size, seconds or settings.seconds,
+                       settings.warmup_seconds, prod.gunicorn, log)  # fmt: skip
     latest = space.records.latest_build()
-    checks = verdicts(result, settings.targets, latest.size_mb if latest else None)
+    checks = verdicts(result, settings.targets, settings.quoted,
+                      latest.size_mb if latest else None)  # fmt: skip
     out_dir.mkdir(parents=True, exist_ok=True)
-    table = markdown(result, checks)
+    table = markdown(result, settings.quoted, checks)
     (out_dir / "benchmark.md").write_text(table, encoding="utf-8")
     chart(result, out_dir / "benchmark.png")
     click.echo(table)
