@@ -2,11 +2,14 @@
 processes at once.
 
 Every worker appends to the same `audit.jsonl` (O_APPEND: each write lands whole at the
-end, whoever else writes). When it has grown past `max_bytes`, the first worker to see it
-takes a lock and renames it to `audit.jsonl.1` (shifting the older ones, dropping the
-oldest beyond `backups`); every worker notices the rename (the path names another file)
-and reopens. So the files hold at most about (1 + backups) * max_bytes, and a log agent
-tailing `audit.jsonl*` sees every line once.
+end). A write takes a lock shared by the workers: under it, the worker reopens the file if
+another one rotated it away, and when the next lines would take it past `max_bytes` it
+first renames it to `audit.jsonl.1` (shifting the older ones, dropping the oldest beyond
+`backups`), then writes. A batch that does not fit is split between lines, so no file
+holds more than `max_bytes`, and no line is split across two. The one exception: a single
+line longer than `max_bytes` goes alone into a fresh file (its own, over the bound; the
+next line starts another). So the files hold at most (1 + backups) * max_bytes, and a
+log agent tailing `audit.jsonl*` sees every line once.
 """
 
 import contextlib
@@ -26,33 +29,34 @@ class AuditFile:
         self._max_bytes = max_bytes
         self._backups = backups
         self._fd: int | None = None
-        # A write stopped part-way through a line: the next append ends it first.
-        self._torn = False
+        # The inode of the file a write stopped part-way through a line: the next append
+        # ends that line first, if the file is still the live one (else the file's end does).
+        self._torn: int | None = None
 
     def append(self, data: bytes) -> None:
-        """Appends whole lines (OSError when the volume refuses them). After a short write
-        (a full volume), what was written is ended with a line break, now or before the
-        next line, so that one stays whole; OSError is raised: the lines count as dropped."""
-        fd = self._open()
-        if self._torn:
-            os.write(fd, b"\n")
-            self._torn = False
-        written = 0
-        try:
-            while written < len(data):
-                count = os.write(fd, data[written:])
-                if count <= 0:
-                    raise OSError(errno.ENOSPC, f"{self.path}: nothing more was written")
-                written += count
-        except OSError:
-            if written and data[written - 1 : written] != b"\n":
-                self._torn = True
-                with contextlib.suppress(OSError):
-                    os.write(fd, b"\n")
-                    self._torn = False
-            raise
-        if os.fstat(fd).st_size >= self._max_bytes:
-            self._rotate(fd)
+        """Appends whole lines (OSError when the volume refuses them), rotating before the
+        file would pass `max_bytes`. After a short write (a full volume), what was written
+        is ended with a line break, now or before the next line, so that one stays whole;
+        OSError is raised: the lines not written count as dropped."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self._lock_path, "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the lock file closes
+            start = 0
+            while start < len(data):
+                fd = self._open()
+                size = self._end_torn_line(fd)
+                room = self._max_bytes - size
+                if len(data) - start <= room:
+                    end = len(data)
+                else:  # as many whole lines as fit
+                    end = data.rfind(b"\n", start, start + max(room, 0)) + 1
+                if end <= start:  # not even the next line fits
+                    if size > 0:
+                        self._rotate()
+                        continue
+                    end = data.find(b"\n", start) + 1 or len(data)  # alone in a fresh file
+                self._write(fd, memoryview(data)[start:end])
+                start = end
 
     def close(self) -> None:
         if self._fd is not None:
@@ -68,28 +72,45 @@ class AuditFile:
             except FileNotFoundError:
                 pass
             self.close()
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
         return self._fd
 
-    def _rotate(self, fd: int) -> None:
-        with open(self._lock_path, "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                current = os.stat(self.path)
-            except FileNotFoundError:
-                return
-            # Another worker may have rotated it between our write and the lock.
-            if current.st_ino != os.fstat(fd).st_ino or current.st_size < self._max_bytes:
-                return
-            if self._backups == 0:
-                os.truncate(self.path, 0)
-                return
-            for number in range(self._backups - 1, 0, -1):
-                older = self.path.with_name(f"{AUDIT_FILE}.{number}")
-                if older.exists():
-                    older.rename(self.path.with_name(f"{AUDIT_FILE}.{number + 1}"))
-            self.path.rename(self.path.with_name(f"{AUDIT_FILE}.1"))
+    def _end_torn_line(self, fd: int) -> int:
+        """Ends the line a short write left open in this file; the file's size after."""
+        status = os.fstat(fd)
+        if self._torn is None:
+            return status.st_size
+        if status.st_ino == self._torn:
+            os.write(fd, b"\n")
+        self._torn = None
+        return os.fstat(fd).st_size
+
+    def _write(self, fd: int, chunk: memoryview) -> None:
+        written = 0
+        try:
+            while written < len(chunk):
+                count = os.write(fd, chunk[written:])
+                if count <= 0:
+                    raise OSError(errno.ENOSPC, f"{self.path}: nothing more was written")
+                written += count
+        except OSError:
+            if written and chunk[written - 1] != ord("\n"):
+                self._torn = os.fstat(fd).st_ino
+                with contextlib.suppress(OSError):
+                    os.write(fd, b"\n")
+                    self._torn = None
+            raise
+
+    def _rotate(self) -> None:
+        """Moves the live file aside (the caller holds the lock): audit.jsonl.1, .2, ..."""
+        if self._backups == 0:
+            os.truncate(self.path, 0)
+            return
+        for number in range(self._backups - 1, 0, -1):
+            older = self.path.with_name(f"{AUDIT_FILE}.{number}")
+            if older.exists():
+                older.rename(self.path.with_name(f"{AUDIT_FILE}.{number + 1}"))
+        self.path.rename(self.path.with_name(f"{AUDIT_FILE}.1"))
         self.close()
 
 

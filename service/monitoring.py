@@ -1,7 +1,9 @@
 """The gauges that watch the model in production, read from the outcome store at scrape
 time, so every worker reports the same windows (its own rows and the others'):
 
-- live accuracy over the latest feedback, and when feedback last came;
+- live accuracy over the latest feedback, each API key id weighing the same (one key's
+  labels move it by at most 1/(keys with feedback) of its range), and when feedback last
+  came;
 - drift over the champion's latest predictions against the bundle's reference: the share
   of tokens the model never saw, and the PSI of the scores and of the review lengths.
 """
@@ -44,14 +46,24 @@ class MonitoringCollector(Collector):
             store.close()
 
     def _feedback(self, store: OutcomeStore) -> Iterator[Metric]:
-        recent = store.recent_feedback(self._settings.accuracy_window)
-        yield gauge("sentiment_live_accuracy_feedback", "Feedback in the live accuracy window",
-                    len(recent))  # fmt: skip
-        if recent:
-            correct = sum(1 for label, predicted in recent if label == predicted)
-            yield gauge("sentiment_live_accuracy",
-                        "Share of the latest feedback whose prediction was right",
-                        correct / len(recent))  # fmt: skip
+        keys = store.accuracy_by_key(self._settings.accuracy_window)
+        yield gauge(
+            "sentiment_live_accuracy_feedback",
+            "Feedback in the live accuracy windows (each key's latest, summed)",
+            sum(count for _, count, _ in keys),
+        )
+        yield gauge(
+            "sentiment_live_accuracy_keys",
+            "API key ids the live accuracy is the mean over (those with feedback)",
+            len(keys),
+        )
+        if keys:
+            yield gauge(
+                "sentiment_live_accuracy",
+                "Mean over the API key ids with feedback of the share of each one's latest "
+                "feedback (up to accuracy_window of them) whose prediction was right",
+                sum(correct / count for _, count, correct in keys) / len(keys),
+            )
         last = store.last_feedback_at()
         if last is not None:
             yield gauge("sentiment_feedback_last_timestamp_seconds",

@@ -3,8 +3,10 @@ right. One SQLite file on the monitoring volume, shared by the workers (WAL: rea
 wait for the writer); each worker's recorder thread adds predictions in batches, the
 feedback endpoint adds feedback, and scrapes read the windows the gauges are computed over.
 
-Both tables are bounded: beyond `keep_reviews` reviews and `keep_feedback` feedbacks,
-the oldest are deleted as new ones come. A client's request ids are its own: a
+Both tables are bounded: each API key id keeps its latest `keep_reviews_per_key` reviews
+(one key's traffic never pushes out another's predictions; the key ids are those of the
+key-hash file, so the table stays bounded too), and the store its latest `keep_feedback`
+feedbacks; the oldest are deleted as new ones come. A client's request ids are its own: a
 prediction is found by (key id, request id, item), so feedback names only predictions
 made with the same key.
 """
@@ -13,7 +15,7 @@ import hashlib
 import json
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,36 +24,53 @@ from model.scoring import LABELS
 STORE_FILE = "outcomes.sqlite"
 BUSY_TIMEOUT_SECONDS = 5.0
 JOURNAL_LIMIT_BYTES = 32 * 1024 * 1024
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS predictions (
-    seq INTEGER PRIMARY KEY,
-    key_id TEXT NOT NULL,
-    request_id TEXT NOT NULL,
-    at REAL NOT NULL,
-    model_version TEXT NOT NULL,
-    answered_by TEXT NOT NULL,
-    reviews INTEGER NOT NULL,
-    items TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS predictions_by_request ON predictions (key_id, request_id);
--- How many reviews the predictions table holds: it is bounded by reviews, not rows (one
--- row is a whole request, up to a batch of a thousand).
-CREATE TABLE IF NOT EXISTS totals (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-INSERT OR IGNORE INTO totals VALUES ('reviews', 0);
-CREATE TABLE IF NOT EXISTS feedback (
-    seq INTEGER PRIMARY KEY,
-    key_id TEXT NOT NULL,
-    request_id TEXT NOT NULL,
-    item INTEGER NOT NULL,
-    at REAL NOT NULL,
-    label INTEGER NOT NULL,
-    predicted INTEGER NOT NULL,
-    model_version TEXT NOT NULL,
-    input_sha256 TEXT NOT NULL,
-    review TEXT,
-    UNIQUE (key_id, request_id, item)
-);
-"""
+# The schema's version, kept in the file's user_version: a file of an older one is brought
+# up to date when it is opened.
+SCHEMA_VERSION = 1
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS predictions (
+        seq INTEGER PRIMARY KEY,
+        key_id TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        at REAL NOT NULL,
+        model_version TEXT NOT NULL,
+        answered_by TEXT NOT NULL,
+        reviews INTEGER NOT NULL,
+        items TEXT NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS predictions_by_request ON predictions (key_id, request_id)",
+    # A key's oldest requests, found without a scan when its window is pruned.
+    "CREATE INDEX IF NOT EXISTS predictions_by_key ON predictions (key_id, seq)",
+    # How many reviews each key holds in the predictions table: a key's window is bounded
+    # by reviews, not rows (one row is a whole request, up to a batch of a thousand).
+    """CREATE TABLE IF NOT EXISTS key_reviews (
+        key_id TEXT PRIMARY KEY,
+        reviews INTEGER NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS feedback (
+        seq INTEGER PRIMARY KEY,
+        key_id TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        item INTEGER NOT NULL,
+        at REAL NOT NULL,
+        label INTEGER NOT NULL,
+        predicted INTEGER NOT NULL,
+        model_version TEXT NOT NULL,
+        input_sha256 TEXT NOT NULL,
+        review TEXT,
+        UNIQUE (key_id, request_id, item)
+    )""",
+    # Each key's latest feedback, for the live accuracy.
+    "CREATE INDEX IF NOT EXISTS feedback_by_key ON feedback (key_id, seq)",
+)
+# Brings a version-0 file up to date: its one global total of reviews becomes a count per
+# key. Also run when a version-0 service wrote to the file after it was brought up to date
+# (it makes `totals` again), so the counts are those of the rows.
+UPGRADE = (
+    "DROP TABLE IF EXISTS totals",
+    "DELETE FROM key_reviews",
+    "INSERT INTO key_reviews SELECT key_id, SUM(reviews) FROM predictions GROUP BY key_id",
+)
 # A label name -> the class it names (model.scoring.LABELS, which every bundle has).
 CLASSES = {name: int(number) for number, name in LABELS.items()}
 
@@ -64,19 +83,6 @@ def input_sha256(text: str) -> str:
 def storable(text: str) -> str:
     """The review as SQLite can hold it: a lone surrogate becomes "?"."""
     return text.encode("utf-8", "replace").decode("utf-8")
-
-
-@dataclass(frozen=True)
-class RequestRow:
-    """One answered request: `items` is its audit event's "predictions" array (JSON)."""
-
-    key_id: str  # "" where no key is asked for
-    request_id: str
-    at: float
-    model_version: str
-    answered_by: str
-    reviews: int
-    items: str
 
 
 @dataclass(frozen=True)
@@ -103,9 +109,9 @@ class DuplicateFeedback(Exception):
 
 
 class OutcomeStore:
-    def __init__(self, directory: Path, keep_reviews: int, keep_feedback: int = 0):
+    def __init__(self, directory: Path, keep_reviews_per_key: int, keep_feedback: int = 0):
         self.path = directory / STORE_FILE
-        self._keep_reviews = keep_reviews
+        self._keep_reviews = keep_reviews_per_key
         self._keep_feedback = keep_feedback
         self._connection: sqlite3.Connection | None = None
 
@@ -120,7 +126,8 @@ class OutcomeStore:
             # The write-ahead log is cut back to this after a checkpoint, whatever a big
             # batch once made it grow to.
             connection.execute(f"PRAGMA journal_size_limit={JOURNAL_LIMIT_BYTES}")
-            connection.executescript(SCHEMA)
+            if self._outdated(connection):
+                self._upgrade(connection)
             self._connection = connection
         return self._connection
 
@@ -129,9 +136,14 @@ class OutcomeStore:
             self._connection.close()
             self._connection = None
 
-    def add_requests(self, rows: Iterable[tuple]) -> None:
-        """Rows of RequestRow's fields, in its order."""
+    def add_requests(self, rows: Sequence[tuple]) -> None:
+        """One row per answered request: (key id, "" where no key is asked for; request id;
+        when, Unix time; model version; which model answered; its number of reviews; its
+        audit event's "predictions" array, as JSON)."""
         connection = self.connect()
+        added: dict[str, int] = {}
+        for row in rows:
+            added[row[0]] = added.get(row[0], 0) + row[5]
         with connection:
             connection.execute("BEGIN IMMEDIATE")
             connection.executemany(
@@ -139,8 +151,8 @@ class OutcomeStore:
                 "reviews, items) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
-            added = sum(row[5] for row in rows)
-            self._prune_reviews(connection, added)
+            for key_id, reviews in added.items():
+                self._prune_reviews(connection, key_id, reviews)
 
     def recorded(self, key_id: str, request_id: str, item: int) -> Recorded | None:
         """Item `item` of the latest request of that id made with that key."""
@@ -181,13 +193,17 @@ class OutcomeStore:
             ).fetchone()
             raise DuplicateFeedback(Feedback(*row)) from None
 
-    def recent_feedback(self, limit: int) -> list[tuple[int, int]]:
-        """(label, predicted) of the latest feedback, newest first."""
-        return (
-            self.connect()
-            .execute("SELECT label, predicted FROM feedback ORDER BY seq DESC LIMIT ?", (limit,))
-            .fetchall()
-        )
+    def accuracy_by_key(self, window: int) -> list[tuple[str, int, int]]:
+        """(key id, feedbacks, right predictions) over each key's latest `window` feedbacks,
+        for every key with feedback kept."""
+        connection = self.connect()
+        query = ("SELECT COUNT(*), COALESCE(SUM(label = predicted), 0) FROM (SELECT label, "
+                 "predicted FROM feedback WHERE key_id = ? ORDER BY seq DESC LIMIT ?)")  # fmt: skip
+        found = []
+        for key_id in self._feedback_keys(connection):
+            count, correct = connection.execute(query, (key_id, window)).fetchone()
+            found.append((key_id, count, correct))
+        return found
 
     def last_feedback_at(self) -> float | None:
         return self.connect().execute("SELECT MAX(at) FROM feedback").fetchone()[0]
@@ -211,18 +227,55 @@ class OutcomeStore:
                  "WHERE review IS NOT NULL ORDER BY seq")  # fmt: skip
         return self.connect().execute(query).fetchall()
 
-    def _prune_reviews(self, connection: sqlite3.Connection, added: int) -> None:
-        """Deletes the oldest requests until at most `keep_reviews` reviews are kept."""
+    @staticmethod
+    def _feedback_keys(connection: sqlite3.Connection) -> list[str]:
+        """The key ids with feedback, one index lookup each (not a scan of every feedback)."""
+        query = """
+            WITH RECURSIVE keys(key_id) AS (
+                SELECT MIN(key_id) FROM feedback
+                UNION ALL
+                SELECT (SELECT MIN(key_id) FROM feedback WHERE key_id > keys.key_id) FROM keys
+                WHERE keys.key_id IS NOT NULL
+            )
+            SELECT key_id FROM keys WHERE key_id IS NOT NULL"""
+        return [key_id for (key_id,) in connection.execute(query)]
+
+    def _prune_reviews(self, connection: sqlite3.Connection, key_id: str, added: int) -> None:
+        """Deletes the key's oldest requests until it keeps at most `keep_reviews_per_key`
+        reviews (its rows found by index, the other keys' never read)."""
         (total,) = connection.execute(
-            "UPDATE totals SET value = value + ? WHERE name = 'reviews' RETURNING value", (added,)
+            "INSERT INTO key_reviews VALUES (?, ?) ON CONFLICT (key_id) "
+            "DO UPDATE SET reviews = reviews + excluded.reviews RETURNING reviews",
+            (key_id, added),
         ).fetchone()
         excess = total - self._keep_reviews
         if excess <= 0:
             return
         removed, last = 0, None
-        for seq, reviews in connection.execute("SELECT seq, reviews FROM predictions ORDER BY seq"):
+        query = "SELECT seq, reviews FROM predictions WHERE key_id = ? ORDER BY seq"
+        for seq, reviews in connection.execute(query, (key_id,)):
             removed, last = removed + reviews, seq
             if removed >= excess:
                 break
-        connection.execute("DELETE FROM predictions WHERE seq <= ?", (last,))
-        connection.execute("UPDATE totals SET value = value - ? WHERE name = 'reviews'", (removed,))
+        connection.execute("DELETE FROM predictions WHERE key_id = ? AND seq <= ?", (key_id, last))
+        connection.execute(
+            "UPDATE key_reviews SET reviews = reviews - ? WHERE key_id = ?", (removed, key_id)
+        )
+
+    @staticmethod
+    def _outdated(connection: sqlite3.Connection) -> bool:
+        (version,) = connection.execute("PRAGMA user_version").fetchone()
+        stale = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'totals'"
+        return version < SCHEMA_VERSION or connection.execute(stale).fetchone() is not None
+
+    def _upgrade(self, connection: sqlite3.Connection) -> None:
+        """Makes the tables and brings an older file up to date, once (the workers open
+        the file at once: the first to take the write lock does it, the others find it
+        done)."""
+        with connection:
+            connection.execute("BEGIN IMMEDIATE")
+            if not self._outdated(connection):
+                return
+            for statement in (*SCHEMA, *UPGRADE):
+                connection.execute(statement)
+            connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

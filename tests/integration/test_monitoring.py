@@ -1,6 +1,7 @@
 """Monitoring on a real gunicorn server with two workers: each answers and records its own
-share of the traffic into one audit log and one outcome store; feedback finds a prediction
-whichever worker made it; the gauges read the same windows from either."""
+share of the traffic into one audit log (rotated under both, no file past its bound) and
+one outcome store; feedback finds a prediction whichever worker made it; the gauges read
+the same windows from either."""
 
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -15,7 +16,9 @@ pytestmark = pytest.mark.integration
 
 def test_two_workers_share_one_audit_log_and_one_outcome_store(own_server, trained_registry,
                                                                 tmp_path):  # fmt: skip
-    server = own_server(tmp_path / "server", trained_registry, workers=2)
+    bounds = {"SENTIMENT_MONITORING__AUDIT_MAX_BYTES": "4096",
+              "SENTIMENT_MONITORING__AUDIT_BACKUPS": "100"}  # fmt: skip
+    server = own_server(tmp_path / "server", trained_registry, workers=2, settings=bounds)
     url = server.base_url
 
     def predict(number: int) -> int:
@@ -33,6 +36,9 @@ def test_two_workers_share_one_audit_log_and_one_outcome_store(own_server, train
         time.sleep(0.1)
     assert sorted(e["request_id"] for e in events) == sorted(f"r-{n}" for n in range(200))
     assert {len(e["predictions"]) for e in events} == {2}
+    files = AuditLog(volume).files()
+    assert len(files) > 5
+    assert max(f.stat().st_size for f in files) <= 4096
 
     # Whichever worker answered, either finds the prediction: all 200 take feedback.
     def give(number: int) -> int:
@@ -48,5 +54,6 @@ def test_two_workers_share_one_audit_log_and_one_outcome_store(own_server, train
         gauges = {line.split()[0]: float(line.split()[1]) for line in text.splitlines()
                   if line.startswith(wanted)}  # fmt: skip
         readings.add((gauges["sentiment_live_accuracy_feedback"],
+                      gauges["sentiment_live_accuracy_keys"],
                       gauges["sentiment_drift_window_reviews"]))  # fmt: skip
-    assert readings == {(200.0, 400.0)}
+    assert readings == {(200.0, 1.0, 400.0)}  # no API keys here: one key id, ""

@@ -10,6 +10,7 @@ import os
 import queue
 import resource
 import signal
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
@@ -25,7 +26,8 @@ from observe.drift_report import drift_report
 from service.api_keys import new_key
 from service.app import create_app
 from service.audit import AuditFile, audit_files
-from service.outcomes import STORE_FILE, OutcomeStore, input_sha256
+from service.monitoring import MonitoringCollector
+from service.outcomes import SCHEMA_VERSION, STORE_FILE, OutcomeStore, Recorded, input_sha256
 from service.recorder import Recorder, Scored
 from service.settings import ConfigError
 from tests.conftest import FIXTURE_DATA, make_settings, train_fixture_model
@@ -116,6 +118,60 @@ class TestAuditFile:
         assert len(lines) == len(seen) == 1500
         assert len(audit_files(tmp_path)) > 3  # it did rotate, under all three
 
+    def test_no_file_passes_the_bound_however_big_the_batches(self, tmp_path):
+        """Batches of up to 20 lines of up to 450 bytes, three workers at once, against
+        a bound of 4 KiB: rotated before a write would pass it, a batch split between
+        lines. (Rotating after each write left files of 103 to 144 MB against 50 MiB.)"""
+        max_bytes = 4096
+
+        def write(worker: int) -> None:
+            audit = AuditFile(tmp_path, max_bytes=max_bytes, backups=1000)
+            for number in range(60):
+                batch = [json.dumps({"worker": worker, "n": number, "line": line,
+                                     "pad": "x" * ((worker * 7 + number * 13 + line * 31) % 400)})
+                         for line in range(1 + (worker + number * 5) % 20)]  # fmt: skip
+                audit.append(("\n".join(batch) + "\n").encode())
+            os._exit(0)
+
+        context = multiprocessing.get_context("fork")
+        workers = [context.Process(target=write, args=(w,)) for w in range(3)]
+        for process in workers:
+            process.start()
+        for process in workers:
+            process.join(60)
+        assert [process.exitcode for process in workers] == [0, 0, 0]
+        files = audit_files(tmp_path)
+        assert len(files) > 20
+        assert max(f.stat().st_size for f in files) <= max_bytes
+        written = {(w, n): 1 + (w + n * 5) % 20 for w in range(3) for n in range(60)}
+        lines = [line for f in files for line in f.read_bytes().split(b"\n")[:-1]]
+        assert all(f.read_bytes().endswith(b"\n") for f in files)  # no line split in two
+        events = [json.loads(line) for line in lines]
+        assert len(events) == sum(written.values())  # none lost, none twice
+        assert {(e["worker"], e["n"], e["line"]) for e in events} == {
+            (w, n, line) for (w, n), count in written.items() for line in range(count)
+        }
+        for worker in range(3):  # each worker's lines in the order it wrote them
+            own = [(e["n"], e["line"]) for e in events if e["worker"] == worker]
+            assert own == sorted(own)
+
+    def test_a_line_longer_than_the_bound_goes_alone_into_a_fresh_file(self, tmp_path):
+        audit = AuditFile(tmp_path, max_bytes=1000, backups=3)
+        line = b'{"n": %d, "pad": "%s"}\n'
+        audit.append(line % (1, b"x" * 300) + line % (2, b"x" * 300))
+        audit.append(line % (3, b"x" * 300) + line % (4, b"x" * 2500) + line % (5, b"x"))
+        audit.append(line % (6, b"x" * 300))
+        files = audit_files(tmp_path)
+        numbers = [[json.loads(x)["n"] for x in f.read_bytes().splitlines()] for f in files]
+        assert numbers == [[1, 2, 3], [4], [5, 6]]  # three lines of 320 bytes fit in 1000
+        assert [f.stat().st_size > 1000 for f in files] == [False, True, False]
+        for number in range(7, 30):  # the rotated files stay as many as asked for
+            audit.append(line % (number, b"x" * 300))
+        assert [f.name for f in audit_files(tmp_path)] == [
+            "audit.jsonl.3", "audit.jsonl.2", "audit.jsonl.1", "audit.jsonl"
+        ]  # fmt: skip
+        assert all(f.stat().st_size <= 1000 for f in audit_files(tmp_path))
+
 
 @pytest.fixture
 def service_overrides(tmp_path) -> dict:
@@ -144,22 +200,6 @@ class TestAudit:
             p["positive"] for p in batch["predictions"]
         ]
         assert metric(client, "sentiment_monitoring_recorded_total") == 3
-
-    def test_the_fast_path_and_flask_write_the_same_event(self, client, tmp_path):
-        body = {"review": "the soup was cold"}
-        client.post("/predict/", json=body, headers={"X-Request-ID": "fast"})
-        app = client.application
-        fast_path, app.wsgi_app = app.wsgi_app, app.wsgi_app.flask  # Flask's path alone
-        try:
-            client.post("/predict/", json=body, headers={"X-Request-ID": "flask"})
-        finally:
-            app.wsgi_app = fast_path
-        recorded(client)
-        fast, flask = audit_events(tmp_path / "volume")
-        assert (fast["request_id"], flask["request_id"]) == ("fast", "flask")
-        for event in (fast, flask):
-            event.pop("time"), event.pop("request_id"), event.pop("latency_ms")
-        assert fast == flask
 
     def test_review_texts_are_kept_only_where_config_allows(self, trained_registry, tmp_path):
         app = create_app(make_settings("dev", **{"model.registry_dir": trained_registry,
@@ -231,16 +271,6 @@ class TestAudit:
         assert [e["request_id"] for e in audit_events(tmp_path / "volume")] == ["kept"]
         assert metric(client, 'sentiment_monitoring_dropped_total{reason="write_failed"}') == 1
 
-    def test_the_store_keeps_reviews_not_requests(self, tmp_path):
-        store = OutcomeStore(tmp_path, keep_reviews=100, keep_feedback=10)
-        for number in range(10):
-            store.add_requests([("", f"r{number}", 0.0, "v", "champion", 30, "[]")])
-        (rows,) = store.connect().execute("SELECT COUNT(*) FROM predictions").fetchone()
-        (total,) = store.connect().execute("SELECT value FROM totals").fetchone()
-        assert (rows, total) == (3, 90)  # the oldest seven batches of 30 went
-        kept = [r for (r,) in store.connect().execute("SELECT request_id FROM predictions")]
-        assert kept == ["r7", "r8", "r9"]
-
     def test_a_full_volume_never_tears_a_line(self, tmp_path):
         """RLIMIT_FSIZE stands in for a full volume: the write stops part-way."""
 
@@ -277,6 +307,95 @@ class TestAudit:
                                       str(tmp_path / "volume")])  # fmt: skip
         assert missing.exit_code == 1
         assert "no audit event of request id 'nothing'" in missing.output
+
+
+# The store as version 0 of its schema made it (service/outcomes.py): one global total.
+OLD_SCHEMA = """
+CREATE TABLE predictions (seq INTEGER PRIMARY KEY, key_id TEXT NOT NULL,
+    request_id TEXT NOT NULL, at REAL NOT NULL, model_version TEXT NOT NULL,
+    answered_by TEXT NOT NULL, reviews INTEGER NOT NULL, items TEXT NOT NULL);
+CREATE INDEX predictions_by_request ON predictions (key_id, request_id);
+CREATE TABLE totals (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
+CREATE TABLE feedback (seq INTEGER PRIMARY KEY, key_id TEXT NOT NULL,
+    request_id TEXT NOT NULL, item INTEGER NOT NULL, at REAL NOT NULL, label INTEGER NOT NULL,
+    predicted INTEGER NOT NULL, model_version TEXT NOT NULL, input_sha256 TEXT NOT NULL,
+    review TEXT, UNIQUE (key_id, request_id, item));
+"""
+
+
+ENTRY = {"input_sha256": "0" * 64, "input_length": 4, "score": 0.9, "label": "positive",
+         "tokens": 1, "unknown_tokens": 0}  # fmt: skip
+INSERT = ("INSERT INTO predictions (key_id, request_id, at, model_version, answered_by, "
+          "reviews, items) VALUES (?, ?, ?, ?, ?, ?, ?)")  # fmt: skip
+
+
+def request_row(key_id: str, request_id: str, reviews: int) -> tuple:
+    """A row as the recorder hands it to the store: a request of `reviews` positive ones."""
+    return (key_id, request_id, 0.0, "v1", "champion", reviews, json.dumps([ENTRY] * reviews))
+
+
+def key_reviews(store: OutcomeStore) -> dict[str, int]:
+    return dict(store.connect().execute("SELECT key_id, reviews FROM key_reviews"))
+
+
+class TestOutcomeStore:
+    def test_the_store_keeps_reviews_not_requests(self, tmp_path):
+        store = OutcomeStore(tmp_path, keep_reviews_per_key=100, keep_feedback=10)
+        for number in range(10):
+            store.add_requests([("", f"r{number}", 0.0, "v", "champion", 30, "[]")])
+        (rows,) = store.connect().execute("SELECT COUNT(*) FROM predictions").fetchone()
+        assert (rows, key_reviews(store)) == (3, {"": 90})  # the oldest seven batches of 30 went
+        kept = [r for (r,) in store.connect().execute("SELECT request_id FROM predictions")]
+        assert kept == ["r7", "r8", "r9"]
+
+    def test_one_key_s_batches_never_push_out_another_key_s_predictions(self, tmp_path):
+        store = OutcomeStore(tmp_path, keep_reviews_per_key=100, keep_feedback=10)
+        store.add_requests([request_row("quiet", "q", 1)])
+        for number in range(50):  # 1,500 reviews, most in batches mixing both kinds of rows
+            rows = [request_row("busy", f"b{number}-{i}", 10) for i in range(3)]
+            if number % 2 == 0:
+                rows.append(request_row("other", f"o{number}", 1))
+            store.add_requests(rows)
+        assert store.recorded("quiet", "q", 0) is not None
+        assert store.recorded("busy", "b49-2", 9) is not None
+        assert store.recorded("busy", "b40-0", 0) is None  # its own oldest went
+        assert key_reviews(store) == {"quiet": 1, "busy": 100, "other": 25}
+        counted = "SELECT key_id, SUM(reviews) FROM predictions GROUP BY key_id"
+        assert dict(store.connect().execute(counted)) == key_reviews(store)
+
+    def test_a_store_of_the_old_schema_is_brought_up_to_date_once(self, tmp_path):
+        connection = sqlite3.connect(tmp_path / STORE_FILE)
+        connection.executescript(OLD_SCHEMA)
+        rows = [request_row("a", f"a{n}", 40) for n in range(3)] + [request_row("b", "b0", 5)]
+        connection.executemany(INSERT, rows)
+        connection.execute("INSERT INTO totals VALUES ('reviews', 125)")
+        connection.commit()
+        connection.close()
+
+        store = OutcomeStore(tmp_path, keep_reviews_per_key=100, keep_feedback=10)
+        assert key_reviews(store) == {"a": 120, "b": 5}
+        tables = {name for (name,) in store.connect().execute("SELECT name FROM sqlite_master")}
+        assert "totals" not in tables
+        assert {"predictions_by_key", "feedback_by_key"} <= tables
+        assert store.recorded("b", "b0", 4) is not None
+        store.add_requests([request_row("a", "a3", 10)])  # 130 of a's: its oldest 40 go
+        kept = "SELECT request_id FROM predictions ORDER BY seq"
+        assert [r for (r,) in store.connect().execute(kept)] == ["a1", "a2", "b0", "a3"]
+        store.close()
+        reopened = OutcomeStore(tmp_path, keep_reviews_per_key=100, keep_feedback=10)
+        assert key_reviews(reopened) == {"a": 90, "b": 5}  # counted once, not again
+        (version,) = reopened.connect().execute("PRAGMA user_version").fetchone()
+        assert version == SCHEMA_VERSION
+        reopened.close()
+
+        # The old service run on it again (a rollback) adds rows it does not count per key,
+        # and makes its `totals` again: the next open counts again.
+        connection = sqlite3.connect(tmp_path / STORE_FILE)
+        connection.execute("CREATE TABLE totals (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+        connection.execute(INSERT, request_row("c", "c0", 7))
+        connection.commit()
+        connection.close()
+        assert key_reviews(OutcomeStore(tmp_path, 100, 10)) == {"a": 90, "b": 5, "c": 7}
 
 
 def feedback(client, headers=None, **body):
@@ -372,6 +491,41 @@ class TestFeedback:
         assert dataset.files[-1].source == "feedback"
         assert dataset.texts[-1] == "terrible food"
         assert dataset.fingerprint()["files"][-1]["rows"] == 1
+
+
+def gauges(settings) -> dict[str, float]:
+    """The monitoring gauges as a scrape reads them (no model: no drift figures)."""
+    collector = MonitoringCollector(settings.monitoring, lambda: None)
+    return {family.name: family.samples[0].value for family in collector.collect()}
+
+
+def test_live_accuracy_weighs_each_key_the_same_however_many_labels_it_sends(tmp_path):
+    """150 wrong labels from one key against 100 right ones from another: 0.5, not 0.4
+    (over the latest feedback in all, one key's flood of labels moved it from 1.0 to 0.007)."""
+    settings = make_settings("test", **{"monitoring.dir": tmp_path})
+    assert settings.monitoring.accuracy_window >= 250
+    store = OutcomeStore(tmp_path, 1000, 1000)
+    prediction = Recorded(predicted=1, model_version="v1", input_sha256="0" * 64, review=None)
+    assert "sentiment_live_accuracy" not in gauges(settings)
+    for number in range(100):
+        store.add_feedback("honest", f"h{number}", 0, 1, prediction, None)
+    assert gauges(settings)["sentiment_live_accuracy"] == 1.0
+    for number in range(150):
+        store.add_feedback("liar", f"l{number}", 0, 0, prediction, None)
+    found = gauges(settings)
+    assert found["sentiment_live_accuracy"] == 0.5
+    assert (found["sentiment_live_accuracy_keys"], found["sentiment_live_accuracy_feedback"]) == (
+        2, 250
+    )  # fmt: skip
+
+    # The window is each key's own: the liar's latest 120 are 60 right, 60 wrong.
+    for number in range(60):
+        store.add_feedback("liar", f"r{number}", 0, 1, prediction, None)
+    narrow = make_settings("test", **{"monitoring.dir": tmp_path,
+                                      "monitoring.accuracy_window": 120})  # fmt: skip
+    found = gauges(narrow)
+    assert found["sentiment_live_accuracy"] == (1.0 + 0.5) / 2
+    assert found["sentiment_live_accuracy_feedback"] == 100 + 120
 
 
 @pytest.fixture
