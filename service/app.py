@@ -1,18 +1,28 @@
 """The app factory. `create_app` is the only way in; nothing happens at import time.
-The scoring endpoints' common case is answered in front of Flask (service/fast_path.py)."""
 
-from flask import Flask, Response
+One pipeline, outermost first: security headers, request id and access line (and a
+guard that makes unreadable bodies 400s), the API-key check, the rate limit, then the
+scoring endpoints (service/predict.py, plain WSGI) or Flask for everything else.
+"""
 
+from collections.abc import Callable
+
+from flask import Flask
+from werkzeug.exceptions import HTTPException
+
+from service.answers import WSGIApp
 from service.api import api
-from service.auth import load_keyring, register_auth
+from service.auth import ApiKeys, load_keyring, open_requests
+from service.body import guard_bodies
 from service.docs import docs
 from service.errors import register_error_handlers
-from service.fast_path import FastPath
 from service.feedback import feedback
+from service.headers import security_headers
 from service.logs import configure_logging
 from service.page import page
-from service.rate_limit import RateLimiter, register_rate_limit
-from service.request_log import register_request_logging
+from service.predict import ROUTES, PredictApp
+from service.rate_limit import RateLimit, RateLimiter
+from service.request_log import RequestLog
 from service.settings import Settings, load_settings
 from service.state import init_state, load_scorer
 
@@ -35,27 +45,47 @@ def create_app(settings: Settings | None = None) -> Flask:
     state = init_state(app, settings, scorer, not_ready_reason)
 
     register_error_handlers(app)
-    register_request_logging(app, state.metrics)
-    if settings.auth.required:
-        register_auth(app, keyring, state.metrics)
-    limiter = RateLimiter.for_server(settings.rate_limit) if settings.rate_limit.enabled else None
-    if limiter is not None:
-        register_rate_limit(app, limiter, state.metrics)
     app.register_blueprint(api)
     app.register_blueprint(feedback)
     if settings.service.try_it_page:
         app.register_blueprint(page)
     if settings.service.api_docs:
         app.register_blueprint(docs)
-    app.after_request(_security_headers)
-    app.wsgi_app = FastPath(app.wsgi_app, state, keyring, limiter, SECURITY_HEADERS)  # type: ignore[method-assign]
+
+    pipeline = _scoring_or(PredictApp(state), app.wsgi_app)
+    is_open = open_requests(settings)
+    if settings.rate_limit.enabled:
+        limiter = RateLimiter.for_server(settings.rate_limit)
+        pipeline = RateLimit(pipeline, limiter, state.metrics, is_open)
+    if settings.auth.required:
+        refusals = RateLimiter.for_refusals(settings.auth.refusals)
+        pipeline = ApiKeys(pipeline, keyring, state.metrics, is_open, refusals)
+    pipeline = RequestLog(guard_bodies(pipeline), state.metrics, _route_namer(app))
+    app.wsgi_app = security_headers(pipeline)  # type: ignore[method-assign]
     return app
 
 
-# Answers are data for programs: never sniffed as another type, never cached.
-SECURITY_HEADERS = {"X-Content-Type-Options": "nosniff", "Cache-Control": "no-store"}
+def _scoring_or(scoring: WSGIApp, flask: WSGIApp) -> WSGIApp:
+    def route(environ: dict, start_response: Callable):
+        if environ.get("PATH_INFO") in ROUTES:
+            return scoring(environ, start_response)
+        return flask(environ, start_response)
+
+    return route
 
 
-def _security_headers(response: Response) -> Response:
-    response.headers.update(SECURITY_HEADERS)
-    return response
+def _route_namer(app: Flask) -> Callable[[dict], str]:
+    """A request's route for metrics and logs: the URL rule it matches, or "unmatched"
+    (never the path, which the client chooses)."""
+
+    def route_of(environ: dict) -> str:
+        route = ROUTES.get(environ.get("PATH_INFO", ""))
+        if route is not None:
+            return route
+        try:
+            rule, _ = app.url_map.bind_to_environ(environ).match(return_rule=True)
+        except (HTTPException, ValueError):
+            return "unmatched"
+        return rule.rule
+
+    return route_of

@@ -64,6 +64,19 @@ class TooManyRequests(APIError):
         self.headers = {"Retry-After": retry_after}
 
 
+class MethodNotAllowed(APIError):
+    status = 405
+    code = "method_not_allowed"
+
+    def __init__(self, message: str, allow: str):
+        super().__init__(message)
+        self.headers = {"Allow": allow}
+
+
+class InternalError(APIError):
+    """A fault of ours: logged with its traceback, answered without one."""
+
+
 class NotReady(APIError):
     status = 503
     code = "not_ready"
@@ -97,4 +110,4 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:
         logger.exception("unhandled error")
-        return error_response(500, "internal_error", "internal server error")
+        return _api_error(InternalError("internal server error"))

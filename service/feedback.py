@@ -10,9 +10,10 @@ is training data for the next model (`sentiment feedback export`).
 import logging
 import sqlite3
 
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
 from service import schemas
+from service.answers import KEY_ID
 from service.errors import APIError, NotReady, PayloadTooLarge, Unprocessable
 from service.outcomes import DuplicateFeedback, OutcomeStore, input_sha256, storable
 from service.state import get_state
@@ -41,7 +42,7 @@ def give_feedback() -> Response:
     body = parse(schemas.FeedbackRequest, read_json(request, monitoring.max_feedback_bytes))
     if len(request.get_data(cache=True)) > monitoring.max_feedback_bytes:
         raise PayloadTooLarge(f"feedback bodies are at most {monitoring.max_feedback_bytes} bytes")
-    key_id = g.get("key_id") or ""
+    key_id = request.environ.get(KEY_ID) or ""
     store = OutcomeStore(monitoring.dir, monitoring.recent_predictions, monitoring.feedback_kept)
     try:
         prediction = store.recorded(key_id, body.request_id, body.item)
@@ -49,7 +50,7 @@ def give_feedback() -> Response:
             raise UnknownPrediction(
                 f"no prediction with request id {body.request_id!r}, item {body.item}, was "
                 "recorded for this key (a prediction is recorded within about a second of "
-                "its answer, and kept until newer ones push it out)",
+                "its answer, and kept until this key's newer ones push it out)",
                 "unknown_request_id",
             )
         review = None

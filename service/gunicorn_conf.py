@@ -1,34 +1,38 @@
 """gunicorn settings, all read from the environment's config (APP_ENV picks it).
 
 gunicorn loads this module (`--config python:service.gunicorn_conf`) before it imports
-the app, which makes it the place to prepare the prometheus-client multiprocess
-directory. Only gunicorn imports it: importing it is what applies it.
+the app, which makes it the place to claim the server's runtime directory
+(service/runtime_dir.py). Only gunicorn imports it: importing it is what applies it.
 """
 
 import os
-import shutil
 import signal
+import sys
 import threading
 from pathlib import Path
 
+from service import runtime_dir
 from service.settings import load_settings
 
 _settings = load_settings()
 _gunicorn = _settings.gunicorn
 
 # prometheus-client picks its multiprocess mode when it is first imported, so the
-# variable is set before anything imports the app. Samples left by an earlier run
-# would be summed into this one's, so the directory starts empty.
-_metrics_dir = Path(os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_gunicorn.metrics_dir)))
-shutil.rmtree(_metrics_dir, ignore_errors=True)
-_metrics_dir.mkdir(parents=True, exist_ok=True)
+# variable is set before anything imports the app. The directory starts empty: samples
+# left by an earlier run would be summed into this one's.
+try:
+    _runtime_dir, _runtime_lock = runtime_dir.claim(_gunicorn.runtime_dir)
+except (runtime_dir.RuntimeDirInUse, OSError) as error:
+    sys.exit(f"Error: {error}")
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_runtime_dir)
 
 from service.lifecycle import DRAINING  # noqa: E402  (imports the app: must follow the above)
 from service.logs import logging_config  # noqa: E402
-from service.rate_limit import create_table  # noqa: E402
+from service.rate_limit import REFUSALS_TABLE, create_table  # noqa: E402
 
-# One rate-limit table for all the workers, fresh on every start (service/rate_limit.py).
-create_table(_metrics_dir)
+# The rate-limit tables, one for all the workers, fresh on every start (service/rate_limit.py).
+create_table(_runtime_dir)
+create_table(_runtime_dir, REFUSALS_TABLE)
 
 bind = f"{_settings.service.host}:{_settings.service.port}"
 
@@ -61,7 +65,7 @@ def on_starting(server) -> None:
     gunicorn does (a graceful stop). A second SIGTERM meanwhile stops at once."""
     stop = server.handle_term
     drain = _gunicorn.drain_seconds
-    mark = _metrics_dir / DRAINING
+    mark = _runtime_dir / DRAINING
 
     def handle_term() -> None:
         if drain <= 0 or mark.exists():
@@ -76,6 +80,15 @@ def on_starting(server) -> None:
     server.handle_term = handle_term
 
 
+def when_ready(server) -> None:
+    private = " (private)" if _gunicorn.runtime_dir is None else ""
+    server.log.info("runtime directory %s%s", _runtime_dir, private)
+
+
+def on_exit(server) -> None:
+    runtime_dir.release(_runtime_dir, _runtime_lock, private=_gunicorn.runtime_dir is None)
+
+
 def child_exit(server, worker) -> None:
     """A dead (or recycled) worker's samples go into the archive files, its own go. This
     runs in the master: a failure is logged, never raised into gunicorn's loop (the
@@ -83,6 +96,6 @@ def child_exit(server, worker) -> None:
     from service.metrics import archive_dead_worker
 
     try:
-        archive_dead_worker(_metrics_dir, worker.pid)
+        archive_dead_worker(_runtime_dir, worker.pid)
     except Exception:
         server.log.exception("metrics of worker %s not archived", worker.pid)

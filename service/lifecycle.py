@@ -1,13 +1,12 @@
 """Where the process is in its life: draining after a SIGTERM (service/gunicorn_conf.py
 marks it), so readiness fails while requests are still served."""
 
-import os
-from pathlib import Path
+from service import runtime_dir
 
-# A file in the metrics directory, which gunicorn empties when it starts.
+# A file in the server's runtime directory, which is emptied when the server starts.
 DRAINING = "draining"
 
 
 def draining() -> bool:
-    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-    return bool(directory) and (Path(directory) / DRAINING).exists()
+    directory = runtime_dir.current()
+    return directory is not None and (directory / DRAINING).exists()

@@ -5,7 +5,9 @@ import logging
 import logging.config
 from datetime import UTC, datetime
 
-from flask import g, has_request_context
+from flask import has_request_context, request
+
+from service.answers import REQUEST_ID
 
 FIELDS = "%(levelname)s %(name)s %(message)s"
 ACCESS_LOGGER = "service.access"
@@ -36,8 +38,8 @@ class RequestContextFilter(logging.Filter):
     """Adds the request id to every record logged while a request is handled."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if has_request_context() and "request_id" in g and not hasattr(record, "request_id"):
-            record.request_id = g.request_id
+        if has_request_context() and not hasattr(record, "request_id"):
+            record.request_id = request.environ.get(REQUEST_ID)
         return True
 
 

@@ -46,6 +46,10 @@ METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 SUMMED = ("counter", "histogram")
 ARCHIVE = "archive"
 LOCK_FILE = ".lock"
+# The families that say which clients there are, how many and what each sends: for
+# operators.
+PER_KEY = frozenset({"sentiment_api_key_requests", "sentiment_rate_limited",
+                     "sentiment_live_accuracy_keys"})  # fmt: skip
 # The gunicorn master archives: it must not stall behind a flood of scrapes.
 ARCHIVE_WAIT_SECONDS = 2.0
 
@@ -239,14 +243,31 @@ class Metrics:
     def count_feedback(self, correct: bool) -> None:
         self.feedback.labels("correct" if correct else "wrong").inc()
 
-    def render(self) -> tuple[bytes, str]:
+    def render(self, per_key: bool = True) -> tuple[bytes, str]:
+        """The exposition; without the PER_KEY families unless `per_key`."""
         registry = self._own_registry
         if registry is not None:
-            return generate_latest(registry), CONTENT_TYPE_LATEST
+            return generate_latest(_view(registry, per_key)), CONTENT_TYPE_LATEST
         directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry, str(directory))
         for collector in self._scrape_time:
             registry.register(collector)
         with _locked(directory, fcntl.LOCK_SH):
-            return generate_latest(registry), CONTENT_TYPE_LATEST
+            return generate_latest(_view(registry, per_key)), CONTENT_TYPE_LATEST
+
+
+class _WithoutPerKey(Collector):
+    def __init__(self, source: CollectorRegistry):
+        self._source = source
+
+    def collect(self) -> Iterator[Metric]:
+        return (metric for metric in self._source.collect() if metric.name not in PER_KEY)
+
+
+def _view(registry: CollectorRegistry, per_key: bool) -> CollectorRegistry:
+    if per_key:
+        return registry
+    view = CollectorRegistry(auto_describe=False)
+    view.register(_WithoutPerKey(registry))
+    return view

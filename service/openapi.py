@@ -8,7 +8,7 @@ from pydantic.json_schema import models_json_schema
 from service import schemas
 from service.auth import MESSAGE
 from service.rate_limit import Refused, too_many_requests
-from service.settings.schema import RateLimitSettings, ServiceSettings
+from service.settings.schema import AuthSettings, RateLimitSettings, ServiceSettings
 
 REF = "#/components/schemas/{model}"
 REQUEST_MODELS = (schemas.PredictRequest, schemas.BatchPredictRequest, schemas.FeedbackRequest)
@@ -144,12 +144,17 @@ def _require_keys(paths: dict[str, dict]) -> None:
         operation["responses"]["401"] = refused
 
 
-def _limit_rates(paths: dict[str, dict], rate_limit: RateLimitSettings) -> None:
-    example = too_many_requests(Refused(retry_after=1.0, per_second=rate_limit.per_second))
+def _limit_rates(paths: dict[str, dict], auth: AuthSettings, rate_limit: RateLimitSettings) -> None:
+    examples = []
+    if rate_limit.enabled:
+        examples.append(too_many_requests(Refused(1.0, rate_limit.per_second)))
+    if auth.required:
+        examples.append(too_many_requests(Refused(1.0, auth.refusals.per_second), "address"))
     refused = {
         **_error(
-            "Over this key's rate limit; Retry-After says in how many seconds to try again",
-            (example.code, example.message),
+            "Over this key's rate limit, or too many requests without a valid key from this "
+            "address; Retry-After says in how many seconds to try again",
+            *((example.code, example.message) for example in examples[:1]),
         ),
         "headers": {
             "Retry-After": {
@@ -177,7 +182,7 @@ answer.
 
 
 def build_spec(
-    limits: ServiceSettings, version: str, auth_required: bool, rate_limit: RateLimitSettings
+    limits: ServiceSettings, version: str, auth: AuthSettings, rate_limit: RateLimitSettings
 ) -> dict:
     predict = _scoring_operation(
         "Score one review (the original single-review API)",
@@ -337,9 +342,9 @@ def build_spec(
         },
         "components": {"schemas": _component_schemas(limits)},
     }
-    if auth_required:
+    if auth.required:
         _require_keys(spec["paths"])
         spec["components"]["securitySchemes"] = SECURITY_SCHEMES
-    if rate_limit.enabled:
-        _limit_rates(spec["paths"], rate_limit)
+    if rate_limit.enabled or auth.required:
+        _limit_rates(spec["paths"], auth, rate_limit)
     return spec

@@ -10,7 +10,12 @@ dies holding it); a thread lock serialises a worker's threads. Outside gunicorn 
 
 Every request that is not an open endpoint counts as one, whatever it holds: a batch is
 bounded by service.max_batch_size already. Without API keys (auth.required false) every
-caller shares the budget of one id, ANONYMOUS.
+caller shares the budget of one id, ANONYMOUS. The API-key check keeps a second table,
+of refusals per client address (service/auth.py).
+
+A slot whose budget is whole again (its due time has passed) holds nothing a fresh slot
+would not, so a new id may take it over: ids that come and go (client addresses) never
+fill the table for good.
 """
 
 import fcntl
@@ -27,32 +32,27 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from flask import Flask, g, request
-
-from service.auth import OPEN_ENDPOINTS
+from service.answers import KEY_ID, WSGIApp, error_answer
 from service.errors import TooManyRequests
 from service.metrics import Metrics
-from service.settings.schema import RateLimitSettings
+from service.settings.schema import KeyLimit, RateLimitSettings
 
 # Not a valid key id, so no key can share its budget.
 ANONYMOUS = "-"
 TABLE = "rate-limits.table"
+REFUSALS_TABLE = "refusals.table"
 # A slot: the key id (NUL-padded) and when its next request is due (GCRA's theoretical
 # arrival time), in whole nanoseconds of the system's monotonic clock: sums of intervals
 # stay exact however long the host has been up.
 SLOT = struct.Struct("=32sq")
 SLOTS = 4096
 TABLE_BYTES = SLOT.size * SLOTS
-# The WSGI environ key where the fast path leaves its decision (None or Refused).
-DECIDED = "sentiment.rate_limit"
-UNDECIDED = object()
-
 logger = logging.getLogger(__name__)
 
 
-def create_table(directory: Path) -> Path:
+def create_table(directory: Path, name: str = TABLE) -> Path:
     """An empty table in `directory` (gunicorn's master, before any worker exists)."""
-    path = directory / TABLE
+    path = directory / name
     path.write_bytes(bytes(TABLE_BYTES))
     return path
 
@@ -83,10 +83,17 @@ class RateLimiter:
         self._full_warned = False
 
     @classmethod
-    def for_server(cls, settings: RateLimitSettings, **kwargs) -> "RateLimiter":
+    def for_refusals(cls, limit: KeyLimit, **kwargs) -> "RateLimiter":
+        """Refusals per client address, one budget each (service/auth.py)."""
+        settings = RateLimitSettings(enabled=True, per_second=limit.per_second,
+                                     burst=limit.burst, per_key={})  # fmt: skip
+        return cls.for_server(settings, REFUSALS_TABLE, **kwargs)
+
+    @classmethod
+    def for_server(cls, settings: RateLimitSettings, table: str = TABLE, **kwargs) -> "RateLimiter":
         """On the server's shared table where there is one, else on one of its own."""
         directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-        path = Path(directory) / TABLE if directory else None
+        path = Path(directory) / table if directory else None
         if path is not None and path.is_file() and path.stat().st_size == TABLE_BYTES:
             return cls(settings, path.open("r+b"), **kwargs)
         if directory:
@@ -111,7 +118,7 @@ class RateLimiter:
             fcntl.lockf(self._file, fcntl.LOCK_EX)
             try:
                 now = self._clock()
-                slot = self._slot(key_id)
+                slot = self._slot(key_id, now)
                 if slot is None:
                     return None
                 _, due = SLOT.unpack_from(self._memory, slot)
@@ -137,26 +144,41 @@ class RateLimiter:
         interval = max(1, round(1e9 / per_second))
         return interval, burst * interval
 
-    def _slot(self, key_id: str) -> int | None:
-        """The offset of `key_id`'s slot, claimed if new (open addressing; under the lock).
-        Key ids come from the key ring, so they fit; a full table admits and warns."""
-        offset = self._slots.get(key_id)
-        if offset is not None:
-            return offset
+    def _slot(self, key_id: str, now: int) -> int | None:
+        """The offset of `key_id`'s slot, claimed if new (open addressing, under the lock):
+        the first empty slot of its probe, or the first whose budget is whole again. Another
+        process may have taken over a slot this one remembers, so its name is checked. A
+        table full of busy ids admits new ones and warns."""
         name = key_id.encode()
+        offset = self._slots.get(key_id)
+        if offset is not None and self._memory[offset : offset + 32].rstrip(b"\0") == name:
+            return offset
         start = zlib.crc32(name) % SLOTS
+        idle = None
         for probe in range(SLOTS):
             offset = ((start + probe) % SLOTS) * SLOT.size
-            held = self._memory[offset : offset + 32].rstrip(b"\0")
-            if held in (name, b""):
-                if not held:
-                    SLOT.pack_into(self._memory, offset, name, 0)
+            held, due = SLOT.unpack_from(self._memory, offset)
+            held = held.rstrip(b"\0")
+            if held == name:
                 self._slots[key_id] = offset
                 return offset
-        if not self._full_warned:
-            self._full_warned = True
-            logger.warning("rate-limit table full (%s key ids): new ids are not limited", SLOTS)
-        return None
+            if not held:
+                break
+            if idle is None and due <= now:
+                idle = offset
+        else:
+            offset = None
+        if idle is not None:
+            offset = idle
+        if offset is None:
+            if not self._full_warned:
+                self._full_warned = True
+                logger.warning("rate-limit table full (%s busy ids): new ids are not limited",
+                               SLOTS)  # fmt: skip
+            return None
+        SLOT.pack_into(self._memory, offset, name, 0)
+        self._slots[key_id] = offset
+        return offset
 
 
 def retry_after_header(refused: Refused) -> str:
@@ -164,28 +186,39 @@ def retry_after_header(refused: Refused) -> str:
     return str(max(1, int(-(-refused.retry_after // 1))))
 
 
-def too_many_requests(refused: Refused) -> TooManyRequests:
-    """The 429 of a refusal, as the fast path and Flask both answer it."""
+def too_many_requests(refused: Refused, whose: str = "key") -> TooManyRequests:
+    """The 429 of a refusal: over a key's limit, or over its address's refusals."""
     retry_after = retry_after_header(refused)
+    what = ("this key's rate limit" if whose == "key"
+            else "the failed API-key checks allowed from this address")  # fmt: skip
     return TooManyRequests(
-        f"over this key's rate limit of {refused.per_second:g} requests per second; "
-        f"retry after {retry_after} s",
+        f"over {what} of {refused.per_second:g} requests per second; retry after {retry_after} s",
         retry_after,
     )
 
 
-def register_rate_limit(app: Flask, limiter: RateLimiter, metrics: Metrics) -> None:
-    """Call after the API-key hook: the limit is the key's, and a caller without a valid key
-    gets its 401 without using anyone's budget. A request the fast path (service/fast_path.py)
-    admitted already carries its decision in the environ (it answers its refusals itself)."""
+class RateLimit:
+    """The middleware: after the API-key check (the limit is the key's, and a caller
+    without a valid key gets its 401 without using anyone's budget)."""
 
-    @app.before_request
-    def _limit() -> None:
-        if request.endpoint in OPEN_ENDPOINTS:
-            return
-        key_id = g.get("key_id")
-        decided = request.environ.get(DECIDED, UNDECIDED)
-        refused = limiter.admit(key_id) if decided is UNDECIDED else decided
+    def __init__(
+        self,
+        app: WSGIApp,
+        limiter: RateLimiter,
+        metrics: Metrics,
+        is_open: Callable[[dict], bool],
+    ):
+        self._app = app
+        self._limiter = limiter
+        self._metrics = metrics
+        self._is_open = is_open
+
+    def __call__(self, environ: dict, start_response: Callable):
+        if self._is_open(environ):
+            return self._app(environ, start_response)
+        key_id = environ.get(KEY_ID)
+        refused = self._limiter.admit(key_id)
         if refused is not None:
-            metrics.count_rate_limited(key_id or ANONYMOUS)
-            raise too_many_requests(refused)
+            self._metrics.count_rate_limited(key_id or ANONYMOUS)
+            return error_answer(start_response, too_many_requests(refused))
+        return self._app(environ, start_response)

@@ -1,12 +1,14 @@
-"""Request ids, one access log line per request, and the request metrics."""
+"""Request ids, one access line and the request metrics per request: the outermost
+middleware but one (service/app.py), so every answer is logged and counted, whoever gave
+it, the API-key check's refusals included."""
 
 import logging
 import re
 import time
 import uuid
+from collections.abc import Callable, Iterable
 
-from flask import Flask, Response, g, request
-
+from service.answers import KEY_ID, REQUEST_ID, STARTED, WSGIApp
 from service.logs import ACCESS_LOGGER
 from service.metrics import Metrics, method_label
 
@@ -49,18 +51,28 @@ def record_request(
     )
 
 
-def register_request_logging(app: Flask, metrics: Metrics) -> None:
-    @app.before_request
-    def _start() -> None:
-        g.request_id = request_id_for(request.headers.get(REQUEST_ID_HEADER))
-        g.started = time.perf_counter()
+class RequestLog:
+    """Gives the request its id (X-Request-ID on the answer), then logs and counts it under
+    its route, as `route_of` names it, once the inner layers have answered."""
 
-    @app.after_request
-    def _finish(response: Response) -> Response:
-        request_id = g.get("request_id") or uuid.uuid4().hex
-        seconds = time.perf_counter() - g.get("started", time.perf_counter())
-        route = request.url_rule.rule if request.url_rule else "unmatched"
-        response.headers[REQUEST_ID_HEADER] = request_id
-        record_request(metrics, request_id, route, request.method, response.status_code,
-                       seconds, g.get("key_id"))  # fmt: skip
-        return response
+    def __init__(self, app: WSGIApp, metrics: Metrics, route_of: Callable[[dict], str]):
+        self._app = app
+        self._metrics = metrics
+        self._route_of = route_of
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        started = environ[STARTED] = time.perf_counter()
+        request_id = environ[REQUEST_ID] = request_id_for(environ.get("HTTP_X_REQUEST_ID"))
+        status = 500
+
+        def respond(status_line: str, headers: list, exc_info=None):  # type: ignore[no-untyped-def]
+            nonlocal status
+            status = int(status_line[:3])
+            headers.append((REQUEST_ID_HEADER, request_id))
+            return start_response(status_line, headers, exc_info)
+
+        body = self._app(environ, respond)
+        record_request(self._metrics, request_id, self._route_of(environ),
+                       environ.get("REQUEST_METHOD", ""), status,
+                       time.perf_counter() - started, environ.get(KEY_ID))  # fmt: skip
+        return body

@@ -7,9 +7,11 @@ from importlib import metadata
 from flask import Flask, current_app
 
 from model import BundleError, BundleIntegrityError, BundleNotFoundError, ModelRegistry, Scorer
+from service.answers import json_body
 from service.errors import NotReady
 from service.metrics import Metrics
 from service.monitoring import MonitoringCollector
+from service.openapi import build_spec
 from service.recorder import Recorder
 from service.settings import Settings
 from service.soft_launch import SoftLaunch
@@ -29,6 +31,8 @@ class ServiceState:
     package_version: str
     recorder: Recorder
     soft_launch: SoftLaunch
+    # The OpenAPI document, as served.
+    openapi: bytes
 
     def ready_scorer(self) -> Scorer:
         if self.scorer is None:
@@ -114,6 +118,8 @@ def init_state(app: Flask, settings: Settings, scorer: Scorer | None, not_ready_
         recorder=Recorder(settings, metrics.count_dropped, metrics.count_recorded,
                           metrics.count_shadow),
         soft_launch=soft_launch,
+        openapi=json_body(build_spec(settings.service, package_version(), settings.auth,
+                                     settings.rate_limit)),
     )  # fmt: skip
     app.extensions[EXTENSION] = state
     return state

@@ -17,15 +17,18 @@ Model = TypeVar("Model", bound=BaseModel)
 
 
 def read_json(request: Request, max_bytes: int) -> Any:
-    """The JSON document in the body, whatever the Content-Type.
-
-    The documented client is `curl -d '{...}'`, which sends
-    application/x-www-form-urlencoded, so the header cannot be trusted to say JSON.
-    """
+    """The JSON document in a Flask request's body, whatever the Content-Type."""
     try:
         raw = request.get_data(cache=True)
     except RequestEntityTooLarge:
         raise PayloadTooLarge(f"request body exceeds {max_bytes} bytes") from None
+    return decode_json(raw)
+
+
+def decode_json(raw: bytes) -> Any:
+    """The JSON document in a body, whatever the Content-Type: the documented client is
+    `curl -d '{...}'`, which sends application/x-www-form-urlencoded, so the header cannot
+    be trusted to say JSON."""
     if not raw.strip():
         raise BadRequest("request body is empty; send a JSON object", "invalid_json")
     try:

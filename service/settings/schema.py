@@ -51,12 +51,24 @@ class ServiceSettings(Section):
     customer_facing: bool
 
 
+class KeyLimit(Section):
+    per_second: float = Field(gt=0, le=1_000_000)
+    burst: int = Field(ge=1, le=1_000_000)
+
+
+KeyId = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
+
+
 class AuthSettings(Section):
     # True: every endpoint but /healthz, /readyz, /openapi.json and the try-it page
     # needs an API key (service/auth.py); without a usable key-hash file, not ready.
     required: bool
     # One salted hash per key (service/api_keys.py), from a Secret; never the keys.
     key_hashes_file: Path
+    # Requests with no valid key allowed per client address, beyond which 429.
+    refusals: KeyLimit
+    # Key ids that see every key's traffic in /metrics (the scraper's); others see totals.
+    operator_keys: list[KeyId]
 
 
 class MonitoringSettings(Section):
@@ -65,6 +77,8 @@ class MonitoringSettings(Section):
     # live accuracy and drift read. Both live in `dir`, a volume of its own.
     enabled: bool
     dir: Path
+    # No audit file grows past this: a batch that does not fit is split between lines,
+    # after the live file is rotated. Only a single longer line goes over, alone in a file.
     audit_max_bytes: int = Field(ge=4096, le=10 * 1024**3)
     # Rotated files kept beside the live one: at most (1 + this) * audit_max_bytes.
     audit_backups: int = Field(ge=0, le=100)
@@ -75,20 +89,20 @@ class MonitoringSettings(Section):
     # are dropped and counted.
     queue_size: int = Field(ge=1, le=1_000_000)
     queue_max_chars: int = Field(ge=1000, le=1_000_000_000)
-    # Reviews kept for feedback and drift (a batch's count each), the oldest deleted first;
-    # and feedbacks kept (each may hold a review up to max_feedback_bytes).
+    # Reviews kept for feedback and drift (a batch's count each) per API key id, each
+    # key's oldest deleted first: one key's traffic never pushes out another's. The key
+    # ids are those of the key-hash file (one, "", without keys), so the store holds at
+    # most this times their number. And feedbacks kept (each may hold a review up to
+    # max_feedback_bytes), in all.
     recent_predictions: int = Field(ge=100, le=10_000_000)
     feedback_kept: int = Field(ge=1, le=10_000_000)
-    # Reviews the drift gauges are computed over, feedbacks the live accuracy is.
+    # Reviews the drift gauges are computed over (the latest, whichever key); feedbacks
+    # the live accuracy is computed over per key id (each key's latest), the gauge being
+    # the mean of the keys' accuracies: one key moves it by at most 1/(keys with feedback).
     drift_window: int = Field(ge=10, le=1_000_000)
     accuracy_window: int = Field(ge=1, le=1_000_000)
     # Largest feedback body (one id, one label, an optional review).
     max_feedback_bytes: int = Field(ge=256, le=1024 * 1024)
-
-
-class KeyLimit(Section):
-    per_second: float = Field(gt=0, le=1_000_000)
-    burst: int = Field(ge=1, le=1_000_000)
 
 
 class RateLimitSettings(Section):
@@ -98,7 +112,7 @@ class RateLimitSettings(Section):
     # Requests a key may send at once after a quiet spell.
     burst: int = Field(ge=1, le=1_000_000)
     # Key ids with a limit of their own; null: not limited (the gates' key, say).
-    per_key: dict[Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")], KeyLimit | None]
+    per_key: dict[KeyId, KeyLimit | None]
 
 
 class GunicornSettings(Section):
@@ -112,7 +126,8 @@ class GunicornSettings(Section):
     preload: bool
     max_requests: int = Field(ge=0)
     max_requests_jitter: int = Field(ge=0)
-    metrics_dir: Path
+    # None: a private directory per start (service/runtime_dir.py).
+    runtime_dir: Path | None
     # On SIGTERM: /readyz answers 503 at once, requests are served this long, then the
     # graceful stop (graceful_timeout_seconds) begins. A second SIGTERM stops at once.
     drain_seconds: float = Field(ge=0, le=300)

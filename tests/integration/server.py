@@ -30,7 +30,7 @@ class Server:
     base_url: str
     process: subprocess.Popen
     log_path: Path
-    metrics_dir: Path
+    runtime_dir: Path
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -51,11 +51,11 @@ def running_server(
     registry_dir: Path,
     workers: int = 2,
     startup_timeout: float = 60,
-    settings: dict[str, str] | None = None,
+    settings: dict[str, str | None] | None = None,
     port: int | None = None,
 ) -> Iterator[Server]:
     """Yields once /healthz answers. The server is stopped on exit, whatever happened.
-    `settings` are more SENTIMENT_* variables."""
+    `settings` are more SENTIMENT_* variables (None: unset)."""
     port = port or free_port()
     env = {
         **os.environ,
@@ -64,10 +64,11 @@ def running_server(
         "SENTIMENT_SERVICE__PORT": str(port),
         "SENTIMENT_MODEL__REGISTRY_DIR": str(registry_dir),
         "SENTIMENT_GUNICORN__WORKERS": str(workers),
-        "SENTIMENT_GUNICORN__METRICS_DIR": str(workdir / "metrics"),
+        "SENTIMENT_GUNICORN__RUNTIME_DIR": str(workdir / "runtime"),
         "SENTIMENT_MONITORING__DIR": str(workdir / "monitoring"),
         **(settings or {}),
     }
+    env = {name: value for name, value in env.items() if value is not None}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "server.log"
@@ -75,7 +76,7 @@ def running_server(
         process = subprocess.Popen(
             [str(SERVE)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
-    server = Server(f"http://127.0.0.1:{port}", process, log_path, workdir / "metrics")
+    server = Server(f"http://127.0.0.1:{port}", process, log_path, workdir / "runtime")
     try:
         _wait_until_alive(server, startup_timeout)
         yield server

@@ -32,6 +32,8 @@ def served(own_server, trained_registry, tmp_path, keys):
     settings = {
         "SENTIMENT_AUTH__REQUIRED": "true",
         "SENTIMENT_AUTH__KEY_HASHES_FILE": str(keys.hashes_file("stage")),
+        # The gates' key as the operator's: it sees the traffic by key id.
+        "SENTIMENT_AUTH__OPERATOR_KEYS": '["gate"]',
     }
     return own_server(tmp_path / "server", trained_registry, workers=2, settings=settings)
 

@@ -1,18 +1,22 @@
 """Behaviour that needs a private server: start-up, readiness, workers, shutdown."""
 
 import json
+import os
 import re
 import signal
 import socket
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import requests
 
 from model.bundle import MODEL_FILE
 from tests.conftest import train_fixture_model
+from tests.integration.server import ROOT, SERVE
 
 pytestmark = pytest.mark.integration
 
@@ -35,10 +39,10 @@ def test_metrics_are_summed_across_workers(own_server, trained_registry, tmp_pat
     # busy, so the other one accepts; keep going (at least 40, at most 400) until both
     # have answered.
     with ThreadPoolExecutor(max_workers=4) as pool:
-        while sent < 40 or (len(list(server.metrics_dir.glob("counter_*.db"))) < 2 and sent < 400):
+        while sent < 40 or (len(list(server.runtime_dir.glob("counter_*.db"))) < 2 and sent < 400):
             list(pool.map(predict, range(8)))
             sent += 8
-    worker_files = {p.name for p in server.metrics_dir.glob("counter_*.db")}
+    worker_files = {p.name for p in server.runtime_dir.glob("counter_*.db")}
     assert len(worker_files) >= 2, f"expected samples from both workers after {sent} requests"
     sample = 'sentiment_http_requests_total{method="POST",route="/predict/",status="200"}'
     for _ in range(6):  # whichever worker answers the scrape, it reports the total
@@ -61,7 +65,7 @@ def test_recycled_workers_leave_their_counts_in_one_archive(own_server, trained_
             assert response.status_code == 200
             sent += 1
     time.sleep(1)  # the last recycled worker's exit is handled
-    files = sorted(p.name for p in server.metrics_dir.glob("*.db"))
+    files = sorted(p.name for p in server.runtime_dir.glob("*.db"))
     assert {"counter_archive.db", "histogram_archive.db"} <= set(files)
     assert len(files) <= 2 + 2 * 2, files  # the archives, and two live workers' files
     sample = 'sentiment_http_requests_total{method="POST",route="/predict/",status="200"}'
@@ -74,6 +78,34 @@ def test_recycled_workers_leave_their_counts_in_one_archive(own_server, trained_
         )
         == sent
     )
+
+
+def test_servers_on_one_machine_share_no_runtime_state(own_server, trained_registry, tmp_path):
+    """Found under attack, with one fixed directory for every server: a second start that
+    failed on a busy port wiped the running server's metrics and rate-limit table, and
+    stopping another server left the running one answering /readyz 503 for good."""
+    private = {"SENTIMENT_GUNICORN__RUNTIME_DIR": None}
+    running = own_server(tmp_path / "running", trained_registry, workers=1, settings=private)
+    for _ in range(3):
+        requests.post(f"{running.base_url}/predict/", json={"review": "good"}, timeout=5)
+    sample = 'sentiment_http_requests_total{method="POST",route="/predict/",status="200"}'
+    port = running.base_url.rsplit(":", 1)[1]
+    env = {**os.environ, "APP_ENV": "test", "SENTIMENT_SERVICE__PORT": port,
+           "SENTIMENT_MODEL__REGISTRY_DIR": str(trained_registry),
+           "SENTIMENT_MONITORING__DIR": str(tmp_path / "second")}  # fmt: skip
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    failed = subprocess.run([str(SERVE)], cwd=ROOT, env=env, capture_output=True, timeout=60)
+    assert failed.returncode != 0  # its port is taken
+    other = own_server(tmp_path / "other", trained_registry, workers=1, settings=private)
+    other.stop()
+    assert "Shutting down" in other.logs()
+    text = requests.get(f"{running.base_url}/metrics", timeout=5).text
+    assert metric_value(text, sample) == 3
+    assert requests.get(f"{running.base_url}/readyz", timeout=5).status_code == 200
+    [directory] = re.findall(r"runtime directory (\S+) \(private\)", running.logs())
+    assert Path(directory).is_dir()
+    assert running.stop() == 0
+    assert not Path(directory).exists()  # a private one goes with its server
 
 
 def test_slow_clients_do_not_delay_health_or_predictions(own_server, trained_registry, tmp_path):

@@ -48,9 +48,10 @@ def service_overrides() -> dict:
 
 @pytest.fixture
 def keys(tmp_path: Path) -> dict[str, str]:
-    """Keys of two ids, acme and gate (the gates' own); their hashes in tmp_path/hashes."""
+    """Keys of a client (acme), the gates (gate) and the metrics scraper (prometheus, an
+    operator key); their hashes in tmp_path/hashes."""
     made = {key_id: new_key(key_id, datetime(2026, 11, 28, 12, tzinfo=UTC))
-            for key_id in ("acme", "gate")}  # fmt: skip
+            for key_id in ("acme", "gate", "prometheus")}  # fmt: skip
     (tmp_path / "hashes").write_text("\n".join(h.line() for _, h in made.values()) + "\n")
     return {key_id: key for key_id, (key, _) in made.items()}
 

@@ -12,6 +12,7 @@ from model import ModelRegistry
 from model.bundle import MODEL_FILE
 from service.api_keys import new_key
 from service.app import create_app
+from service.predict import ROUTES
 from tests.conftest import make_settings, train_fixture_model
 
 
@@ -198,10 +199,10 @@ def test_label_values_stay_few_whatever_clients_send(client, capsys):
     routes = set(re.findall(r'route="([^"]*)"', "\n".join(series)))
     assert methods <= {"GET", "POST", "other"}
     assert "other" in methods
-    assert routes <= {"unmatched", *(rule.rule for rule in client.application.url_map.iter_rules())}
-    assert 'sentiment_http_requests_total{method="other",route="unmatched",status="405"} 20.0' in (
-        text
-    )
+    known = {rule.rule for rule in client.application.url_map.iter_rules()}
+    assert routes <= {"unmatched", *known, *ROUTES.values()}
+    refused = 'sentiment_http_requests_total{method="other",route="/v1/predict",status="405"}'
+    assert f"{refused} 20.0" in text
     logged = [
         json.loads(line) for line in capsys.readouterr().err.splitlines() if '"route"' in line
     ]

@@ -164,11 +164,22 @@ class TestTheServiceAsksForKeys:
         for _ in range(3):
             client.post("/predict/", json=REVIEW, headers=bearer(keys["acme"]))
         client.post("/predict/", json=REVIEW, headers=bearer("snt_evil_" + "A" * 43))
-        metrics = client.get("/metrics", headers=bearer(keys["gate"])).get_data(as_text=True)
+        client.get("/v1/model", headers=bearer(keys["gate"]))
+        scraped = client.get("/metrics", headers=bearer(keys["prometheus"]))
+        metrics = scraped.get_data(as_text=True)
         assert 'sentiment_api_key_requests_total{key_id="acme"} 3.0' in metrics
         assert 'sentiment_api_key_requests_total{key_id="gate"} 1.0' in metrics
         assert "evil" not in metrics
         assert keys["acme"] not in metrics
+
+    def test_only_an_operator_key_sees_which_clients_there_are(self, client, keys):
+        """A client's key shows the service's totals, not the other clients' traffic."""
+        client.post("/predict/", json=REVIEW, headers=bearer(keys["acme"]))
+        seen = client.get("/metrics", headers=bearer(keys["gate"])).get_data(as_text=True)
+        assert "sentiment_http_requests_total" in seen
+        assert "sentiment_predictions_total" in seen
+        assert "key_id" not in seen
+        assert "acme" not in seen
 
     def test_keys_are_never_logged(self, client, keys, caplog: pytest.LogCaptureFixture):
         caplog.set_level(logging.DEBUG)

@@ -4,15 +4,20 @@ It is read in a subprocess, as gunicorn would: it sets PROMETHEUS_MULTIPROC_DIR 
 imports the app, which must not leak into the test process.
 """
 
+import fcntl
 import json
 import os
+import shutil
+import stat
 import subprocess
 import sys
 from importlib import resources
+from pathlib import Path
 
 import pytest
 
-from service.rate_limit import TABLE, TABLE_BYTES
+from service.rate_limit import REFUSALS_TABLE, TABLE, TABLE_BYTES
+from service.runtime_dir import LOCK_FILE
 from tests.conftest import ROOT, env_name
 
 KEYS = [
@@ -31,17 +36,19 @@ conf = runpy.run_path(sys.argv[1])
 shown = {{key: conf[key] for key in {KEYS!r}}}
 shown["control_socket_disable"] = conf["control_socket_disable"]
 shown["root_log_level"] = conf["logconfig_dict"]["root"]["level"]
-shown["metrics_dir"] = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+shown["runtime_dir"] = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+shown["runtime_files"] = sorted(os.listdir(shown["runtime_dir"]))
 print(json.dumps(shown))
 """
 
 
 @pytest.fixture
 def load_conf(tmp_path):
-    def load(environment: str, **overrides) -> dict:
+    def load(environment: str, check: bool = True, **overrides) -> dict:
         env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
-        env.update({"APP_ENV": environment, env_name("gunicorn.metrics_dir"): str(tmp_path)})
+        env.update({"APP_ENV": environment, env_name("gunicorn.runtime_dir"): str(tmp_path)})
         env.update({env_name(key): str(value) for key, value in overrides.items()})
+        env = {key: value for key, value in env.items() if value != "None"}
         path = resources.files("service") / "gunicorn_conf.py"
         output = subprocess.run(
             [sys.executable, "-c", READ_CONF, str(path)],
@@ -49,9 +56,12 @@ def load_conf(tmp_path):
             cwd=ROOT,
             capture_output=True,
             text=True,
-            check=True,
-        ).stdout
-        return json.loads(output.splitlines()[-1])
+            check=False,
+        )
+        if not check:
+            return {"returncode": output.returncode, "stderr": output.stderr}
+        assert output.returncode == 0, output.stderr
+        return json.loads(output.stdout.splitlines()[-1])
 
     return load
 
@@ -84,11 +94,41 @@ def test_settings_follow_config_overrides(load_conf):
     assert conf["root_log_level"] == "INFO"
 
 
-def test_metrics_directory_starts_empty_but_for_a_fresh_rate_limit_table(load_conf, tmp_path):
+def test_the_runtime_directory_starts_empty_but_for_fresh_tables_and_is_private(
+    load_conf, tmp_path
+):
     stale = tmp_path / "counter_123.db"
     stale.write_bytes(b"old samples")
     (tmp_path / TABLE).write_bytes(b"\xff" * TABLE_BYTES)
     conf = load_conf("test")
-    assert conf["metrics_dir"] == str(tmp_path)
-    assert list(tmp_path.iterdir()) == [tmp_path / TABLE]
+    assert conf["runtime_dir"] == str(tmp_path)
+    assert conf["runtime_files"] == sorted([LOCK_FILE, REFUSALS_TABLE, TABLE])
     assert (tmp_path / TABLE).read_bytes() == bytes(TABLE_BYTES)
+    assert stat.S_IMODE(tmp_path.stat().st_mode) == 0o700
+
+
+def test_unset_each_start_gets_a_private_directory_of_its_own(load_conf, tmp_path):
+    runs = [load_conf("test", **{"gunicorn.runtime_dir": None}) for _ in range(2)]
+    first, second = (Path(run["runtime_dir"]) for run in runs)
+    assert first != second
+    assert tmp_path not in (first, second)
+    for directory in (first, second):  # the subprocess did not stop a server: still there
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+        assert directory.name.startswith("sentiment-")
+        shutil.rmtree(directory)
+
+
+def test_a_second_server_on_a_busy_runtime_directory_refuses_and_touches_nothing(
+    load_conf, tmp_path
+):
+    """Found under attack: a start that failed (its port was busy) wiped the running
+    server's metrics, and its draining mark made the running one unready for good."""
+    samples = tmp_path / "counter_42.db"
+    samples.write_bytes(b"the running server's samples")
+    with open(tmp_path / LOCK_FILE, "a") as held:  # as the running server's master holds it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        refused = load_conf("test", check=False)
+    assert refused["returncode"] != 0
+    assert "is the runtime directory of a server that is running" in refused["stderr"]
+    assert refused["stderr"].count("\n") == 1  # one line, no traceback
+    assert samples.read_bytes() == b"the running server's samples"

@@ -145,7 +145,7 @@ class TestTheService:
         ("method", "path", "body"),
         [("post", "/predict/", REVIEW), ("post", "/v1/predict", {"reviews": ["good"]}),
          ("get", "/v1/model", None)],
-        ids=["fast path, classic", "fast path, batch", "flask"],
+        ids=["classic", "batch", "flask"],
     )  # fmt: skip
     def test_over_the_limit_429_with_retry_after_and_a_json_error(
         self, client: FlaskClient, keys, method, path, body
@@ -167,7 +167,7 @@ class TestTheService:
         for _ in range(5):
             assert call(path, json=body, headers=bearer(keys["gate"])).status_code == 200
 
-    def test_a_request_the_fast_path_hands_to_flask_is_counted_once(self, client, keys):
+    def test_a_refused_body_still_uses_its_request(self, client, keys):
         headers = bearer(keys["acme"])
         assert client.post("/v1/predict", json={"reviews": []}, headers=headers).status_code == 422
         assert client.post("/predict/", json=REVIEW, headers=headers).status_code == 200
@@ -182,11 +182,14 @@ class TestTheService:
         assert [client.post("/predict/", json=REVIEW, headers=headers).status_code
                 for _ in range(3)] == [200, 200, 429]  # fmt: skip
 
-    def test_refusals_are_counted_by_key_id(self, client, keys):
+    def test_refusals_are_counted_by_key_id_for_operators_only(self, client, keys):
         for _ in range(4):
             client.post("/predict/", json=REVIEW, headers=bearer(keys["acme"]))
-        metrics = client.get("/metrics", headers=bearer(keys["gate"])).get_data(as_text=True)
-        assert 'sentiment_rate_limited_total{key_id="acme"} 2.0' in metrics
+        operator = client.get("/metrics", headers=bearer(keys["prometheus"]))
+        assert 'sentiment_rate_limited_total{key_id="acme"} 2.0' in operator.get_data(True)
+        tenant = client.get("/metrics", headers=bearer(keys["gate"])).get_data(as_text=True)
+        assert "sentiment_http_requests_total" in tenant
+        assert "key_id" not in tenant
 
 
 def test_without_keys_every_caller_shares_one_budget(trained_registry, tmp_path):
@@ -213,15 +216,16 @@ def test_stage_and_prod_limit_keys_and_the_gates_key_is_not_limited():
         assert settings.per_key["gate"] is None
 
 
-def test_the_fast_path_and_flask_send_the_same_429(client, keys):
+def test_the_scoring_endpoints_and_flask_s_send_one_429(client, keys):
+    """One middleware refuses for every endpoint: the same answer, whoever was asked."""
     headers = bearer(keys["acme"])
     for _ in range(2):
         client.post("/predict/", json=REVIEW, headers=headers)
-    fast = client.post("/predict/", json=REVIEW, headers={**headers, "X-Request-ID": "r-1"})
+    scoring = client.post("/predict/", json=REVIEW, headers={**headers, "X-Request-ID": "r-1"})
     flask = client.get("/v1/model", headers={**headers, "X-Request-ID": "r-1"})
-    assert fast.status_code == flask.status_code == 429
-    assert fast.get_data() == flask.get_data()
-    assert dict(fast.headers) == dict(flask.headers)
+    assert scoring.status_code == flask.status_code == 429
+    assert scoring.get_data() == flask.get_data()
+    assert dict(scoring.headers) == dict(flask.headers)
 
 
 def test_the_document_has_the_429_only_where_limits_are_on(client, trained_registry):

@@ -75,19 +75,6 @@ def test_a_canary_answers_its_share_of_clients_and_says_so(two_models, tmp_path)
     assert metric(client, "sentiment_challenger_loaded") == 1
 
 
-def test_the_fast_path_and_flask_choose_and_say_alike(two_models, tmp_path):
-    app, client = app_with(two_models, tmp_path, **CANARY)
-    headers = {"X-Request-ID": next(f"c{n}" for n in range(100) if place(f"c{n}") < 0.5)}
-    fast = client.post("/v1/predict", json={"reviews": ["nice", "bad"]}, headers=headers)
-    fast_path, app.wsgi_app = app.wsgi_app, app.wsgi_app.flask
-    try:
-        flask = client.post("/v1/predict", json={"reviews": ["nice", "bad"]}, headers=headers)
-    finally:
-        app.wsgi_app = fast_path
-    assert fast.headers["X-Answered-By"] == flask.headers["X-Answered-By"] == "challenger"
-    assert fast.get_data() == flask.get_data()
-
-
 def test_in_the_shadows_the_champion_answers_and_agreement_is_counted(two_models, tmp_path):
     _, champion, challenger = two_models
     _, client = app_with(two_models, tmp_path, **SHADOW)
