@@ -66,10 +66,6 @@ class Scorer:
         self._labels = {int(key): name for key, name in self.metadata.labels.items()}
         self._check_samples()
 
-    def class_of(self, label: str) -> int:
-        """The class a label names (the inverse of the bundle's labels)."""
-        return next(number for number, name in self._labels.items() if name == label)
-
     def vocabulary(self) -> Vocabulary:
         """The words the model knows, split as its vectorizer splits reviews."""
         if self._compiled is not None:

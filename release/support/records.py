@@ -68,18 +68,3 @@ def read_record(model: type[R], path: Path) -> R | None:
     return parse_record(model, text, str(path))
 
 
-def read_lines(model: type[R], path: Path) -> list[R]:
-    """A JSON-lines file of `model` records, in order; [] when there is none."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        return []
-    except UnicodeDecodeError:
-        raise RecordError(f"{path} is damaged: not UTF-8 text") from None
-    except OSError as error:
-        raise RecordError(f"{path} cannot be read: {error}") from None
-    return [
-        parse_record(model, line, f"{path} line {number}")
-        for number, line in enumerate(text.split("\n"), start=1)
-        if line.strip()
-    ]
