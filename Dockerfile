@@ -2,9 +2,9 @@
 # model bundle. `make build` (sentiment build) assembles the build context, so the build
 # needs no network:
 #   wheels/   runtime.lock, a wheel for each locked package and the runtime's own wheel
-#             (service/ and model/: no training, delivery, gate or promotion code)
+#             (sentiment/serving/ and sentiment/model/: no training, delivery, gate or promotion code)
 #   config/   the service's config: base.yaml and one file per environment
-#   models/   a model registry holding exactly one version, marked current
+#   models/   a model folder holding exactly one version, marked current
 # Labels (commit, source tree, model version and sha256) are set by the build command, and
 # so is BASE_IMAGE: config/delivery.yaml's build.base_image, pinned by digest.
 ARG BASE_IMAGE

@@ -12,16 +12,16 @@ from typing import TYPE_CHECKING
 import pytest
 import requests
 
-from gates.checks.base import API_KEY_VARIABLE
-from gates.evidence_store import EvidenceStore
-from gates.trust import Keyring, TrustSettings, load_trust_settings
-from model import ModelRegistry
-from service.settings import Settings, load_settings
-from support.git import Git
-from training.config import TrainingConfig, load_training_config
+from sentiment.model import ModelFolder
+from sentiment.serving.settings import Settings, load_settings
+from sentiment_release.gates.checks.base import API_KEY_VARIABLE
+from sentiment_release.gates.evidence_store import EvidenceStore
+from sentiment_release.gates.trust import TrustedKeys, TrustSettings, load_trust_settings
+from sentiment_release.support.git import Git
+from sentiment_release.training.config import TrainingConfig, load_training_config
 
 if TYPE_CHECKING:
-    from training.train import TrainingResult
+    from sentiment_release.training.train import TrainingResult
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG_DIR = ROOT / "config"
@@ -83,32 +83,32 @@ def make_training_config(**overrides: object) -> TrainingConfig:
         return load_training_config(CONFIG_DIR)
 
 
-def train_fixture_model(registry_dir: Path, **overrides: object) -> "TrainingResult":
-    """A model trained on the fixture data into `registry_dir` (lenient quality gate)."""
+def train_fixture_model(bundles_dir: Path, **overrides: object) -> "TrainingResult":
+    """A model trained on the fixture data into `bundles_dir` (lenient quality gate)."""
     config = make_training_config(**overrides)
     # scikit-learn takes most of a second to import, and the gates' pytest runs of the
     # smoke and UAT suites load this file: only what trains pays for it.
-    from training.train import train
+    from sentiment_release.training.train import train
 
-    return train(config, FIXTURE_DATA, ModelRegistry(registry_dir), Git(ROOT).revision())
+    return train(config, FIXTURE_DATA, ModelFolder(bundles_dir), Git(ROOT).revision())
 
 
 @pytest.fixture(scope="session")
 def trained_registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A registry holding one model trained on the fixture data (trained once per session)."""
-    registry_dir = tmp_path_factory.mktemp("registry")
-    assert train_fixture_model(registry_dir).published is not None
-    return registry_dir
+    bundles_dir = tmp_path_factory.mktemp("registry")
+    assert train_fixture_model(bundles_dir).published is not None
+    return bundles_dir
 
 
 @pytest.fixture
-def registry_copy(trained_registry: Path, tmp_path: Path) -> ModelRegistry:
+def registry_copy(trained_registry: Path, tmp_path: Path) -> ModelFolder:
     """A private copy of the trained registry, for tests that damage it."""
     target = tmp_path / "registry"
     shutil.copytree(trained_registry, target)
     for path in target.rglob("*"):
         path.chmod(path.stat().st_mode | 0o200)
-    return ModelRegistry(target)
+    return ModelFolder(target)
 
 
 @pytest.fixture(autouse=True)
@@ -207,14 +207,14 @@ def deployed_url(request: pytest.FixtureRequest) -> str:
     return url.rstrip("/")
 
 
-def make_keyring(keys_dir: Path, **trust: object) -> Keyring:
+def make_keyring(keys_dir: Path, **trust: object) -> TrustedKeys:
     """Trust as config/trust.yaml sets it, with a local key pair per test gate in `keys_dir`."""
     repository = load_trust_settings(CONFIG_DIR)
     settings = TrustSettings(
         **{"schema_version": 1, "local_keys": True, "max_clock_skew_seconds": 300, "gates": {},
            "check_environment": repository.check_environment} | trust
     )  # fmt: skip
-    keyring = Keyring(settings, CONFIG_DIR, keys_dir)
+    keyring = TrustedKeys(settings, CONFIG_DIR, keys_dir)
     for gate in TEST_GATES:
         keyring.create_local(gate)
     return keyring

@@ -22,16 +22,16 @@ from typing import Any
 import pytest
 import yaml
 
-from delivery.api_keys import ApiKeyStore
-from delivery.config import load_delivery_settings
-from delivery.engine import Engine, detect_engine
-from delivery.errors import NoEngineError
-from delivery.records import BuildRecord, DeploymentRecord, Records
-from gates.evidence import EvidenceRecord
-from gates.evidence_store import EvidenceStore
-from gates.trust import Keyring, load_trust_settings
-from promotion.ledger import Ledger, LedgerEntry
-from promotion.policy import load_policy
+from sentiment_release.delivery.api_keys import ApiKeyStore
+from sentiment_release.delivery.config import load_delivery_settings
+from sentiment_release.delivery.engine import Engine, detect_engine
+from sentiment_release.delivery.errors import NoEngineError
+from sentiment_release.delivery.records import BuildRecord, DeploymentRecord, Records
+from sentiment_release.gates.evidence import EvidenceRecord
+from sentiment_release.gates.evidence_store import EvidenceStore
+from sentiment_release.gates.trust import TrustedKeys, load_trust_settings
+from sentiment_release.promotion.ledger import Ledger, LedgerEntry
+from sentiment_release.promotion.policy import load_policy
 from tests.conftest import CONFIG_DIR, FIXTURE_DATA, FIXTURE_UAT, LENIENT_GATE, ROOT, env_name
 
 SENTIMENT = str(Path(sys.executable).parent / "sentiment")
@@ -161,14 +161,14 @@ class Delivery:
         return record
 
     def evidence(self, gate: str | None = None) -> list[EvidenceRecord]:
-        keyring = Keyring(load_trust_settings(CONFIG_DIR), CONFIG_DIR, self.state_dir / "keys")
+        keyring = TrustedKeys(load_trust_settings(CONFIG_DIR), CONFIG_DIR, self.state_dir / "keys")
         pending = self.state_dir / "pending" / "evidence"
         records = EvidenceStore(self.state_dir / "evidence", keyring, pending).records()
         return [record for record in records if gate in (None, record.gate)]
 
     def ledger(self, environment: str) -> list[LedgerEntry]:
         """The outcomes in the ledger, each after its "deploying" entry."""
-        keyring = Keyring(load_trust_settings(CONFIG_DIR), CONFIG_DIR, self.state_dir / "keys")
+        keyring = TrustedKeys(load_trust_settings(CONFIG_DIR), CONFIG_DIR, self.state_dir / "keys")
         entries = Ledger(self.state_dir / "ledger", keyring, self.state_dir / "pending").entries(
             environment
         )
@@ -200,7 +200,7 @@ def delivery(
     ports = dict(zip(names, env_ports, strict=True))
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("SENTIMENT_", "DELIVERY_"))},
-        "SENTIMENT_MODEL__REGISTRY_DIR": str(trained_registry),
+        "SENTIMENT_MODEL__BUNDLES_DIR": str(trained_registry),
         "SENTIMENT_DATA_DIR": str(FIXTURE_DATA),
         **{env_name(key): str(value) for key, value in LENIENT_GATE.items()},
         "SENTIMENT_POLICY_FILE": str(write_policy(tmp / "policy.yaml", ports, FITTED_CHECKS)),
@@ -235,7 +235,7 @@ def built(delivery: Delivery, engine: Engine) -> Iterator[tuple[BuildRecord, str
     pinned, and the build pulls the pinned digest into a registry that lacks it."""
     delivery.run("models", "push", "--pin")
     empty = delivery.tmp / "models-of-the-build"
-    done = delivery.run("build", SENTIMENT_MODEL__REGISTRY_DIR=str(empty))
+    done = delivery.run("build", SENTIMENT_MODEL__BUNDLES_DIR=str(empty))
     record = Records(delivery.state_dir).latest_build()
     assert record is not None
     yield record, done.stdout

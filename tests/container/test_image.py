@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 import requests
 
-from delivery import labels
-from delivery.champion import read_pin
-from model import ModelRegistry
-from observe.audit_log import AuditLog
+from sentiment.model import ModelFolder
+from sentiment_release.delivery import labels
+from sentiment_release.delivery.champion import read_pin
+from sentiment_release.observe.audit_log import AuditLog
 from tests.conftest import SERVICE_CONFIG_DIR
 from tests.container.conftest import Delivery, head_commit, status
 
 pytestmark = pytest.mark.container
-RELEASE_PACKAGES = ("training", "delivery", "gates", "promotion", "cli", "support")
+RELEASE_PACKAGES = ("sentiment_release", "sentiment_client")
 RELEASE_ONLY_LIBRARIES = ("filelock", "locust", "pytest", "requests", "kubernetes_validate")
 
 
@@ -69,14 +69,14 @@ def test_the_build_reports_and_records_the_registry_digest(built, delivery):
 
 def test_the_labels_name_the_commit_and_the_pinned_model(built, trained_registry, delivery):
     record, _ = built
-    model = ModelRegistry(trained_registry).metadata()
+    model = ModelFolder(trained_registry).metadata()
     pin = read_pin(Path(delivery.env["SENTIMENT_CHAMPION_FILE"]))
     found = record.labels
     assert found[labels.MODEL_VERSION] == model.version == pin.version
     assert found[labels.MODEL_SHA256] == model.sha256
     assert found[labels.MODEL_DIGEST] == record.model.digest == pin.digest
     # Pulled by that digest into the build's own registry, whole.
-    pulled = ModelRegistry(delivery.tmp / "models-of-the-build")
+    pulled = ModelFolder(delivery.tmp / "models-of-the-build")
     assert pulled.load(pin.version).metadata == model
     assert found[labels.REVISION].removesuffix("-dirty") == head_commit()
     assert found[labels.SOURCE_TREE] == record.source_tree
@@ -90,8 +90,9 @@ def test_the_image_holds_the_serving_runtime_and_no_release_code(engine, built):
     listing = _in_image(engine, tag, f"ls -1 /app /app/config; ls -1 {site}; ls -1 /opt/venv/bin")
     names = set(listing.split())
     assert {"config", "models", "base.yaml", "dev.yaml", "prod.yaml", "stage.yaml"} <= names
-    assert {"service", "model", "flask", "sentiment-serve"} <= names
-    assert not names & {*RELEASE_PACKAGES, *RELEASE_ONLY_LIBRARIES, "sentiment", "pip"}
+    assert {"sentiment", "flask", "sentiment-serve"} <= names
+    assert not names & {*RELEASE_PACKAGES, *RELEASE_ONLY_LIBRARIES, "pip"}
+    assert "sentiment" not in _in_image(engine, tag, "ls -1 /opt/venv/bin").split()  # no CLI
     # The bundle has a compiled scorer: nothing to unpickle, no scikit-learn stack.
     assert not names & {"sklearn", "scipy", "numpy", "joblib"}
     assert not names & {"promotion.yaml", "delivery.yaml", "training.yaml", "wheels"}

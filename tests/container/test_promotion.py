@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from delivery import labels
+from sentiment_release.delivery import labels
 from tests.conftest import ROOT
 from tests.container.conftest import head_commit, status, variant
 
@@ -36,7 +36,7 @@ COPY slowdown.py slowdown.pth /opt/venv/lib/python3.11/site-packages/
 SLOWDOWN = """\
 import time
 
-from model import scoring
+from sentiment.model import scoring
 
 scores = scoring.Scorer.scores
 

@@ -31,8 +31,8 @@ def own_server(request):
     if request.config.getoption("--base-url"):
         pytest.skip("needs its own server; --base-url points at a deployed one")
 
-    def start(workdir, registry_dir, **options) -> Server:
-        context = running_server(workdir, registry_dir, **options)
+    def start(workdir, bundles_dir, **options) -> Server:
+        context = running_server(workdir, bundles_dir, **options)
         request.addfinalizer(lambda: context.__exit__(None, None, None))
         return context.__enter__()
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import requests
 
-from support.waiting import wait_until
+from sentiment_release.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVE = Path(sys.executable).parent / "sentiment-serve"
@@ -48,7 +48,7 @@ class Server:
 @contextmanager
 def running_server(
     workdir: Path,
-    registry_dir: Path,
+    bundles_dir: Path,
     workers: int = 2,
     startup_timeout: float = 60,
     settings: dict[str, str | None] | None = None,
@@ -62,7 +62,7 @@ def running_server(
         "APP_ENV": "test",
         "SENTIMENT_SERVICE__HOST": "127.0.0.1",
         "SENTIMENT_SERVICE__PORT": str(port),
-        "SENTIMENT_MODEL__REGISTRY_DIR": str(registry_dir),
+        "SENTIMENT_MODEL__BUNDLES_DIR": str(bundles_dir),
         "SENTIMENT_GUNICORN__WORKERS": str(workers),
         "SENTIMENT_GUNICORN__RUNTIME_DIR": str(workdir / "runtime"),
         "SENTIMENT_MONITORING__DIR": str(workdir / "monitoring"),

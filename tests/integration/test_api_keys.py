@@ -7,11 +7,11 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from delivery.api_keys import ApiKeyStore
-from gates.checks import configure
-from gates.runner import GateRunner
-from model import ModelRegistry
-from support.project import Project
+from sentiment.model import ModelFolder
+from sentiment_release.delivery.api_keys import ApiKeyStore
+from sentiment_release.gates.checks import configure
+from sentiment_release.gates.runner import GateRunner
+from sentiment_release.support.project import Project
 from tests.conftest import FIXTURE_DATA, FIXTURE_UAT, ROOT, make_evidence_store
 from tests.integration.test_gate_checks import subject_of
 
@@ -86,7 +86,7 @@ def test_both_keys_of_a_rotation_are_valid(own_server, trained_registry, tmp_pat
 
 def gate(tmp_path, trained_registry, url, checks, api_key):
     """A gate run in an environment whose service asks for keys (stage's config)."""
-    bundle = ModelRegistry(trained_registry).load("current", "scikit-learn")
+    bundle = ModelFolder(trained_registry).load("current", "scikit-learn")
     runner = GateRunner(make_evidence_store(tmp_path / "evidence"), Project(ROOT), None,
                         lambda: FIXTURE_DATA, lambda environment: api_key)  # fmt: skip
     configured = [configure(name, entry) for name, entry in checks.items()]

@@ -10,7 +10,6 @@ import time
 
 import pytest
 
-from delivery.api_keys import ApiKeyStore
 from sentiment_client import (
     ConnectionFailed,
     InvalidRequest,
@@ -20,6 +19,7 @@ from sentiment_client import (
     SentimentClient,
     Unauthorized,
 )
+from sentiment_release.delivery.api_keys import ApiKeyStore
 from tests.integration.server import free_port
 
 pytestmark = pytest.mark.integration
@@ -155,7 +155,7 @@ def test_a_refused_connection_is_retried_until_the_service_is_up(
 def test_sentiment_predict_scores_through_the_client(served, tmp_path):
     from click.testing import CliRunner
 
-    from cli.main import cli
+    from sentiment_release.cli.main import cli
 
     server, keys = served
     runner = CliRunner()

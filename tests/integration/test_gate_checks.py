@@ -6,12 +6,12 @@ import json
 
 import pytest
 
-from gates.checks import configure
-from gates.checks.skew import SkewError, held_out_split
-from gates.runner import GateRunner
-from gates.subject import Subject
-from model import ModelRegistry
-from support.project import Project
+from sentiment.model import ModelFolder
+from sentiment_release.gates.checks import configure
+from sentiment_release.gates.checks.skew import SkewError, held_out_split
+from sentiment_release.gates.runner import GateRunner
+from sentiment_release.gates.subject import Subject
+from sentiment_release.support.project import Project
 from tests.conftest import FIXTURE_DATA, FIXTURE_UAT, ROOT, make_evidence_store, train_fixture_model
 
 pytestmark = pytest.mark.integration
@@ -25,7 +25,7 @@ def served(own_server, trained_registry, tmp_path):
 @pytest.fixture(scope="module")
 def bundle(trained_registry):
     """As the gates hold it: the scikit-learn model, the reference."""
-    return ModelRegistry(trained_registry).load("current", "scikit-learn")
+    return ModelFolder(trained_registry).load("current", "scikit-learn")
 
 
 def subject_of(bundle, **changes) -> Subject:
@@ -148,14 +148,14 @@ def test_the_shadow_agreement_is_measured_on_the_service_and_judged(own_server, 
     min_agreement; without a challenger it passes unless one is required."""
     import shutil
 
-    from training.publish import set_current
+    from sentiment_release.training.publish import set_current
 
     models = tmp_path / "models"
     shutil.copytree(bundle.path.parent.parent, models)
-    champion = ModelRegistry(models).current_version()
+    champion = ModelFolder(models).current_version()
     challenger = train_fixture_model(models, **{"training.classifier.C": 0.05}).published
-    set_current(ModelRegistry(models), champion)
-    ModelRegistry(models).challenger_file.write_text(f"{challenger.version}\n")
+    set_current(ModelFolder(models), champion)
+    ModelFolder(models).challenger_file.write_text(f"{challenger.version}\n")
     server = own_server(tmp_path / "server", models, workers=2,
                         settings={"SENTIMENT_MODEL__CHALLENGER__MODE": "shadow"})  # fmt: skip
 

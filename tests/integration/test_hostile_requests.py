@@ -9,8 +9,8 @@ import time
 import pytest
 import requests
 
-from service.api_keys import new_key
-from support.clock import utc_now
+from sentiment.serving.api_keys import new_key
+from sentiment_release.support.clock import utc_now
 
 pytestmark = pytest.mark.integration
 

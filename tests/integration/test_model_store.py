@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
-from delivery.champion import read_pin
-from delivery.model_store import ModelStore, ModelStoreError
-from delivery.registry_server import BINARIES, LocalRegistry
-from model import BundleMetadata, ModelRegistry
+from sentiment.model import BundleMetadata, ModelFolder
+from sentiment_release.cli.main import cli
+from sentiment_release.delivery.champion import read_pin
+from sentiment_release.delivery.model_store import ModelStore, ModelStoreError
+from sentiment_release.delivery.registry_server import BINARIES, LocalRegistry
+from sentiment_release.training.publish import add_bundle, set_current
 from tests.conftest import FIXTURE_DATA, LENIENT_GATE, env_name, train_fixture_model
 from tests.integration.test_registry_server import free_address
-from training.publish import add_bundle, set_current
 
 pytestmark = [
     pytest.mark.integration,
@@ -49,13 +49,13 @@ class Done:
     stderr: str
 
 
-def models(tmp_path: Path, address: str, registry_dir: Path, *args: str) -> Done:
+def models(tmp_path: Path, address: str, bundles_dir: Path, *args: str) -> Done:
     """`sentiment models ...` as a person runs it, in this process (the checkout is the
     working directory, as with make)."""
     env = {
         "DELIVERY_REGISTRY__ADDRESS": address,
         "DELIVERY_STATE_DIR": str(tmp_path / "state"),
-        "SENTIMENT_MODEL__REGISTRY_DIR": str(registry_dir),
+        "SENTIMENT_MODEL__BUNDLES_DIR": str(bundles_dir),
         "SENTIMENT_CHAMPION_FILE": str(tmp_path / "champion.yaml"),
     }
     result = CliRunner().invoke(cli, ["models", *args], env=env)
@@ -64,15 +64,15 @@ def models(tmp_path: Path, address: str, registry_dir: Path, *args: str) -> Done
 
 def a_later_bundle(source: Path, target: Path) -> BundleMetadata:
     """Another published version: the same files, a later version id and time."""
-    original = ModelRegistry(source).metadata()
+    original = ModelFolder(source).metadata()
     later = original.created_at + timedelta(minutes=1)
     metadata = original.model_copy(update={
         "created_at": later, "version": f"{later:%Y%m%dT%H%M%SZ}-{original.sha256[:8]}",
     })  # fmt: skip
-    bundle = ModelRegistry(source).path_of(original.version)
+    bundle = ModelFolder(source).path_of(original.version)
     files = {name: (bundle / name).read_bytes() for name in ("model.joblib", "scorer.json")}
-    add_bundle(ModelRegistry(target), metadata.model_dump_json().encode(), files)
-    set_current(ModelRegistry(target), metadata.version)
+    add_bundle(ModelFolder(target), metadata.model_dump_json().encode(), files)
+    set_current(ModelFolder(target), metadata.version)
     return metadata
 
 
@@ -95,7 +95,7 @@ def test_push_list_pin_and_pull_on_a_machine_without_the_model(
     pinned = models(tmp_path, registry, trained_registry, "pin", digest)
     assert pinned.returncode == 0, pinned.stderr
     pin = read_pin(tmp_path / "champion.yaml")
-    first = ModelRegistry(trained_registry).metadata()
+    first = ModelFolder(trained_registry).metadata()
     assert (pin.digest, pin.version) == (digest, first.version)
 
     listed = models(tmp_path, registry, trained_registry, "list", "--remote").stdout.splitlines()
@@ -110,7 +110,7 @@ def test_push_list_pin_and_pull_on_a_machine_without_the_model(
     pulled = models(tmp_path, registry, elsewhere, "champion")
     assert pulled.returncode == 0, pulled.stderr
     assert f"champion {digest}" in pulled.stdout
-    assert ModelRegistry(elsewhere).load().metadata == first
+    assert ModelFolder(elsewhere).load().metadata == first
 
 
 def test_refusals_say_what_is_wrong(registry, trained_registry, tmp_path):
@@ -143,7 +143,7 @@ def test_an_image_is_not_taken_for_a_model(registry, tmp_path):
                              "{{.Digest}}", target], check=True, capture_output=True,
                             text=True).stdout.strip()  # fmt: skip
     with pytest.raises(ModelStoreError, match="not a model"):
-        store.pull(digest, ModelRegistry(tmp_path / "models"))
+        store.pull(digest, ModelFolder(tmp_path / "models"))
     assert not (tmp_path / "models").exists()
     [listed] = store.list()  # listed for what it is, not for a model
     assert listed.tags == ("image",)
@@ -166,7 +166,7 @@ def test_retrain_publishes_a_better_challenger_and_refuses_a_worse_one(registry,
     env = {
         "DELIVERY_REGISTRY__ADDRESS": registry,
         "DELIVERY_STATE_DIR": str(tmp_path / "state"),
-        "SENTIMENT_MODEL__REGISTRY_DIR": str(models_dir),
+        "SENTIMENT_MODEL__BUNDLES_DIR": str(models_dir),
         "SENTIMENT_CHAMPION_FILE": str(tmp_path / "champion.yaml"),
         "SENTIMENT_DATA_DIR": str(FIXTURE_DATA),
         **lenient,
@@ -181,7 +181,7 @@ def test_retrain_publishes_a_better_challenger_and_refuses_a_worse_one(registry,
     assert "ACCEPTED" in better.stdout
     pinned = read_pin(tmp_path / "champion.yaml")
     assert pinned.digest != weak.digest
-    assert ModelRegistry(models_dir).current_version() == pinned.version
+    assert ModelFolder(models_dir).current_version() == pinned.version
     report = json.loads(next((tmp_path / "state" / "reports" / "retrain").glob(
         f"{pinned.version}.json")).read_text())  # fmt: skip
     assert report["accepted"] is True
@@ -194,4 +194,4 @@ def test_retrain_publishes_a_better_challenger_and_refuses_a_worse_one(registry,
     assert "REFUSED" in worse.stdout
     assert "against the champion's" in worse.stdout
     assert read_pin(tmp_path / "champion.yaml") == pinned  # the champion stays
-    assert ModelRegistry(models_dir).current_version() == pinned.version
+    assert ModelFolder(models_dir).current_version() == pinned.version

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from observe.audit_log import AuditLog
+from sentiment_release.observe.audit_log import AuditLog
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from delivery.api_keys import ApiKeyStore
+from sentiment_release.delivery.api_keys import ApiKeyStore
 
 pytestmark = pytest.mark.integration
 

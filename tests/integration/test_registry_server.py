@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from delivery.errors import DeliveryError
-from delivery.registry_server import BINARIES, LocalRegistry
+from sentiment_release.delivery.errors import DeliveryError
+from sentiment_release.delivery.registry_server import BINARIES, LocalRegistry
 
 pytestmark = pytest.mark.integration
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from delivery import base_image
-from delivery.errors import DeliveryError
-from delivery.registry_server import BINARIES, LocalRegistry
-from delivery.registry_tags import tag_in_registry
+from sentiment_release.delivery import base_image
+from sentiment_release.delivery.errors import DeliveryError
+from sentiment_release.delivery.registry_server import BINARIES, LocalRegistry
+from sentiment_release.delivery.registry_tags import tag_in_registry
 from tests.integration.test_registry_server import free_address
 
 pytestmark = [

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from model.bundle import MODEL_FILE
+from sentiment.model.bundle import MODEL_FILE
 from tests.conftest import train_fixture_model
 from tests.integration.server import ROOT, SERVE
 
@@ -91,7 +91,7 @@ def test_servers_on_one_machine_share_no_runtime_state(own_server, trained_regis
     sample = 'sentiment_http_requests_total{method="POST",route="/predict/",status="200"}'
     port = running.base_url.rsplit(":", 1)[1]
     env = {**os.environ, "APP_ENV": "test", "SENTIMENT_SERVICE__PORT": port,
-           "SENTIMENT_MODEL__REGISTRY_DIR": str(trained_registry),
+           "SENTIMENT_MODEL__BUNDLES_DIR": str(trained_registry),
            "SENTIMENT_MONITORING__DIR": str(tmp_path / "second")}  # fmt: skip
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     failed = subprocess.run([str(SERVE)], cwd=ROOT, env=env, capture_output=True, timeout=60)
@@ -182,8 +182,8 @@ def test_sigterm_drains_not_ready_first_and_loses_no_request(
 
 
 def test_not_ready_without_a_model_then_ready_once_one_is_published(own_server, tmp_path):
-    registry_dir = tmp_path / "registry"
-    first = own_server(tmp_path / "first", registry_dir, workers=1)
+    bundles_dir = tmp_path / "registry"
+    first = own_server(tmp_path / "first", bundles_dir, workers=1)
     assert requests.get(f"{first.base_url}/healthz", timeout=5).status_code == 200
     ready = requests.get(f"{first.base_url}/readyz", timeout=5)
     assert ready.status_code == 503
@@ -193,8 +193,8 @@ def test_not_ready_without_a_model_then_ready_once_one_is_published(own_server, 
     assert "no current model" in first.logs()
     first.stop()
 
-    published = train_fixture_model(registry_dir).published
-    second = own_server(tmp_path / "second", registry_dir, workers=1)
+    published = train_fixture_model(bundles_dir).published
+    second = own_server(tmp_path / "second", bundles_dir, workers=1)
     ready = requests.get(f"{second.base_url}/readyz", timeout=5)
     assert ready.status_code == 200
     assert ready.json()["model_version"] == published.version

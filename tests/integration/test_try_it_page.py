@@ -7,7 +7,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as until
 from selenium.webdriver.support.wait import WebDriverWait
 
-from delivery.api_keys import ApiKeyStore
+from sentiment_release.delivery.api_keys import ApiKeyStore
 
 pytestmark = pytest.mark.integration
 

@@ -12,9 +12,9 @@ from flask.testing import FlaskClient
 from openapi_core import OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 
-from service.api_keys import new_key
-from service.app import create_app
-from service.settings import Settings
+from sentiment.serving.api_keys import new_key
+from sentiment.serving.app import create_app
+from sentiment.serving.settings import Settings
 from tests.conftest import make_settings, repository_config_only
 
 
@@ -58,7 +58,7 @@ def keys(tmp_path: Path) -> dict[str, str]:
 
 @pytest.fixture
 def settings(trained_registry: Path, service_overrides: dict, tmp_path: Path) -> Settings:
-    overrides = {"model.registry_dir": trained_registry,
+    overrides = {"model.bundles_dir": trained_registry,
                  "monitoring.dir": tmp_path / "monitoring", **service_overrides}  # fmt: skip
     return make_settings("test", **overrides)
 

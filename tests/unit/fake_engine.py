@@ -3,7 +3,7 @@
 import shlex
 from pathlib import Path
 
-from delivery.engine import Engine
+from sentiment_release.delivery.engine import Engine
 
 
 def install_fake_engine(

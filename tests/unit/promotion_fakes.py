@@ -14,24 +14,24 @@ from typing import ClassVar
 import yaml
 from securesystemslib.signer import CryptoSigner
 
-from delivery.errors import DeliveryError, NotReadyError
-from delivery.records import DeploymentRecord
-from delivery.targets import EnvironmentStatus
-from gates.attestation import PAYLOAD_TYPE
-from gates.checks import Baseline, CheckResult, GateContext
-from gates.checks.base import Check, CheckOptions, register
-from gates.evidence import CheckRecord, EvidenceRecord
-from gates.evidence_store import EvidenceStore
-from gates.runner import GateRunner
-from gates.subject import Subject
-from model import ModelRegistry
-from promotion.ledger import Ledger
-from promotion.policy import Policy
-from promotion.promote import Promoter
-from promotion.signing_step import Batch, sign_pending
-from support.clock import utc_now
-from support.project import Project
-from support.signing import sign
+from sentiment.model import ModelFolder
+from sentiment_release.delivery.errors import DeliveryError, NotReadyError
+from sentiment_release.delivery.records import DeploymentRecord
+from sentiment_release.delivery.targets import EnvironmentStatus
+from sentiment_release.gates.attestation import PAYLOAD_TYPE
+from sentiment_release.gates.checks import Baseline, CheckResult, GateContext
+from sentiment_release.gates.checks.base import Check, CheckOptions, register
+from sentiment_release.gates.evidence import CheckRecord, EvidenceRecord
+from sentiment_release.gates.evidence_store import EvidenceStore
+from sentiment_release.gates.runner import GateRunner
+from sentiment_release.gates.subject import Subject
+from sentiment_release.promotion.ledger import Ledger
+from sentiment_release.promotion.policy import Policy
+from sentiment_release.promotion.promote import Promoter
+from sentiment_release.promotion.signing_step import Batch, sign_pending
+from sentiment_release.support.clock import utc_now
+from sentiment_release.support.project import Project
+from sentiment_release.support.signing import sign
 from tests.conftest import FIXTURE_DATA, ROOT, make_evidence_store
 
 REPOSITORY = "127.0.0.1:5000/sentiment-api"
@@ -321,7 +321,7 @@ class Detonator:
 class FakeModelStore:
     """The model repository holding one bundle under MODEL_DIGEST."""
 
-    def __init__(self, registry: ModelRegistry):
+    def __init__(self, registry: ModelFolder):
         self.registry = registry
         self.pulled: list[str] = []
 
@@ -329,7 +329,7 @@ class FakeModelStore:
         assert digest == MODEL_DIGEST
         return self.registry.metadata()
 
-    def pull(self, digest, target: ModelRegistry):
+    def pull(self, digest, target: ModelFolder):
         self.pulled.append(digest)
         version = self.registry.current_version()
         shutil.copytree(self.registry.path_of(version), target.versions_dir / version)

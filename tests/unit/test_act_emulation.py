@@ -12,7 +12,12 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from github.act import ActSecrets, scope_environment_secrets, stand_in_flags, write_runner_env
+from sentiment_release.github.act import (
+    ActSecrets,
+    scope_environment_secrets,
+    stand_in_flags,
+    write_runner_env,
+)
 from tests.conftest import ROOT
 
 ARTIFACTS = ROOT / ".github" / "act" / "artifacts.py"

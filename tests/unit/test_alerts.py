@@ -8,15 +8,15 @@ import shutil
 import pytest
 import yaml
 
-from delivery import manifests
-from observe.alerts import (
+from sentiment_release.delivery import manifests
+from sentiment_release.observe.alerts import (
     RULES,
     check_dashboard_queries,
     check_rules,
     dashboard_queries,
     unknown_metrics,
 )
-from support.errors import ReleaseError
+from sentiment_release.support.errors import ReleaseError
 from tests.conftest import ROOT
 
 COMPONENT = ROOT / "environments" / "components" / "monitoring"

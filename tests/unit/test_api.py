@@ -8,11 +8,11 @@ from importlib.metadata import version
 
 import pytest
 
-from model import ModelRegistry
-from model.bundle import MODEL_FILE
-from service.api_keys import new_key
-from service.app import create_app
-from service.predict import ROUTES
+from sentiment.model import ModelFolder
+from sentiment.model.bundle import MODEL_FILE
+from sentiment.serving.api_keys import new_key
+from sentiment.serving.app import create_app
+from sentiment.serving.predict import ROUTES
 from tests.conftest import make_settings, train_fixture_model
 
 
@@ -56,9 +56,9 @@ def test_batch_scores_each_review_in_order(client):
 REVIEWS = ["great", "awful", "ok", "I love it", "never again, it broke"]
 
 
-def offline_scores(registry_dir, reviews):
+def offline_scores(bundles_dir, reviews):
     """P(positive) straight from the bundle's scikit-learn pipeline, not through the API."""
-    bundle = ModelRegistry(registry_dir).load(engine="scikit-learn")
+    bundle = ModelFolder(bundles_dir).load(engine="scikit-learn")
     column = list(bundle.model.classes_).index(1)
     return bundle.metadata, bundle.model.predict_proba(reviews)[:, column].tolist()
 
@@ -77,12 +77,12 @@ def test_scores_are_the_model_own_and_labels_follow_its_threshold(client, traine
 def test_a_bundle_with_another_threshold_labels_by_that_threshold(tmp_path):
     """Not a 0.5 written into the service: a model published with threshold 0.99 calls
     almost everything negative."""
-    registry_dir = tmp_path / "strict"
-    train_fixture_model(registry_dir, **{"training.threshold": 0.99})
-    metadata, scores = offline_scores(registry_dir, REVIEWS)
+    bundles_dir = tmp_path / "strict"
+    train_fixture_model(bundles_dir, **{"training.threshold": 0.99})
+    metadata, scores = offline_scores(bundles_dir, REVIEWS)
     assert metadata.threshold == 0.99
     assert any(0.5 <= score < 0.99 for score in scores), scores  # a case that tells them apart
-    client = create_app(make_settings("test", **{"model.registry_dir": registry_dir})).test_client()
+    client = create_app(make_settings("test", **{"model.bundles_dir": bundles_dir})).test_client()
     body = client.post("/v1/predict", json={"reviews": REVIEWS}).get_json()
     assert [p["label"] for p in body["predictions"]] == [
         "positive" if score >= 0.99 else "negative" for score in scores
@@ -234,7 +234,7 @@ def test_request_ids_are_propagated_or_generated(client):
 def not_ready_client(registry_copy, tmp_path):
     def build(damage):
         damage(registry_copy)
-        settings = make_settings("test", **{"model.registry_dir": registry_copy.root})
+        settings = make_settings("test", **{"model.bundles_dir": registry_copy.root})
         return create_app(settings).test_client()
 
     return build
@@ -297,14 +297,14 @@ def test_a_bad_bundle_keeps_the_service_alive_but_not_ready(
 
 
 def test_the_model_is_loaded_once_not_per_request(trained_registry, monkeypatch):
-    from model import registry as registry_module
+    from sentiment.model import folder as folder_module
     from tests.conftest import make_settings
 
     loads = []
-    real_read = registry_module.read_bundle
-    monkeypatch.setattr(registry_module, "read_bundle", lambda *a: loads.append(a) or real_read(*a))
+    real_read = folder_module.read_bundle
+    monkeypatch.setattr(folder_module, "read_bundle", lambda *a: loads.append(a) or real_read(*a))
     client = create_app(
-        make_settings("test", **{"model.registry_dir": trained_registry})
+        make_settings("test", **{"model.bundles_dir": trained_registry})
     ).test_client()
     for _ in range(5):
         assert client.post("/predict/", json={"review": "fine"}).status_code == 200
@@ -313,7 +313,7 @@ def test_the_model_is_loaded_once_not_per_request(trained_registry, monkeypatch)
 
 @pytest.mark.parametrize("environment", ["dev", "test", "stage"])
 def test_the_try_it_page_is_served_where_config_turns_it_on(trained_registry, environment):
-    settings = make_settings(environment, **{"model.registry_dir": trained_registry})
+    settings = make_settings(environment, **{"model.bundles_dir": trained_registry})
     client = create_app(settings).test_client()
     page = client.get("/")
     assert page.status_code == 200
@@ -333,7 +333,7 @@ def test_prod_has_no_page_and_no_assets(trained_registry, tmp_path):
     settings = make_settings(
         "prod",
         **{
-            "model.registry_dir": trained_registry,
+            "model.bundles_dir": trained_registry,
             "auth.key_hashes_file": tmp_path / "hashes",
         },
     )

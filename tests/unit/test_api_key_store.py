@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
-from delivery.api_keys import ApiKeyStore
-from delivery.errors import DeliveryError
-from service.api_keys import KeyRing, new_key
+from sentiment.serving.api_keys import ApiKeyRing, new_key
+from sentiment_release.cli.main import cli
+from sentiment_release.delivery.api_keys import ApiKeyStore
+from sentiment_release.delivery.errors import DeliveryError
 
 HEADER = "# API keys of stage"
 
@@ -20,8 +20,8 @@ def store(tmp_path: Path) -> ApiKeyStore:
     return ApiKeyStore(tmp_path / "api-keys")
 
 
-def ring(store: ApiKeyStore, environment: str = "stage") -> KeyRing:
-    return KeyRing(store.hashes(environment))
+def ring(store: ApiKeyStore, environment: str = "stage") -> ApiKeyRing:
+    return ApiKeyRing(store.hashes(environment))
 
 
 def test_a_created_key_counts_and_only_its_hash_is_kept(store: ApiKeyStore):

@@ -8,19 +8,19 @@ from typing import ClassVar
 import pytest
 from flask.testing import FlaskClient
 
-from service.api_keys import KeyFileError, KeyRing, new_key, parse_key_hashes
-from service.app import create_app
-from service.settings import ConfigError
+from sentiment.serving.api_keys import ApiKeyRing, KeyFileError, new_key, parse_key_hashes
+from sentiment.serving.app import create_app
+from sentiment.serving.settings import ConfigError
 from tests.conftest import make_settings
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 REVIEW = {"review": "The food was great"}
 
 
-def keyring(*key_ids: str) -> tuple[KeyRing, dict[str, str]]:
+def keyring(*key_ids: str) -> tuple[ApiKeyRing, dict[str, str]]:
     made = {key_id: new_key(key_id, NOW) for key_id in key_ids}
     lines = "\n".join(hash_.line() for _, hash_ in made.values())
-    return KeyRing(parse_key_hashes(lines)), {key_id: key for key_id, (key, _) in made.items()}
+    return ApiKeyRing(parse_key_hashes(lines)), {key_id: key for key_id, (key, _) in made.items()}
 
 
 class TestKeyFormat:
@@ -59,7 +59,7 @@ class TestKeyFormat:
 
     def test_comments_and_blank_lines_are_skipped(self):
         key, hashed = new_key("acme", NOW)
-        ring = KeyRing(parse_key_hashes(f"# keys of stage\n\n  {hashed.line()}  \n"))
+        ring = ApiKeyRing(parse_key_hashes(f"# keys of stage\n\n  {hashed.line()}  \n"))
         assert ring.identify(key) == "acme"
         assert len(ring) == 1
 
@@ -80,7 +80,7 @@ class TestKeyFormat:
     def test_two_keys_per_id_for_rotation_but_not_three(self):
         made = [new_key("acme", NOW) for _ in range(3)]
         two = "\n".join(hashed.line() for _, hashed in made[:2])
-        ring = KeyRing(parse_key_hashes(two))
+        ring = ApiKeyRing(parse_key_hashes(two))
         assert [ring.identify(key) for key, _ in made] == ["acme", "acme", None]
         three = two + "\n" + made[2][1].line()
         with pytest.raises(KeyFileError, match="acme has more than 2 keys"):
@@ -187,7 +187,7 @@ class TestTheServiceAsksForKeys:
         client.post("/v1/predict", json={"reviews": [""]}, headers={"X-API-Key": keys["gate"]})
         wrong = keys["acme"][:-2] + "xy"
         client.post("/predict/", json=REVIEW, headers=bearer(wrong))
-        access = [r for r in caplog.records if r.name == "service.access"]
+        access = [r for r in caplog.records if r.name == "sentiment.serving.access"]
         assert [getattr(r, "key_id", None) for r in access] == ["acme", "gate", None]
         logged = "\n".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
         for secret in (keys["acme"], keys["gate"], wrong, keys["acme"][-43:]):
@@ -199,7 +199,7 @@ class TestTheServiceAsksForKeys:
         settings = make_settings(
             "test",
             **{
-                "model.registry_dir": trained_registry,
+                "model.bundles_dir": trained_registry,
                 "auth.required": True,
                 "auth.key_hashes_file": tmp_path / "absent",
             },
@@ -221,7 +221,7 @@ class TestTheServiceAsksForKeys:
         settings = make_settings(
             "test",
             **{
-                "model.registry_dir": trained_registry,
+                "model.bundles_dir": trained_registry,
                 "auth.required": True,
                 "auth.key_hashes_file": tmp_path / "hashes",
             },

@@ -21,17 +21,17 @@ from pathlib import Path
 import pytest
 from securesystemslib.signer import CryptoSigner
 
-from gates.checks import configure
-from gates.evidence import EvidenceRecord
-from gates.isolation import inside_sandbox
-from gates.reference import reference_bundle
-from gates.runner import GateRunner
-from promotion.ledger import entry_hash
-from promotion.state_branch import StateBranch
-from promotion.status import environments_status
-from support.clock import compact, timestamp, utc_now
-from support.errors import ReleaseError
-from support.project import Project
+from sentiment_release.gates.checks import configure
+from sentiment_release.gates.evidence import EvidenceRecord
+from sentiment_release.gates.isolation import inside_sandbox
+from sentiment_release.gates.reference import reference_bundle
+from sentiment_release.gates.runner import GateRunner
+from sentiment_release.promotion.ledger import entry_hash
+from sentiment_release.promotion.state_branch import StateBranch
+from sentiment_release.promotion.status import environments_status
+from sentiment_release.support.clock import compact, timestamp, utc_now
+from sentiment_release.support.errors import ReleaseError
+from sentiment_release.support.project import Project
 from tests.conftest import FIXTURE_DATA, ROOT, make_evidence_store
 from tests.unit.promotion_fakes import (
     FOUR_ENVIRONMENTS,

@@ -8,12 +8,16 @@ from datetime import timedelta
 import pytest
 from securesystemslib.signer import CryptoSigner
 
-from gates.attestation import PAYLOAD_TYPE, UntrustedEvidenceError, gate_named_in
-from gates.evidence_store import EvidenceStore
-from promotion.rules import PromotionRefusedError, release_candidate, required_evidence
-from support.clock import compact, timestamp, utc_now
-from support.errors import ReleaseError
-from support.signing import sign
+from sentiment_release.gates.attestation import PAYLOAD_TYPE, UntrustedEvidenceError, gate_named_in
+from sentiment_release.gates.evidence_store import EvidenceStore
+from sentiment_release.promotion.rules import (
+    PromotionRefusedError,
+    release_candidate,
+    required_evidence,
+)
+from sentiment_release.support.clock import compact, timestamp, utc_now
+from sentiment_release.support.errors import ReleaseError
+from sentiment_release.support.signing import sign
 from tests.conftest import make_evidence_store, make_keyring
 from tests.unit.promotion_fakes import (
     FOUR_ENVIRONMENTS,

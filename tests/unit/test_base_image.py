@@ -5,10 +5,10 @@ import shutil
 
 import pytest
 
-from delivery import base_image
-from delivery.config import load_delivery_settings
-from delivery.errors import DeliveryError
-from support.errors import ReleaseError
+from sentiment_release.delivery import base_image
+from sentiment_release.delivery.config import load_delivery_settings
+from sentiment_release.delivery.errors import DeliveryError
+from sentiment_release.support.errors import ReleaseError
 from tests.conftest import CONFIG_DIR
 
 DIGEST = "sha256:" + "a" * 64

@@ -12,16 +12,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from benchmark.apps import flask_floor, wsgi_floor
-from benchmark.chart import chart
-from benchmark.report import comparisons, markdown, verdicts
-from benchmark.run import BenchmarkResult, ServerResult, typical_review
-from benchmark.servers import FLASK_FLOOR, LECTURE, SERVICE, WSGI_FLOOR, specs
-from benchmark.settings import QuotedServer, Targets, load_benchmark_settings
-from benchmark.wrk import LoadResult, load, parse
-from service.settings import load_settings
-from service.settings.schema import GunicornSettings
-from support.errors import ReleaseError
+from sentiment.serving.settings import load_settings
+from sentiment.serving.settings.schema import GunicornSettings
+from sentiment_release.benchmark.apps import flask_floor, wsgi_floor
+from sentiment_release.benchmark.chart import chart
+from sentiment_release.benchmark.report import comparisons, markdown, verdicts
+from sentiment_release.benchmark.run import BenchmarkResult, ServerResult, typical_review
+from sentiment_release.benchmark.servers import FLASK_FLOOR, LECTURE, SERVICE, WSGI_FLOOR, specs
+from sentiment_release.benchmark.settings import QuotedServer, Targets, load_benchmark_settings
+from sentiment_release.benchmark.wrk import LoadResult, load, parse
+from sentiment_release.support.errors import ReleaseError
 from tests.conftest import CONFIG_DIR, SERVICE_CONFIG_DIR
 
 # The floors: plain gunicorn, the service's worker settings as flags.
@@ -41,8 +41,9 @@ def test_the_floors_run_under_plain_gunicorn_with_the_service_worker_settings(tm
     workers = load_settings("prod", SERVICE_CONFIG_DIR).gunicorn
     servers = by_name(workers, tmp_path)
     assert list(servers) == [SERVICE, WSGI_FLOOR, FLASK_FLOOR, LECTURE]
-    for name, app in ((WSGI_FLOOR, "benchmark.apps.wsgi_floor:app"),
-                      (FLASK_FLOOR, "benchmark.apps.flask_floor:create_app()")):  # fmt: skip
+    apps = "sentiment_release.benchmark.apps"
+    for name, app in ((WSGI_FLOOR, f"{apps}.wsgi_floor:app"),
+                      (FLASK_FLOOR, f"{apps}.flask_floor:create_app()")):  # fmt: skip
         argv = servers[name].argv
         assert not any("gunicorn_conf" in arg or arg.startswith("--config") for arg in argv)
         assert argv[-1] == app
@@ -115,8 +116,8 @@ def test_the_flask_floor_answers_what_the_bare_floor_does():
 
 
 def test_the_bare_floor_imports_neither_flask_nor_the_model():
-    code = ("import sys, benchmark.apps.wsgi_floor\n"
-            "print(sorted({'flask', 'model', 'numpy'} & set(sys.modules)))")  # fmt: skip
+    code = ("import sys, sentiment_release.benchmark.apps.wsgi_floor\n"
+            "print(sorted({'flask', 'sentiment.model', 'numpy'} & set(sys.modules)))")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
 
@@ -191,7 +192,7 @@ def test_the_service_is_compared_with_each_floor_the_lecture_app_and_the_quoted_
 
 
 def test_the_targets_are_met_at_or_above_them(monkeypatch):
-    monkeypatch.setattr("benchmark.report.server_cores", lambda: 1)
+    monkeypatch.setattr("sentiment_release.benchmark.report.server_cores", lambda: 1)
     met = {v.what: v for v in verdicts(result(3600, 120), TARGETS, QUOTED, image_mb=153)}
     assert all(v.met for v in met.values()), [v for v in met.values() if not v.met]
     assert met["/predict/ vs bare WSGI floor, c=8"].measured == "80%"
@@ -201,7 +202,7 @@ def test_the_targets_are_met_at_or_above_them(monkeypatch):
 
 
 def test_every_target_fails_under_it(monkeypatch):
-    monkeypatch.setattr("benchmark.report.server_cores", lambda: 1)
+    monkeypatch.setattr("sentiment_release.benchmark.report.server_cores", lambda: 1)
     # 2,000 req/s: 44% of the bare floor (but 67% of the Flask floor: not what is judged),
     # 4.4x MLflow, 20x the lecture app is met; the lecture app cut to 150 req/s misses it.
     slow = result(2000, 90, p99=31.0, ready=1.2, pss=101)
@@ -216,7 +217,7 @@ def test_every_target_fails_under_it(monkeypatch):
 
 
 def test_failed_requests_miss_whatever_the_speed(monkeypatch):
-    monkeypatch.setattr("benchmark.report.server_cores", lambda: 1)
+    monkeypatch.setattr("sentiment_release.benchmark.report.server_cores", lambda: 1)
     failing = result(3600, 120)
     failing.servers[1].points[0] = LoadResult(1, 4500, 3.0, 15.0, 2)
     judged = {v.what: v for v in verdicts(failing, TARGETS, QUOTED, image_mb=None)}
@@ -224,7 +225,7 @@ def test_failed_requests_miss_whatever_the_speed(monkeypatch):
 
 
 def test_a_reference_that_answered_nothing_reads_missed_not_a_crash(monkeypatch):
-    monkeypatch.setattr("benchmark.report.server_cores", lambda: 1)
+    monkeypatch.setattr("sentiment_release.benchmark.report.server_cores", lambda: 1)
     broken = result(3600, 120)
     broken.servers[1] = server(WSGI_FLOOR, 0, 0.0)
     judged = {v.what: v for v in verdicts(broken, TARGETS, QUOTED, image_mb=None)}

@@ -1,20 +1,20 @@
-"""Champion against challenger (training/challenger.py): the sets, the tolerance, the
-newest feedback kept out of training. tests/integration/test_model_store.py runs
-`sentiment retrain --publish` end to end against a registry."""
+"""Champion against challenger (sentiment_release/training/challenger.py): the sets, the tolerance,
+the newest feedback kept out of training. tests/integration/test_model_store.py runs `sentiment
+retrain --publish` end to end against a registry."""
 
 from dataclasses import dataclass
 from types import SimpleNamespace
 
 import pytest
 
-from tests.conftest import FIXTURE_DATA, FIXTURE_UAT
-from training.challenger import (
+from sentiment_release.training.challenger import (
     EvaluationSet,
     compare,
     evaluation_sets,
     markdown,
     split_feedback,
 )
+from tests.conftest import FIXTURE_DATA, FIXTURE_UAT
 
 
 @dataclass

@@ -4,9 +4,9 @@ and none reaches a shell, git or an engine as anything but data."""
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
-from delivery.registry_server import LocalRegistry
-from gates.attestation import UntrustedEvidenceError
+from sentiment_release.cli.main import cli
+from sentiment_release.delivery.registry_server import LocalRegistry
+from sentiment_release.gates.attestation import UntrustedEvidenceError
 from tests.conftest import ROOT, make_evidence_store
 from tests.unit.promotion_fakes import evidence, resign, statement_of, subject
 

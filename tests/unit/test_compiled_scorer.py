@@ -1,6 +1,6 @@
-"""The compiled scorer scores as scikit-learn does (within 1e-12; about 1e-16 in practice)
-for every shape training/compile.py accepts, refuses the shapes it cannot reproduce, and
-a bundle whose compiled scorer or model disagrees with its recorded samples never serves."""
+"""The compiled scorer scores as scikit-learn does (within 1e-12; about 1e-16 in practice) for every
+shape sentiment_release/training/compile.py accepts, refuses the shapes it cannot reproduce, and a
+bundle whose compiled scorer or model disagrees with its recorded samples never serves."""
 
 import json
 import math
@@ -13,15 +13,15 @@ from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 from sklearn.pipeline import Pipeline
 
-from model import BundleError, BundleIntegrityError, ModelRegistry, Scorer
-from model.bundle import sha256_hex
-from model.compiled import CompiledModelError, CompiledScorer, sigmoid
-from model.scoring import AGREEMENT_TOLERANCE
+from sentiment.model import BundleError, BundleIntegrityError, ModelFolder, Scorer
+from sentiment.model.bundle import sha256_hex
+from sentiment.model.compiled import CompiledModelError, CompiledScorer, sigmoid
+from sentiment.model.scoring import AGREEMENT_TOLERANCE
+from sentiment_release.training import train as train_module
+from sentiment_release.training.compile import NotCompilable, compile_pipeline
+from sentiment_release.training.dataset import load_dataset
+from sentiment_release.training.train import EDGE_CASES
 from tests.conftest import FIXTURE_DATA, train_fixture_model
-from training import train as train_module
-from training.compile import NotCompilable, compile_pipeline
-from training.dataset import load_dataset
-from training.train import EDGE_CASES
 
 DATA = load_dataset(FIXTURE_DATA, ["yelp", "amazon", "imdb"])
 TEXTS = [
@@ -227,7 +227,7 @@ def test_a_bundle_without_a_compiled_scorer_is_served_by_scikit_learn(tmp_path, 
     result = train_fixture_model(tmp_path)
     assert result.published.compiled is None
     assert result.not_compiled == "a shape it does not know"
-    registry = ModelRegistry(tmp_path)
+    registry = ModelFolder(tmp_path)
     assert Scorer(registry.load()).engine == "scikit-learn"
     with pytest.raises(BundleError, match="has no compiled scorer"):
         registry.load(engine="compiled")
@@ -236,7 +236,7 @@ def test_a_bundle_without_a_compiled_scorer_is_served_by_scikit_learn(tmp_path, 
 def test_a_count_model_is_compiled_too(tmp_path):
     result = train_fixture_model(tmp_path, **{"training.vectorizer.kind": "count"})
     assert result.published.compiled is not None
-    assert Scorer(ModelRegistry(tmp_path).load()).engine == "compiled"
+    assert Scorer(ModelFolder(tmp_path).load()).engine == "compiled"
 
 
 def test_a_compiled_scorer_that_disagrees_with_its_pipeline_is_not_published(monkeypatch):

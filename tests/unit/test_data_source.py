@@ -7,9 +7,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from sentiment_release.training.data_source import fetch, resolve_data_dir
+from sentiment_release.training.dataset import SOURCE_FILES, DatasetError
 from tests.conftest import FIXTURE_DATA
-from training.data_source import fetch, resolve_data_dir
-from training.dataset import SOURCE_FILES, DatasetError
 
 
 def uci_zip(files: tuple[str, ...] = tuple(SOURCE_FILES)) -> bytes:

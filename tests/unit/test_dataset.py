@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
+from sentiment_release.training.dataset import SOURCE_FILES, DatasetError, load_dataset, parse_lines
 from tests.conftest import FIXTURE_DATA
-from training.dataset import SOURCE_FILES, DatasetError, load_dataset, parse_lines
 
 
 def write_sources(directory: Path, **texts: str) -> Path:

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from delivery.engine import Engine, detect_engine
-from delivery.errors import ContainerStartError, ImageNotFoundError, NoEngineError
+from sentiment_release.delivery.engine import Engine, detect_engine
+from sentiment_release.delivery.errors import ContainerStartError, ImageNotFoundError, NoEngineError
 from tests.unit.fake_engine import fake_engine, install_fake_engine
 
 DIGEST = "sha256:" + "ab" * 32

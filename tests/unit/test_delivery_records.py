@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from delivery.config import load_delivery_settings
-from delivery.errors import DeliveryError
-from delivery.records import BuildRecord, DeploymentRecord, Records
-from delivery.references import pinned_reference
-from support.errors import ReleaseError
-from support.records import RecordError
+from sentiment_release.delivery.config import load_delivery_settings
+from sentiment_release.delivery.errors import DeliveryError
+from sentiment_release.delivery.records import BuildRecord, DeploymentRecord, Records
+from sentiment_release.delivery.references import pinned_reference
+from sentiment_release.support.errors import ReleaseError
+from sentiment_release.support.records import RecordError
 from tests.conftest import CONFIG_DIR
 
 DIGEST = "sha256:" + "0f" * 32

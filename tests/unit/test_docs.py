@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from service.app import create_app
+from sentiment.serving.app import create_app
 from tests.conftest import make_settings
 
 
@@ -46,7 +46,7 @@ def test_nothing_else_is_served_under_docs(client, path):
 
 
 def test_off_where_config_says(trained_registry, tmp_path):
-    settings = make_settings("dev", **{"model.registry_dir": trained_registry,
+    settings = make_settings("dev", **{"model.bundles_dir": trained_registry,
                                        "service.api_docs": False})  # fmt: skip
     client = create_app(settings).test_client()
     assert client.get("/docs/").status_code == 404
@@ -54,7 +54,7 @@ def test_off_where_config_says(trained_registry, tmp_path):
 
 
 def test_the_examples_are_what_the_service_answers(trained_registry, tmp_path):
-    settings = make_settings("dev", **{"model.registry_dir": trained_registry})
+    settings = make_settings("dev", **{"model.bundles_dir": trained_registry})
     client = create_app(settings).test_client()
     document = client.get("/openapi.json").get_json()
     for path in ("/predict/", "/v1/predict"):

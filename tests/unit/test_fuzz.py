@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from schemathesis.generation import GenerationMode
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
-from service.app import create_app
+from sentiment.serving.app import create_app
 from tests.conftest import make_settings
 
 SCORING = ["POST /predict/", "POST /predict", "POST /v1/predict"]
@@ -22,7 +22,7 @@ CASES = [(label, GenerationMode.POSITIVE) for label in OPERATIONS] + [
 
 @pytest.fixture(scope="module")
 def api_schema(trained_registry):
-    app = create_app(make_settings("test", **{"model.registry_dir": trained_registry}))
+    app = create_app(make_settings("test", **{"model.bundles_dir": trained_registry}))
     return schemathesis.openapi.from_wsgi("/openapi.json", app)
 
 

@@ -5,18 +5,18 @@ from dataclasses import replace
 
 import pytest
 
-from gates.checks import CHECKS, Baseline, Check, configure
-from gates.checks.base import CheckOptions
-from gates.checks.capacity import file_sha256
-from gates.checks.load import LoadOptions, aggregated_figures, judge
-from gates.checks.pytest_suite import junit_counts
-from gates.evidence import EvidenceError
-from gates.runner import GateRunner
-from gates.summary import describe, markdown_table
-from promotion.ledger import Ledger
-from promotion.signing_step import Batch, sign_pending
-from support.project import Project
-from support.provenance import ci_run_url
+from sentiment_release.gates.checks import CHECKS, Baseline, Check, configure
+from sentiment_release.gates.checks.base import CheckOptions
+from sentiment_release.gates.checks.capacity import file_sha256
+from sentiment_release.gates.checks.load import LoadOptions, aggregated_figures, judge
+from sentiment_release.gates.checks.pytest_suite import junit_counts
+from sentiment_release.gates.evidence import EvidenceError
+from sentiment_release.gates.runner import GateRunner
+from sentiment_release.gates.summary import describe, markdown_table
+from sentiment_release.promotion.ledger import Ledger
+from sentiment_release.promotion.signing_step import Batch, sign_pending
+from sentiment_release.support.project import Project
+from sentiment_release.support.provenance import ci_run_url
 from tests.conftest import FIXTURE_DATA, ROOT, make_evidence_store
 from tests.unit.promotion_fakes import evidence, subject
 
@@ -325,7 +325,9 @@ MEASURED = {"requests": 36_000, "failures": 0, "failure_ratio": 0.0, "rps": 1800
 
 def capacity_run(tmp_path, monkeypatch, measured, baseline=None, **options):
     """The capacity check with locust's figures given, and a baseline of `baseline` rps."""
-    monkeypatch.setattr("gates.checks.capacity.run_locust", lambda *args: {**MEASURED, **measured})
+    monkeypatch.setattr(
+        "sentiment_release.gates.checks.capacity.run_locust", lambda *args: {**MEASURED, **measured}
+    )
     store = make_evidence_store(tmp_path / "evidence")
     runner = GateRunner(store, Project(ROOT), None, lambda: FIXTURE_DATA)
     check = configure("capacity", {**CAPACITY, **options})

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from support.errors import ReleaseError
-from support.git import Git
+from sentiment_release.support.errors import ReleaseError
+from sentiment_release.support.git import Git
 
 
 def git(repository: Path, *args: str) -> str:

@@ -9,11 +9,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
-from github.gh import apply, gh_api, missing_secrets
-from github.settings import GitHubSettings, Listed, Put, load_github_settings, plan_setup
-from promotion.policy import load_policy
-from support.errors import ReleaseError
+from sentiment_release.cli.main import cli
+from sentiment_release.github.gh import apply, gh_api, missing_secrets
+from sentiment_release.github.settings import (
+    GitHubSettings,
+    Listed,
+    Put,
+    load_github_settings,
+    plan_setup,
+)
+from sentiment_release.promotion.policy import load_policy
+from sentiment_release.support.errors import ReleaseError
 from tests.conftest import CONFIG_DIR, ROOT
 
 TRANSCRIPT = ROOT / "tests" / "fixtures" / "github" / "setup-dry-run.txt"

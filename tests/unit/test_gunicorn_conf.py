@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from service.rate_limit import REFUSALS_TABLE, TABLE, TABLE_BYTES
-from service.runtime_dir import LOCK_FILE
+from sentiment.serving.rate_limit import REFUSALS_TABLE, TABLE, TABLE_BYTES
+from sentiment.serving.runtime_dir import LOCK_FILE
 from tests.conftest import ROOT, env_name
 
 KEYS = [
@@ -49,7 +49,7 @@ def load_conf(tmp_path):
         env.update({"APP_ENV": environment, env_name("gunicorn.runtime_dir"): str(tmp_path)})
         env.update({env_name(key): str(value) for key, value in overrides.items()})
         env = {key: value for key, value in env.items() if value != "None"}
-        path = resources.files("service") / "gunicorn_conf.py"
+        path = resources.files("sentiment.serving") / "gunicorn_conf.py"
         output = subprocess.run(
             [sys.executable, "-c", READ_CONF, str(path)],
             env=env,

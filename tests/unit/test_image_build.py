@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from delivery.errors import DeliveryError
-from delivery.image import RUNTIME_SOURCES, runtime_wheel
+from sentiment_release.delivery.errors import DeliveryError
+from sentiment_release.delivery.image import RUNTIME_SOURCES, runtime_wheel
 from tests.conftest import ROOT
 
 
@@ -31,18 +31,17 @@ def sources(tmp_path) -> Path:
 
 
 def test_the_runtime_wheel_holds_the_runtime_only_whatever_an_earlier_build_left(sources, tmp_path):
-    stale = sources / "build" / "lib" / "delivery"  # an earlier build in the checkout
+    stale = sources / "build" / "lib" / "sentiment_release"  # an earlier build in the checkout
     stale.mkdir(parents=True)
     (stale / "secret_release.py").write_text("TOKEN = 'x'\n")
     wheel = runtime_wheel(sources, tmp_path)
     names = top_level_names(wheel)
-    assert {"service", "model"} <= names
-    assert names - {"service", "model"} == {"sentiment_service-0.2.0.dist-info"}
+    assert names == {"sentiment", "sentiment_service-0.2.0.dist-info"}
     # Not built in the checkout: build/ holds what was there, nothing more.
     assert sorted(str(p.relative_to(sources)) for p in (sources / "build").rglob("*")) == [
         "build/lib",
-        "build/lib/delivery",
-        "build/lib/delivery/secret_release.py",
+        "build/lib/sentiment_release",
+        "build/lib/sentiment_release/secret_release.py",
     ]
 
 
@@ -50,8 +49,8 @@ def test_a_runtime_that_packs_another_package_is_refused(sources, tmp_path):
     """Say a pyproject.toml edit maps one more top-level package into the wheel."""
     pyproject = sources / "pyproject.toml"
     pyproject.write_text(pyproject.read_text().replace(
-        'packages = ["model", "service", "service.settings"]',
-        'packages = ["model", "service", "service.settings", "support"]\n'
-        'package-dir = {"support" = "model"}'))  # fmt: skip
+        '"sentiment.serving.settings"]',
+        '"sentiment.serving.settings", "support"]\n'
+        'package-dir = {"support" = "sentiment/model"}'))  # fmt: skip
     with pytest.raises(DeliveryError, match=r"the runtime's wheel holds \['support'\]"):
         runtime_wheel(sources, tmp_path)

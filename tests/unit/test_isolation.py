@@ -10,8 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from gates.isolation import NEVER, Isolation, IsolationError, forbidden_patterns, inside_sandbox
-from gates.trust import TrustSettings
+from sentiment_release.gates.isolation import (
+    NEVER,
+    Isolation,
+    IsolationError,
+    forbidden_patterns,
+    inside_sandbox,
+)
+from sentiment_release.gates.trust import TrustSettings
 from tests.conftest import ROOT
 
 

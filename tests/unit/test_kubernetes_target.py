@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from delivery import manifests
-from delivery.api_keys import ApiKeyStore
-from delivery.errors import DeliveryError, NotReadyError
-from delivery.kubernetes import Kubernetes
-from delivery.manifests import required_tool
-from delivery.records import Records
+from sentiment_release.delivery import manifests
+from sentiment_release.delivery.api_keys import ApiKeyStore
+from sentiment_release.delivery.errors import DeliveryError, NotReadyError
+from sentiment_release.delivery.kubernetes import Kubernetes
+from sentiment_release.delivery.manifests import required_tool
+from sentiment_release.delivery.records import Records
 from tests.conftest import ROOT, SERVICE_CONFIG_DIR
 
 DIGEST = "sha256:" + "ab" * 32
@@ -208,7 +208,7 @@ def test_a_failed_port_forward_says_why(kubectl, tmp_path, monkeypatch):
 
 
 def test_a_port_forward_that_says_nothing_is_given_up_on(kubectl, tmp_path, monkeypatch):
-    from delivery import kubernetes
+    from sentiment_release.delivery import kubernetes
 
     monkeypatch.setenv("FAKE_FORWARD_SILENT", "1")
     monkeypatch.setattr(kubernetes, "FORWARD_TIMEOUT_SECONDS", 1)

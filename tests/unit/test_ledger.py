@@ -8,16 +8,16 @@ import time
 
 import pytest
 
-from promotion.ledger import (
+from sentiment_release.promotion.ledger import (
     PAYLOAD_TYPE,
     Ledger,
     LedgerTamperedError,
     PromotionBusyError,
     canonical,
 )
-from support.clock import utc_now
-from support.records import RecordError
-from support.signing import sign_detached
+from sentiment_release.support.clock import utc_now
+from sentiment_release.support.records import RecordError
+from sentiment_release.support.signing import sign_detached
 from tests.conftest import make_keyring
 
 

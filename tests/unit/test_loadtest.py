@@ -13,13 +13,18 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
-from loadtest.figures import stage_figures
-from loadtest.profiles import LoadTestConfig, Profile, load_loadtest_config
-from loadtest.report import comparison_table, markdown
-from loadtest.run import LoadTester, Target, WebUI
-from loadtest.runs import SUMMARY, LoadTestRuns, LoadTestSummary, target_directory_name
-from support.errors import ReleaseError
+from sentiment_release.cli.main import cli
+from sentiment_release.loadtest.figures import stage_figures
+from sentiment_release.loadtest.profiles import LoadTestConfig, Profile, load_loadtest_config
+from sentiment_release.loadtest.report import comparison_table, markdown
+from sentiment_release.loadtest.run import LoadTester, Target, WebUI
+from sentiment_release.loadtest.runs import (
+    SUMMARY,
+    LoadTestRuns,
+    LoadTestSummary,
+    target_directory_name,
+)
+from sentiment_release.support.errors import ReleaseError
 from tests.conftest import CONFIG_DIR, ROOT
 
 STAGES = [{"seconds": 10, "users": 5, "spawn_rate": 5},

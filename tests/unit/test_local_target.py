@@ -7,12 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from delivery.api_keys import ApiKeyStore
-from delivery.config import LocalSettings
-from delivery.errors import DeliveryError, ImageNotFoundError, NotReadyError, PortInUseError
-from delivery.local import LocalContainers
-from delivery.records import Records
-from delivery.service_config import config_sha256
+from sentiment_release.delivery.api_keys import ApiKeyStore
+from sentiment_release.delivery.config import LocalSettings
+from sentiment_release.delivery.errors import (
+    DeliveryError,
+    ImageNotFoundError,
+    NotReadyError,
+    PortInUseError,
+)
+from sentiment_release.delivery.local import LocalContainers
+from sentiment_release.delivery.records import Records
+from sentiment_release.delivery.service_config import config_sha256
 from tests.conftest import SERVICE_CONFIG_DIR
 from tests.unit.fake_engine import fake_engine
 from tests.unit.test_delivery_records import deployment

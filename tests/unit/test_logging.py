@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from service.api_keys import new_key
-from service.app import create_app
+from sentiment.serving.api_keys import new_key
+from sentiment.serving.app import create_app
 from tests.conftest import make_settings
 
 PRIVATE_REVIEW = "my card number is 4111 and I hate this"
@@ -22,7 +22,7 @@ def app_client(registry, environment="test", **overrides):
     key, hashed = new_key("tester", datetime.now(UTC))
     hashes = registry.parent / f"key-hashes-{hashed.salt.hex()}"
     hashes.write_text(hashed.line())
-    overrides = {"model.registry_dir": registry, "auth.key_hashes_file": hashes, **overrides}
+    overrides = {"model.bundles_dir": registry, "auth.key_hashes_file": hashes, **overrides}
     settings = make_settings(environment, **overrides)
     client = create_app(settings).test_client()
     client.environ_base["HTTP_X_API_KEY"] = key
@@ -34,7 +34,7 @@ def test_each_request_logs_one_json_line_with_its_id(trained_registry, capsys):
     client.post("/v1/predict", json={"reviews": [PRIVATE_REVIEW]}, headers={"X-Request-ID": "r-1"})
     client.get("/nope")
     lines = log_lines(capsys)
-    access = [line for line in lines if line["logger"] == "service.access"]
+    access = [line for line in lines if line["logger"] == "sentiment.serving.access"]
     assert [(a["route"], a["status"]) for a in access] == [("/v1/predict", 200), ("unmatched", 404)]
     first = access[0]
     assert first["request_id"] == "r-1"

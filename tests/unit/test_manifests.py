@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from delivery import manifests
-from delivery.errors import ManifestError
-from promotion.policy import load_policy
+from sentiment_release.delivery import manifests
+from sentiment_release.delivery.errors import ManifestError
+from sentiment_release.promotion.policy import load_policy
 from tests.conftest import ROOT, SERVICE_CONFIG_DIR
 
 IMAGE = "127.0.0.1:5000/sentiment-api@sha256:" + "c3" * 32

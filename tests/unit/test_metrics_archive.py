@@ -6,7 +6,7 @@ import fcntl
 import pytest
 from prometheus_client.mmap_dict import MmapedDict
 
-from service import metrics
+from sentiment.serving import metrics
 
 KEY = '["sentiment_predictions", "sentiment_predictions_total", {"label": "negative"}, "h"]'
 

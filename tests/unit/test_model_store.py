@@ -1,7 +1,7 @@
-"""Model bundles as OCI artifacts (delivery/model_store.py) and the champion pin
-(delivery/champion.py), without a registry: what is packed, and that a pull believes
-nothing the registry says that its bytes do not prove. tests/integration/test_model_store.py
-pushes and pulls through a real registry."""
+"""Model bundles as OCI artifacts (sentiment_release/delivery/model_store.py) and the champion pin
+(sentiment_release/delivery/champion.py), without a registry: what is packed, and that a pull
+believes nothing the registry says that its bytes do not prove.
+tests/integration/test_model_store.py pushes and pulls through a real registry."""
 
 import json
 import threading
@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from delivery.champion import HEADER, ChampionPin, read_pin, write_pin
-from delivery.errors import DeliveryError
-from delivery.model_store import (
+from sentiment.model import BundleError, ModelFolder
+from sentiment.model.bundle import METADATA_FILE
+from sentiment_release.delivery.champion import HEADER, ChampionPin, read_pin, write_pin
+from sentiment_release.delivery.errors import DeliveryError
+from sentiment_release.delivery.model_store import (
     FILE_MEDIA_TYPES,
     METADATA_MEDIA_TYPE,
     TITLE,
@@ -23,16 +25,14 @@ from delivery.model_store import (
     digest_of,
     pack,
 )
-from model import BundleError, ModelRegistry
-from model.bundle import METADATA_FILE
-from training.publish import add_bundle
+from sentiment_release.training.publish import add_bundle
 
 DIGEST = "sha256:" + "ab" * 32
 
 
 @pytest.fixture
 def bundle_dir(trained_registry: Path) -> Path:
-    registry = ModelRegistry(trained_registry)
+    registry = ModelFolder(trained_registry)
     return registry.path_of(registry.resolve("current"))
 
 
@@ -80,7 +80,7 @@ def test_a_bundle_packs_to_one_digest_every_time_with_its_files_typed_and_titled
         assert layer["size"] == len(data)
 
 
-def test_a_damaged_bundle_is_not_packed(registry_copy: ModelRegistry):
+def test_a_damaged_bundle_is_not_packed(registry_copy: ModelFolder):
     bundle = registry_copy.path_of(registry_copy.resolve("current"))
     (bundle / "model.joblib").write_bytes(b"not the model")
     with pytest.raises(BundleError, match="sha256"):
@@ -89,7 +89,7 @@ def test_a_damaged_bundle_is_not_packed(registry_copy: ModelRegistry):
 
 def test_a_pull_writes_the_bundle_it_checked_and_leaves_current_alone(bundle_dir, tmp_path):
     artifact = pack(bundle_dir)
-    target = ModelRegistry(tmp_path / "models")
+    target = ModelFolder(tmp_path / "models")
     metadata = LyingRegistry(artifact).pull(artifact.digest, target)
     assert target.current_version() is None
     pulled = target.path_of(metadata.version)
@@ -102,7 +102,7 @@ def test_a_pull_writes_the_bundle_it_checked_and_leaves_current_alone(bundle_dir
 
 def test_a_manifest_that_is_not_the_digest_asked_for_is_refused(bundle_dir, tmp_path):
     artifact = pack(bundle_dir)
-    target = ModelRegistry(tmp_path / "models")
+    target = ModelFolder(tmp_path / "models")
     with pytest.raises(ModelStoreError, match="does not hash to it"):
         LyingRegistry(artifact).pull(DIGEST, target)
     assert not target.versions_dir.exists()
@@ -158,7 +158,7 @@ def test_a_manifest_that_hashes_but_lies_is_refused_before_anything_is_written(
     bundle_dir, tmp_path, change, message
 ):
     lying, digest = lie(pack(bundle_dir), change)
-    target = ModelRegistry(tmp_path / "models")
+    target = ModelFolder(tmp_path / "models")
     with pytest.raises(ModelStoreError, match=message):
         LyingRegistry(lying).pull(digest, target)
     assert not target.versions_dir.exists()
@@ -169,7 +169,7 @@ def test_a_blob_that_is_not_its_digest_is_refused(bundle_dir, tmp_path):
     layer = manifest_of(artifact)["layers"][0]["digest"]
     served = Artifact(artifact.manifest, {**artifact.blobs, layer: b"x" * 100})
     with pytest.raises(ModelStoreError, match="does not match its digest"):
-        LyingRegistry(served).pull(artifact.digest, ModelRegistry(tmp_path / "models"))
+        LyingRegistry(served).pull(artifact.digest, ModelFolder(tmp_path / "models"))
 
 
 def metadata_with(bundle_dir: Path, **changes: object) -> bytes:
@@ -184,7 +184,7 @@ def files_of(bundle_dir: Path) -> dict[str, bytes]:
 
 @pytest.mark.parametrize("version", ["../../escaped", "20261128T000000Z-../../x", "current"])
 def test_a_version_id_cannot_name_a_path_outside_the_registry(bundle_dir, tmp_path, version):
-    target = ModelRegistry(tmp_path / "deep" / "models")
+    target = ModelFolder(tmp_path / "deep" / "models")
     with pytest.raises(BundleError, match="not a model version id"):
         add_bundle(target, metadata_with(bundle_dir, version=version), files_of(bundle_dir))
     assert not (tmp_path / "escaped").exists()
@@ -194,14 +194,14 @@ def test_a_version_id_cannot_name_a_path_outside_the_registry(bundle_dir, tmp_pa
 def test_files_must_be_the_ones_the_metadata_records(bundle_dir, tmp_path):
     files = {**files_of(bundle_dir), "model.joblib": b"another model"}
     with pytest.raises(BundleError, match="do not match"):
-        add_bundle(ModelRegistry(tmp_path), (bundle_dir / METADATA_FILE).read_bytes(), files)
+        add_bundle(ModelFolder(tmp_path), (bundle_dir / METADATA_FILE).read_bytes(), files)
     missing = {"model.joblib": files_of(bundle_dir)["model.joblib"]}  # no scorer.json
     with pytest.raises(BundleError, match="do not match"):
-        add_bundle(ModelRegistry(tmp_path), (bundle_dir / METADATA_FILE).read_bytes(), missing)
+        add_bundle(ModelFolder(tmp_path), (bundle_dir / METADATA_FILE).read_bytes(), missing)
 
 
 def test_one_version_id_never_names_two_bundles(bundle_dir, tmp_path):
-    target = ModelRegistry(tmp_path)
+    target = ModelFolder(tmp_path)
     add_bundle(target, (bundle_dir / METADATA_FILE).read_bytes(), files_of(bundle_dir))
     other = metadata_with(bundle_dir, git_commit="0" * 40)
     with pytest.raises(BundleError, match="another bundle under the same version"):
@@ -209,7 +209,7 @@ def test_one_version_id_never_names_two_bundles(bundle_dir, tmp_path):
 
 
 def test_a_damaged_local_copy_is_not_taken_for_the_pulled_one(bundle_dir, tmp_path):
-    target = ModelRegistry(tmp_path)
+    target = ModelFolder(tmp_path)
     metadata = add_bundle(target, (bundle_dir / METADATA_FILE).read_bytes(), files_of(bundle_dir))
     model_file = target.path_of(metadata.version) / "model.joblib"
     model_file.chmod(0o644)
@@ -285,7 +285,7 @@ def hostile():
 
 
 def test_a_registry_that_drips_or_floods_cannot_hold_or_fill_a_pull(hostile, monkeypatch):
-    import delivery.model_store as model_store
+    import sentiment_release.delivery.model_store as model_store
 
     monkeypatch.setattr(model_store, "TRANSFER_SECONDS", 1)
     store = ModelStore(f"{hostile}/sentiment-model", tls_verify=False)

@@ -1,7 +1,8 @@
-"""The model watched after release: audit events (service/recorder.py, service/audit.py),
-feedback (service/feedback.py, service/outcomes.py), the drift and accuracy gauges
-(service/monitoring.py, model/drift.py), and what the release tooling makes of them
-(observe/: `sentiment audit find`, `sentiment drift`, `sentiment feedback export`)."""
+"""The model watched after release: audit events (sentiment/serving/recorder.py,
+sentiment/serving/audit.py), feedback (sentiment/serving/feedback.py,
+sentiment/serving/outcomes.py), the drift and accuracy gauges (sentiment/serving/monitoring.py,
+sentiment/model/drift.py), and what the release tooling makes of them (sentiment_release/observe/:
+`sentiment audit find`, `sentiment drift`, `sentiment feedback export`)."""
 
 import contextlib
 import json
@@ -18,20 +19,26 @@ from types import SimpleNamespace
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
-from model import ModelRegistry
-from model.drift import Distribution, Vocabulary, decile_edges, distribution_of, psi
-from observe.audit_log import AuditLog
-from observe.drift_report import drift_report
-from service.api_keys import new_key
-from service.app import create_app
-from service.audit import AuditFile, audit_files
-from service.monitoring import MonitoringCollector
-from service.outcomes import SCHEMA_VERSION, STORE_FILE, OutcomeStore, Recorded, input_sha256
-from service.recorder import Recorder, Scored
-from service.settings import ConfigError
+from sentiment.model import ModelFolder
+from sentiment.model.drift import Distribution, Vocabulary, decile_edges, distribution_of, psi
+from sentiment.serving.api_keys import new_key
+from sentiment.serving.app import create_app
+from sentiment.serving.audit import AuditFile, audit_files
+from sentiment.serving.monitoring import MonitoringCollector
+from sentiment.serving.outcomes import (
+    SCHEMA_VERSION,
+    STORE_FILE,
+    OutcomeStore,
+    Recorded,
+    input_sha256,
+)
+from sentiment.serving.recorder import Recorder, Scored
+from sentiment.serving.settings import ConfigError
+from sentiment_release.cli.main import cli
+from sentiment_release.observe.audit_log import AuditLog
+from sentiment_release.observe.drift_report import drift_report
+from sentiment_release.training.dataset import load_dataset
 from tests.conftest import FIXTURE_DATA, make_settings, train_fixture_model
-from training.dataset import load_dataset
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 
@@ -79,7 +86,7 @@ class TestDriftMath:
         assert vocabulary.count("GOOD food, bad service!") == (4, 2)
 
     def test_the_bundle_records_its_reference(self, trained_registry):
-        reference = ModelRegistry(trained_registry).metadata().reference
+        reference = ModelFolder(trained_registry).metadata().reference
         assert reference is not None
         assert sum(reference.scores.counts) == reference.reviews
         assert sum(reference.lengths.counts) == reference.reviews
@@ -202,7 +209,7 @@ class TestAudit:
         assert metric(client, "sentiment_monitoring_recorded_total") == 3
 
     def test_review_texts_are_kept_only_where_config_allows(self, trained_registry, tmp_path):
-        app = create_app(make_settings("dev", **{"model.registry_dir": trained_registry,
+        app = create_app(make_settings("dev", **{"model.bundles_dir": trained_registry,
                                                  "monitoring.dir": tmp_path}))  # fmt: skip
         client = app.test_client()
         client.post("/predict/", json={"review": "kept in dev"})
@@ -217,7 +224,7 @@ class TestAudit:
     ):
         (tmp_path / "a-file").write_text("not a directory")
         volume = tmp_path / "a-file" / "x"
-        app = create_app(make_settings("test", **{"model.registry_dir": trained_registry,
+        app = create_app(make_settings("test", **{"model.bundles_dir": trained_registry,
                                                   "monitoring.dir": volume}))  # fmt: skip
         client = app.test_client()
         for _ in range(3):
@@ -237,7 +244,7 @@ class TestAudit:
         recorder._start = lambda: None  # no writer: everything waits in the queue
         recorder._pid, recorder._thread = os.getpid(), SimpleNamespace(is_alive=lambda: True)
         recorder._queue = queue.Queue(maxsize=2)
-        scorer = create_app(make_settings("test", **{"model.registry_dir": trained_registry})
+        scorer = create_app(make_settings("test", **{"model.bundles_dir": trained_registry})
                             ).extensions["sentiment"].scorer  # fmt: skip
 
         def scored(*texts: str) -> Scored:
@@ -309,7 +316,7 @@ class TestAudit:
         assert "no audit event of request id 'nothing'" in missing.output
 
 
-# The store as version 0 of its schema made it (service/outcomes.py): one global total.
+# The store as version 0 of its schema made it (sentiment/serving/outcomes.py): one global total.
 OLD_SCHEMA = """
 CREATE TABLE predictions (seq INTEGER PRIMARY KEY, key_id TEXT NOT NULL,
     request_id TEXT NOT NULL, at REAL NOT NULL, model_version TEXT NOT NULL,
@@ -406,7 +413,7 @@ def test_feedback_trains_and_never_tests(tmp_path):
     """Exported feedback joins the training rows only: the held-out split, the quality
     gate's ground, stays the base data's, whoever sent the feedback (and the skew check
     rebuilds it)."""
-    from gates.checks.skew import held_out_split
+    from sentiment_release.gates.checks.skew import held_out_split
 
     feedback = tmp_path / "feedback.txt"
     feedback.write_text("an unmistakable zebra of praise\t1\n" * 5)
@@ -417,7 +424,7 @@ def test_feedback_trains_and_never_tests(tmp_path):
     assert result.split["test_rows"] == plain.split["test_rows"]
     assert result.dataset["files"][-1]["source"] == "feedback"
     assert result.split["base_dataset_sha256"] == plain.dataset["sha256"]
-    split = held_out_split(ModelRegistry(tmp_path / "fed").load(), FIXTURE_DATA)
+    split = held_out_split(ModelFolder(tmp_path / "fed").load(), FIXTURE_DATA)
     assert "an unmistakable zebra of praise" not in split.test_texts
 
 
@@ -532,7 +539,7 @@ def test_live_accuracy_weighs_each_key_the_same_however_many_labels_it_sends(tmp
 def keyed(trained_registry, tmp_path):
     made = {key_id: new_key(key_id, NOW) for key_id in ("acme", "rival")}
     (tmp_path / "hashes").write_text("".join(h.line() + "\n" for _, h in made.values()))
-    settings = make_settings("test", **{"model.registry_dir": trained_registry,
+    settings = make_settings("test", **{"model.bundles_dir": trained_registry,
                                         "monitoring.dir": tmp_path / "volume",
                                         "auth.required": True,
                                         "auth.key_hashes_file": tmp_path / "hashes"})  # fmt: skip
@@ -559,7 +566,7 @@ def test_imdb_traffic_drifts_further_from_a_yelp_model_than_yelp_traffic(tmp_pat
     gauges = {}
     for source in ("yelp", "imdb"):
         volume = tmp_path / source
-        app = create_app(make_settings("test", **{"model.registry_dir": models,
+        app = create_app(make_settings("test", **{"model.bundles_dir": models,
                                                   "monitoring.dir": volume}))  # fmt: skip
         client = app.test_client()
         for text in load_dataset(FIXTURE_DATA, [source]).texts:
@@ -567,7 +574,7 @@ def test_imdb_traffic_drifts_further_from_a_yelp_model_than_yelp_traffic(tmp_pat
         recorded(client)
         gauges[source] = {name: metric(client, f"sentiment_drift_{name}")
                           for name in ("oov_share", "length_psi", "score_psi")}  # fmt: skip
-        report = drift_report("test", AuditLog(volume), ModelRegistry(models), window=10)
+        report = drift_report("test", AuditLog(volume), ModelFolder(models), window=10)
         [drift] = report.drifts
         assert drift.overall.oov_share == pytest.approx(gauges[source]["oov_share"])
         assert drift.overall.length_psi == pytest.approx(gauges[source]["length_psi"])
@@ -582,7 +589,7 @@ def test_the_drift_command_writes_a_table_charts_and_a_page(client, tmp_path, tr
     out = tmp_path / "report"
     arguments = ["drift", "test", "--dir", str(tmp_path / "volume"), "--out", str(out)]
     done = CliRunner().invoke(
-        cli, arguments, env={"SENTIMENT_MODEL__REGISTRY_DIR": str(trained_registry)}
+        cli, arguments, env={"SENTIMENT_MODEL__BUNDLES_DIR": str(trained_registry)}
     )
     assert done.exit_code == 0, done.output
     assert "| 3 |" in (out / "drift.md").read_text()

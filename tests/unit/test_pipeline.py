@@ -7,17 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from delivery.records import BuildRecord
-from gates.runner import GateRunner
-from gates.subject import Subject
-from model import ModelRegistry
-from promotion.ledger import Ledger
-from promotion.pipeline import Pipeline
-from promotion.policy import Policy, load_policy
-from promotion.promote import Promoter
-from promotion.signing_step import Batch
-from support.git import Git
-from support.project import Project
+from sentiment.model import ModelFolder
+from sentiment_release.delivery.records import BuildRecord
+from sentiment_release.gates.runner import GateRunner
+from sentiment_release.gates.subject import Subject
+from sentiment_release.promotion.ledger import Ledger
+from sentiment_release.promotion.pipeline import Pipeline
+from sentiment_release.promotion.policy import Policy, load_policy
+from sentiment_release.promotion.promote import Promoter
+from sentiment_release.promotion.signing_step import Batch
+from sentiment_release.support.git import Git
+from sentiment_release.support.project import Project
 from tests.conftest import FIXTURE_DATA, ROOT, make_evidence_store
 from tests.unit.promotion_fakes import (
     FOUR_ENVIRONMENTS,
@@ -40,14 +40,14 @@ _scripted = pytest.fixture(autouse=True)(reset_scripted)
 class Stand:
     """A pipeline over stand-ins for training, the build and the deploy target."""
 
-    def __init__(self, tmp_path: Path, policy: Policy, registry_dir: Path, tags: FakeTags):
+    def __init__(self, tmp_path: Path, policy: Policy, bundles_dir: Path, tags: FakeTags):
         self.policy = policy
         self.store = make_evidence_store(tmp_path / "evidence")
         self.ledger = Ledger(tmp_path / "ledger", self.store.keyring, tmp_path / "pending")
         self.signing = InProcessSigning(self.store, self.ledger)
         self.target = FakeTarget()
         self.tags = tags
-        registry = ModelRegistry(registry_dir)
+        registry = ModelFolder(bundles_dir)
         metadata = registry.metadata()
         # The image carries what the first gate checked: this tree, this model.
         tree = Git(ROOT).source().tree
@@ -165,12 +165,12 @@ def test_until_must_be_an_environment_that_is_promoted_to(tmp_path, trained_regi
 
 
 def test_a_failing_step_of_any_kind_is_reported_not_raised(tmp_path, trained_registry):
-    from model import BundleNotFoundError
+    from sentiment.model import BundleNotFoundError
 
     run = stand(tmp_path, trained_registry, policy_from(FOUR_ENVIRONMENTS))
 
     def no_model() -> str:
-        raise BundleNotFoundError("model registry models has no current model")
+        raise BundleNotFoundError("model folder models has no current model")
 
     run.pipeline.champion = no_model
     report = run.pipeline.run()

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from delivery import manifests
-from promotion.policy import load_policy
-from promotion.policy_check import PLACEHOLDER_IMAGE, policy_problems
-from support.errors import ReleaseError
-from support.project import Project
+from sentiment_release.delivery import manifests
+from sentiment_release.promotion.policy import load_policy
+from sentiment_release.promotion.policy_check import PLACEHOLDER_IMAGE, policy_problems
+from sentiment_release.support.errors import ReleaseError
+from sentiment_release.support.project import Project
 from tests.conftest import ROOT
 from tests.unit.promotion_fakes import FOUR_ENVIRONMENTS, policy_from
 

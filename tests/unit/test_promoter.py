@@ -6,12 +6,17 @@ import re
 
 import pytest
 
-from promotion.ledger import PAYLOAD_TYPE as LEDGER_PAYLOAD
-from promotion.ledger import LedgerTamperedError, PromotionBusyError, canonical, entry_hash
-from promotion.rules import PromotionRefusedError, superseded
-from promotion.status import environments_status
-from support.errors import ReleaseError
-from support.signing import sign_detached
+from sentiment_release.promotion.ledger import PAYLOAD_TYPE as LEDGER_PAYLOAD
+from sentiment_release.promotion.ledger import (
+    LedgerTamperedError,
+    PromotionBusyError,
+    canonical,
+    entry_hash,
+)
+from sentiment_release.promotion.rules import PromotionRefusedError, superseded
+from sentiment_release.promotion.status import environments_status
+from sentiment_release.support.errors import ReleaseError
+from sentiment_release.support.signing import sign_detached
 from tests.unit.promotion_fakes import (
     FOUR_ENVIRONMENTS,
     REPOSITORY,

@@ -2,8 +2,8 @@
 
 import pytest
 
-from promotion.ledger import LedgerEntry
-from promotion.rules import (
+from sentiment_release.promotion.ledger import LedgerEntry
+from sentiment_release.promotion.rules import (
     PromotionRefusedError,
     RollbackRefusedError,
     release_candidate,
@@ -11,7 +11,7 @@ from promotion.rules import (
     required_evidence,
     rollback_image,
 )
-from support.clock import utc_now
+from sentiment_release.support.clock import utc_now
 from tests.conftest import make_evidence_store
 from tests.unit.promotion_fakes import (
     FOUR_ENVIRONMENTS,

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
-from service.api_keys import KEY_ID
-from service.rate_limit import ANONYMOUS, RateLimiter, create_table, retry_after_header
-from service.settings.schema import RateLimitSettings
+from sentiment.serving.api_keys import KEY_ID
+from sentiment.serving.rate_limit import ANONYMOUS, RateLimiter, create_table, retry_after_header
+from sentiment.serving.settings.schema import RateLimitSettings
 from tests.unit.test_api_keys import REVIEW, bearer
 
 
@@ -125,7 +125,7 @@ class TestOneTableForAllWorkers:
         assert admitted(second, "acme", 3) == 2
 
     def test_a_full_table_lets_new_ids_in(self, clock, monkeypatch):
-        monkeypatch.setattr("service.rate_limit.SLOTS", 4)
+        monkeypatch.setattr("sentiment.serving.rate_limit.SLOTS", 4)
         limiter = RateLimiter.for_server(limits(per_second=1, burst=1), clock=clock)
         for key_id in ("a", "b", "c", "d"):
             assert admitted(limiter, key_id, 2) == 1
@@ -193,11 +193,11 @@ class TestTheService:
 
 
 def test_without_keys_every_caller_shares_one_budget(trained_registry, tmp_path):
-    from service.app import create_app
+    from sentiment.serving.app import create_app
     from tests.conftest import make_settings
 
     settings = make_settings("test", **{
-        "model.registry_dir": trained_registry, "monitoring.dir": tmp_path,
+        "model.bundles_dir": trained_registry, "monitoring.dir": tmp_path,
         "rate_limit.enabled": True, "rate_limit.per_second": 0.001, "rate_limit.burst": 1,
     })  # fmt: skip
     client = create_app(settings).test_client()
@@ -233,10 +233,10 @@ def test_the_document_has_the_429_only_where_limits_are_on(client, trained_regis
     predict = document["paths"]["/predict/"]["post"]["responses"]
     assert predict["429"]["headers"]["Retry-After"]["schema"]["minimum"] == 1
     assert "429" not in document["paths"]["/healthz"]["get"]["responses"]
-    from service.app import create_app
+    from sentiment.serving.app import create_app
     from tests.conftest import make_settings
 
-    unlimited = create_app(make_settings("dev", **{"model.registry_dir": trained_registry}))
+    unlimited = create_app(make_settings("dev", **{"model.bundles_dir": trained_registry}))
     document = unlimited.test_client().get("/openapi.json").get_json()
     assert all("429" not in operation["responses"] for methods in document["paths"].values()
                for operation in methods.values())  # fmt: skip

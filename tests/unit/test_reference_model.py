@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from delivery.errors import DeliveryError
-from gates.reference import reference_bundle
-from gates.subject import Subject
-from model import ModelRegistry
+from sentiment.model import ModelFolder
+from sentiment_release.delivery.errors import DeliveryError
+from sentiment_release.gates.reference import reference_bundle
+from sentiment_release.gates.subject import Subject
 from tests.unit.promotion_fakes import MODEL_DIGEST, Detonator, FakeEngine, FakeModelStore
 
 DIGEST = "sha256:" + "ab" * 32
@@ -19,13 +19,13 @@ DIGEST = "sha256:" + "ab" * 32
 
 @pytest.fixture
 def image_models(registry_copy, tmp_path) -> Path:
-    """The image's model registry: the very bundle the repository holds, as built."""
+    """The image's model folder: the very bundle the repository holds, as built."""
     models = tmp_path / "image-models"
     shutil.copytree(registry_copy.root, models)
     return models
 
 
-def subject_of(registry: ModelRegistry, **changes) -> Subject:
+def subject_of(registry: ModelFolder, **changes) -> Subject:
     metadata = registry.metadata()
     return Subject(
         git_commit="c" * 40, source_tree="t" * 40, model_version=metadata.version,

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from model import BundleIntegrityError, BundleNotFoundError, ModelRegistry
-from model.bundle import METADATA_FILE, MODEL_FILE
-from training import publish as publish_module
-from training.publish import export, publish, serialize_model, set_current
+from sentiment.model import BundleIntegrityError, BundleNotFoundError, ModelFolder
+from sentiment.model.bundle import METADATA_FILE, MODEL_FILE
+from sentiment_release.training import publish as publish_module
+from sentiment_release.training.publish import export, publish, serialize_model, set_current
 
 
 def bundle_fields() -> dict:
@@ -25,7 +25,7 @@ def bundle_fields() -> dict:
 
 
 def test_publish_writes_an_immutable_bundle_and_makes_it_current(tmp_path):
-    registry = ModelRegistry(tmp_path)
+    registry = ModelFolder(tmp_path)
     metadata = publish(registry, serialize_model({"weights": [1, 2, 3]}), bundle_fields())
     bundle_dir = tmp_path / "versions" / metadata.version
     assert registry.current_version() == metadata.version
@@ -41,7 +41,7 @@ def test_publish_writes_an_immutable_bundle_and_makes_it_current(tmp_path):
 
 
 def test_every_version_is_kept_and_current_can_move_back(tmp_path, monkeypatch):
-    registry = ModelRegistry(tmp_path)
+    registry = ModelFolder(tmp_path)
     first = publish(registry, serialize_model("one"), bundle_fields())
     second = publish(registry, serialize_model("two"), bundle_fields())
     assert [m.version for m in registry.versions()] == [first.version, second.version]
@@ -72,7 +72,7 @@ def test_tampered_metadata_is_refused(registry_copy):
 
 
 def test_missing_bundles_and_bad_version_ids(tmp_path):
-    registry = ModelRegistry(tmp_path)
+    registry = ModelFolder(tmp_path)
     with pytest.raises(BundleNotFoundError, match="no current model"):
         registry.load()
     with pytest.raises(BundleNotFoundError, match="not a model version id"):
@@ -85,7 +85,7 @@ def test_missing_bundles_and_bad_version_ids(tmp_path):
 
 
 def test_an_interrupted_publish_leaves_no_version_and_keeps_current(tmp_path, monkeypatch):
-    registry = ModelRegistry(tmp_path)
+    registry = ModelFolder(tmp_path)
     kept = publish(registry, serialize_model("kept"), bundle_fields())
     real_write = publish_module.write_durably
 
@@ -103,7 +103,7 @@ def test_an_interrupted_publish_leaves_no_version_and_keeps_current(tmp_path, mo
 
 
 def test_staging_leftovers_are_not_versions(tmp_path):
-    registry = ModelRegistry(tmp_path)
+    registry = ModelFolder(tmp_path)
     kept = publish(registry, serialize_model("kept"), bundle_fields())
     half = tmp_path / "versions" / ".staging-x"
     half.mkdir()
@@ -112,11 +112,11 @@ def test_staging_leftovers_are_not_versions(tmp_path):
 
 
 def test_export_makes_a_one_version_registry_any_user_can_read(
-    registry_copy: ModelRegistry, tmp_path: Path
+    registry_copy: ModelFolder, tmp_path: Path
 ) -> None:
     exported_root = tmp_path / "context" / "models"
     metadata = export(registry_copy, "current", exported_root)
-    exported = ModelRegistry(exported_root)
+    exported = ModelFolder(exported_root)
     assert exported.current_version() == metadata.version == registry_copy.current_version()
     assert [m.version for m in exported.versions()] == [metadata.version]
     assert exported.load().metadata.sha256 == metadata.sha256
@@ -127,7 +127,7 @@ def test_export_makes_a_one_version_registry_any_user_can_read(
             assert mode & 0o111 == 0o111, f"{path} is {oct(mode)}"
 
 
-def test_export_refuses_a_tampered_bundle(registry_copy: ModelRegistry, tmp_path: Path) -> None:
+def test_export_refuses_a_tampered_bundle(registry_copy: ModelFolder, tmp_path: Path) -> None:
     bundle = registry_copy.path_of(registry_copy.resolve("current"))
     (bundle / "model.joblib").write_bytes(b"not the model")
     with pytest.raises(BundleIntegrityError):

@@ -5,10 +5,10 @@ import io
 
 import pytest
 
-from service import state as state_module
-from service.app import create_app
-from service.rate_limit import RateLimiter
-from service.settings.schema import RateLimitSettings
+from sentiment.serving import state as state_module
+from sentiment.serving.app import create_app
+from sentiment.serving.rate_limit import RateLimiter
+from sentiment.serving.settings.schema import RateLimitSettings
 from tests.unit.test_api_keys import REVIEW, bearer
 from tests.unit.test_rate_limit import Clock, admitted
 
@@ -96,7 +96,7 @@ def test_ids_that_come_and_go_never_fill_the_table_for_good(monkeypatch):
     """Found under attack: every new address took a slot for ever, so once the table was
     full, new ids (new keys too) went unlimited. A slot whose budget is whole again is
     taken over."""
-    monkeypatch.setattr("service.rate_limit.SLOTS", 8)
+    monkeypatch.setattr("sentiment.serving.rate_limit.SLOTS", 8)
     clock = Clock()
     limits = RateLimitSettings(enabled=True, per_second=1, burst=1, per_key={})
     limiter = RateLimiter.for_server(limits, clock=clock)

@@ -9,8 +9,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from cli.main import cli
-from service.settings import ConfigError, environments, load_settings
+from sentiment.serving.settings import ConfigError, environments, load_settings
+from sentiment_release.cli.main import cli
 from tests.conftest import ROOT, SERVICE_CONFIG_DIR, make_settings
 
 ENVIRONMENTS = environments(SERVICE_CONFIG_DIR)

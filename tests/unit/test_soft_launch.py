@@ -1,4 +1,4 @@
-"""Soft launch (service/soft_launch.py): a challenger the image carries beside the
+"""Soft launch (sentiment/serving/soft_launch.py): a challenger the image carries beside the
 champion, in the shadows (scored after the answer, agreement counted and audited) or as a
 canary (answering a stable share of the clients, saying so)."""
 
@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from delivery.champion import ChampionPin, PinnedModel
-from model import ModelRegistry
-from observe.audit_log import AuditLog
-from service.app import create_app
-from service.soft_launch import place
+from sentiment.model import ModelFolder
+from sentiment.serving.app import create_app
+from sentiment.serving.soft_launch import place
+from sentiment_release.delivery.champion import ChampionPin, PinnedModel
+from sentiment_release.observe.audit_log import AuditLog
+from sentiment_release.training.publish import export, set_current
 from tests.conftest import make_settings, train_fixture_model
 from tests.unit.test_monitoring import metric
-from training.publish import export, set_current
 
 DIGEST_A, DIGEST_B = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 CANARY = {"model.challenger.mode": "canary", "model.challenger.canary_share": 0.5}
@@ -27,7 +27,7 @@ def two_models(trained_registry, tmp_path_factory) -> tuple[Path, str, str]:
     """A registry whose current model is the session's and whose CHALLENGER is another."""
     root = tmp_path_factory.mktemp("soft-launch") / "models"
     shutil.copytree(trained_registry, root)
-    registry = ModelRegistry(root)
+    registry = ModelFolder(root)
     champion = registry.current_version()
     challenger = train_fixture_model(root, **{"training.classifier.C": 0.05}).published.version
     set_current(registry, champion)
@@ -37,7 +37,7 @@ def two_models(trained_registry, tmp_path_factory) -> tuple[Path, str, str]:
 
 def app_with(two_models, tmp_path, **settings):
     root, _, _ = two_models
-    overrides = {"model.registry_dir": root, "monitoring.dir": tmp_path / "volume", **settings}
+    overrides = {"model.bundles_dir": root, "monitoring.dir": tmp_path / "volume", **settings}
     app = create_app(make_settings("test", **overrides))
     return app, app.test_client()
 
@@ -102,7 +102,7 @@ def test_a_shadow_share_of_zero_shadows_nothing(two_models, tmp_path):
 
 
 def test_without_a_challenger_in_the_image_the_champion_serves_alone(trained_registry, tmp_path):
-    settings = {"model.registry_dir": trained_registry, "monitoring.dir": tmp_path, **CANARY}
+    settings = {"model.bundles_dir": trained_registry, "monitoring.dir": tmp_path, **CANARY}
     app = create_app(make_settings("test", **settings))
     client = app.test_client()
     answer = client.post("/predict/", json={"review": "good"})
@@ -114,8 +114,8 @@ def test_without_a_challenger_in_the_image_the_champion_serves_alone(trained_reg
 
 def test_an_image_carries_the_challenger_beside_the_champion(two_models, tmp_path):
     root, champion, challenger = two_models
-    exported = export(ModelRegistry(root), champion, tmp_path / "image-models", challenger)
-    image = ModelRegistry(tmp_path / "image-models")
+    exported = export(ModelFolder(root), champion, tmp_path / "image-models", challenger)
+    image = ModelFolder(tmp_path / "image-models")
     assert (exported.version, image.current_version()) == (champion, champion)
     assert image.challenger_version() == challenger
     assert image.load(challenger).metadata.version == challenger

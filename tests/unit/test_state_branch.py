@@ -6,8 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from promotion.state_branch import StateBranch, StateConflictError, StateTamperedError, merge
-from support.errors import ReleaseError
+from sentiment_release.promotion.state_branch import (
+    StateBranch,
+    StateConflictError,
+    StateTamperedError,
+    merge,
+)
+from sentiment_release.support.errors import ReleaseError
 
 BRANCH = "delivery-state"
 RECORD_A = "20261125T101010000000Z-dev-0123456789ab"

@@ -9,10 +9,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
-from model import ModelRegistry
-from model.bundle import MODEL_FILE
-from support.errors import ReleaseError
+from sentiment.model import ModelFolder
+from sentiment.model.bundle import MODEL_FILE
+from sentiment_release.cli.main import cli
+from sentiment_release.support.errors import ReleaseError
+from sentiment_release.training.config import load_training_config
+from sentiment_release.training.dataset import load_dataset
+from sentiment_release.training.pipeline import split_dataset
+from sentiment_release.training.quality import quality_gate
 from tests.conftest import (
     CONFIG_DIR,
     FIXTURE_DATA,
@@ -22,10 +26,6 @@ from tests.conftest import (
     make_training_config,
     train_fixture_model,
 )
-from training.config import load_training_config
-from training.dataset import load_dataset
-from training.pipeline import split_dataset
-from training.quality import quality_gate
 
 
 def test_same_data_and_seed_give_the_same_model_file_and_metrics(tmp_path):
@@ -34,7 +34,7 @@ def test_same_data_and_seed_give_the_same_model_file_and_metrics(tmp_path):
     for name, hash_seed in (("a", "1"), ("b", "2")):
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
         env.update({env_name(key): str(value) for key, value in LENIENT_GATE.items()})
-        env[env_name("model.registry_dir")] = str(tmp_path / name)
+        env[env_name("model.bundles_dir")] = str(tmp_path / name)
         subprocess.run(
             [str(Path(sys.executable).parent / "sentiment"), "train", "--data-dir", FIXTURE_DATA],
             env=env,
@@ -42,7 +42,7 @@ def test_same_data_and_seed_give_the_same_model_file_and_metrics(tmp_path):
             check=True,
             capture_output=True,
         )
-        published.append(ModelRegistry(tmp_path / name).load().metadata)
+        published.append(ModelFolder(tmp_path / name).load().metadata)
     first, second = published
     assert first.sha256 == second.sha256
     assert first.metrics == second.metrics
@@ -69,7 +69,7 @@ def test_a_different_seed_gives_a_different_model(tmp_path):
 
 
 def test_the_bundle_records_how_the_model_was_made(trained_registry):
-    metadata = ModelRegistry(trained_registry).load().metadata
+    metadata = ModelFolder(trained_registry).load().metadata
     assert metadata.labels == {"0": "negative", "1": "positive"}
     assert set(metadata.metrics) >= {"accuracy", "f1", "roc_auc", "confusion_matrix"}
     matrix = metadata.metrics["confusion_matrix"]
@@ -100,7 +100,7 @@ def test_a_model_below_the_gate_is_not_published(tmp_path):
     result = train_fixture_model(tmp_path, **{"training.quality_gate.min_roc_auc": 1.0})
     assert result.published is None
     assert [f.metric for f in result.gate_failures][-1] == "roc_auc"
-    assert ModelRegistry(tmp_path).versions() == []
+    assert ModelFolder(tmp_path).versions() == []
 
 
 def test_the_training_config_takes_variables_and_names_bad_keys(monkeypatch, tmp_path):
@@ -116,7 +116,7 @@ def test_the_training_config_takes_variables_and_names_bad_keys(monkeypatch, tmp
 @pytest.fixture
 def in_repo(monkeypatch, tmp_path):
     monkeypatch.chdir(ROOT)
-    monkeypatch.setenv(env_name("model.registry_dir"), str(tmp_path / "registry"))
+    monkeypatch.setenv(env_name("model.bundles_dir"), str(tmp_path / "registry"))
     monkeypatch.delenv("SENTIMENT_DATA_DIR", raising=False)
     return tmp_path
 
@@ -128,13 +128,13 @@ def test_train_command_publishes_and_can_skip_when_a_model_exists(in_repo, monke
     result = runner.invoke(cli, ["train", "--data-dir", str(FIXTURE_DATA)])
     assert result.exit_code == 0, result.output
     assert "held-out: accuracy" in result.output
-    version = ModelRegistry(in_repo / "registry").current_version()
+    version = ModelFolder(in_repo / "registry").current_version()
     assert f"published model {version}" in result.output
 
     again = runner.invoke(cli, ["train", "--if-missing", "--data-dir", str(FIXTURE_DATA)])
     assert again.exit_code == 0
     assert f"model {version} is current; not training" in again.output
-    assert len(ModelRegistry(in_repo / "registry").versions()) == 1
+    assert len(ModelFolder(in_repo / "registry").versions()) == 1
 
     listing = runner.invoke(cli, ["models", "list"])
     assert listing.output.startswith(f"* {version}")
@@ -176,7 +176,7 @@ def test_train_command_reports_malformed_data(in_repo, tmp_path):
 def test_model_file_is_plain_joblib(trained_registry):
     import joblib
 
-    registry = ModelRegistry(trained_registry)
+    registry = ModelFolder(trained_registry)
     path = registry.path_of(registry.current_version()) / MODEL_FILE
     model = joblib.load(path)
     assert model.predict(["I love it"]).tolist() == [1]

@@ -9,10 +9,15 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from cli.main import cli
-from gates.trust import SIGNING_KEY_VARIABLE, Keyring, SigningKeyError, load_trust_settings
-from support.errors import ReleaseError
-from support.signing import generate_key_pair, load_public_key
+from sentiment_release.cli.main import cli
+from sentiment_release.gates.trust import (
+    SIGNING_KEY_VARIABLE,
+    SigningKeyError,
+    TrustedKeys,
+    load_trust_settings,
+)
+from sentiment_release.support.errors import ReleaseError
+from sentiment_release.support.signing import generate_key_pair, load_public_key
 from tests.conftest import CONFIG_DIR, make_keyring
 
 TRUST = """\
@@ -25,7 +30,7 @@ check_environment: [PATH]
 """
 
 
-def committed(tmp_path: Path, local: bool = True) -> tuple[Keyring, bytes]:
+def committed(tmp_path: Path, local: bool = True) -> tuple[TrustedKeys, bytes]:
     """A config dir whose trust.yaml lists one committed key for stage; its private half."""
     config = tmp_path / "config"
     (config / "keys").mkdir(parents=True)
@@ -34,7 +39,7 @@ def committed(tmp_path: Path, local: bool = True) -> tuple[Keyring, bytes]:
     (config / "trust.yaml").write_text(
         TRUST.format(local=str(local).lower(), keys="keys/stage-1.pub")
     )
-    keyring = Keyring(load_trust_settings(config), config, tmp_path / "local-keys")
+    keyring = TrustedKeys(load_trust_settings(config), config, tmp_path / "local-keys")
     return keyring, pair.private_pem
 
 
@@ -69,7 +74,7 @@ def test_without_local_keys_only_committed_keys_count(tmp_path):
 
 
 def test_a_gate_without_any_key_fails_before_it_runs_and_says_how_to_get_one(tmp_path):
-    keyring = Keyring(load_trust_settings(CONFIG_DIR), CONFIG_DIR, tmp_path / "none")
+    keyring = TrustedKeys(load_trust_settings(CONFIG_DIR), CONFIG_DIR, tmp_path / "none")
     with pytest.raises(SigningKeyError, match=r"run `make keys`.*EVIDENCE_SIGNING_KEY secret"):
         keyring.signer("dev")
 

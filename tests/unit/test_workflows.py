@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from github.act import STAND_INS, event_payload
-from promotion.policy import load_policy
+from sentiment_release.github.act import STAND_INS, event_payload
+from sentiment_release.promotion.policy import load_policy
 from tests.conftest import CONFIG_DIR, ROOT
 
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -118,7 +118,7 @@ def test_rollback_offers_exactly_the_environments_promoted_to():
 
 
 def test_the_load_test_offers_the_promoted_environments_and_the_profiles():
-    from loadtest.profiles import load_loadtest_config
+    from sentiment_release.loadtest.profiles import load_loadtest_config
 
     inputs = load("loadtest.yml")["on"]["workflow_dispatch"]["inputs"]
     assert inputs["environment"]["options"] == [e.name for e in POLICY.promoted]

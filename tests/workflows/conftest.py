@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from delivery.config import load_delivery_settings
-from delivery.engine import Engine, detect_engine
-from delivery.errors import NoEngineError
-from promotion.policy import load_policy
+from sentiment_release.delivery.config import load_delivery_settings
+from sentiment_release.delivery.engine import Engine, detect_engine
+from sentiment_release.delivery.errors import NoEngineError
+from sentiment_release.promotion.policy import load_policy
 from tests.conftest import CONFIG_DIR, FIXTURE_DATA, ROOT, train_fixture_model
 from tests.container.conftest import free_ports, write_policy
 
@@ -55,7 +55,7 @@ def act_environment(
     models = tmp / "models"
     assert train_fixture_model(models).published is not None
     subprocess.run([SENTIMENT, "models", "push", "--pin"], cwd=ROOT, check=True,
-                   env={**env, "SENTIMENT_MODEL__REGISTRY_DIR": str(models)},
+                   env={**env, "SENTIMENT_MODEL__BUNDLES_DIR": str(models)},
                    capture_output=True)  # fmt: skip
     return env
 

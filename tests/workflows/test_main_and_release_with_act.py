@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from delivery.api_keys import ApiKeyStore
-from promotion.policy import load_policy
-from service.settings import load_settings
-from support.signing import generate_key_pair
+from sentiment.serving.settings import load_settings
+from sentiment_release.delivery.api_keys import ApiKeyStore
+from sentiment_release.promotion.policy import load_policy
+from sentiment_release.support.signing import generate_key_pair
 from tests.conftest import CONFIG_DIR, FIXTURE_UAT, ROOT
 from tests.container.conftest import FITTED_CHECKS
 from tests.workflows.conftest import (

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from delivery.champion import read_pin
+from sentiment_release.delivery.champion import read_pin
 from tests.conftest import ROOT
 from tests.container.conftest import FITTED_CHECKS
 from tests.workflows.conftest import ANSI, act_engine, act_environment, clean_up

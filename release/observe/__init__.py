@@ -1,2 +1,0 @@
-"""The model after release: its audit log read back, the drift report, and feedback
-turned into training data (the service writes them: service/recorder.py, /v1/feedback)."""
