@@ -89,9 +89,9 @@ def test_forgetting_a_deployment_twice_is_fine(tmp_path: Path) -> None:
 
 
 def test_a_bare_digest_is_pinned_to_the_configured_registry() -> None:
-    registry = load_delivery_settings(CONFIG_DIR).registry
-    assert pinned_reference(DIGEST, registry) == f"127.0.0.1:5000/sentiment-api@{DIGEST}"
-    assert pinned_reference(f"ghcr.io/acme/api@{DIGEST}", registry) == f"ghcr.io/acme/api@{DIGEST}"
+    name = load_delivery_settings(CONFIG_DIR).registry.image_name
+    assert pinned_reference(DIGEST, name) == f"127.0.0.1:5000/sentiment-api@{DIGEST}"
+    assert pinned_reference(f"ghcr.io/acme/api@{DIGEST}", name) == f"ghcr.io/acme/api@{DIGEST}"
 
 
 @pytest.mark.parametrize(
@@ -107,7 +107,7 @@ def test_a_bare_digest_is_pinned_to_the_configured_registry() -> None:
 def test_anything_but_a_digest_is_refused(image: str) -> None:
     registry = load_delivery_settings(CONFIG_DIR).registry
     with pytest.raises(DeliveryError, match="deployed by digest, never by tag"):
-        pinned_reference(image, registry)
+        pinned_reference(image, registry.image_name)
 
 
 def test_the_delivery_config_of_the_repository_is_valid() -> None:

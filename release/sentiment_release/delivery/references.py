@@ -1,14 +1,11 @@
 """Image references. Deployments take a registry digest, never a tag: a tag can move."""
 
 import re
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 from pydantic import Field
 
 from sentiment_release.delivery.errors import DeliveryError
-
-if TYPE_CHECKING:  # delivery.config reads the patterns here (through base_image)
-    from sentiment_release.delivery.config import RegistrySettings
 
 # The pieces, for the patterns here and in sentiment_release/delivery/base_image.py.
 NAME = r"(?P<name>[a-z0-9.-]+(:[0-9]+)?(/[a-z0-9._-]+)+)"
@@ -23,11 +20,12 @@ Digest = Annotated[str, Field(pattern=DIGEST.pattern)]
 PinnedImage = Annotated[str, Field(pattern=PINNED.pattern)]
 
 
-def pinned_reference(image: str, registry: "RegistrySettings") -> str:
-    """REGISTRY/NAME@sha256:... from such a reference or from a bare digest."""
+def pinned_reference(image: str, image_name: str) -> str:
+    """REGISTRY/NAME@sha256:... from such a reference, or from a bare digest of
+    `image_name` (the registry's REGISTRY/NAME)."""
     image = image.strip()
     if DIGEST.fullmatch(image):
-        return f"{registry.image_name}@{image}"
+        return f"{image_name}@{image}"
     if PINNED.fullmatch(image):
         return image
     raise DeliveryError(

@@ -245,7 +245,7 @@ class Workspace:
         """REGISTRY/NAME@sha256:... from --image (a digest or a pinned reference), else the
         latest build here."""
         if image:
-            return pinned_reference(image, self.delivery.registry)
+            return pinned_reference(image, self.delivery.registry.image_name)
         latest = self.records.latest_build()
         if latest is None:
             raise DeliveryError("no image has been built here: run `make build` or pass --image")
