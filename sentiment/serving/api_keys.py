@@ -99,6 +99,10 @@ class ApiKeyRing:
             self._by_id.setdefault(item.key_id, []).append(item)
         # Compared against when the id is unknown, so every refusal costs one hash.
         self._decoy = KeyHash("decoy", secrets.token_bytes(SALT_BYTES), bytes(32), "")
+        # Keys found valid, by their sha256: a client's next request costs one hash, not
+        # KEYS_PER_ID salted ones. Only valid keys enter it, so the key file bounds it;
+        # a refusal always goes the whole way.
+        self._known: dict[bytes, str] = {}
 
     @property
     def key_ids(self) -> list[str]:
@@ -111,11 +115,18 @@ class ApiKeyRing:
         """The id of the valid key `key`, or None (malformed, unknown or revoked)."""
         if len(key) > MAX_KEY_CHARS or not key.startswith(PREFIX) or not key.isascii():
             return None
+        encoded = key.encode("ascii")
+        fingerprint = hashlib.sha256(encoded).digest()
+        known = self._known.get(fingerprint)
+        if known is not None:
+            return known
         key_id, _, secret = key[len(PREFIX) :].partition("_")
         candidates = self._by_id.get(key_id, []) if SECRET.fullmatch(secret) else []
-        encoded = key.encode("ascii")
         # Always KEYS_PER_ID comparisons, padded with the decoy (whose all-zero hash nothing
         # matches), none skipped: the time says nothing about the id or its key count.
         padded = [*candidates, *[self._decoy] * (KEYS_PER_ID - len(candidates))]
         matched = [item.matches(encoded) for item in padded]
-        return key_id if any(matched) else None
+        if not any(matched):
+            return None
+        self._known[fingerprint] = key_id
+        return key_id

@@ -53,6 +53,7 @@ max_requests_jitter = _gunicorn.max_requests_jitter
 
 # The app writes its own JSON access line with the request id; gunicorn's would repeat it.
 accesslog = None
+logger_class = "sentiment.serving.logs.GunicornLogger"
 logconfig_dict = logging_config(_settings.service.log_level)
 # gunicorn's control socket lives under $HOME, which is read-only in the container.
 control_socket_disable = True

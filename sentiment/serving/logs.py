@@ -6,6 +6,7 @@ import logging.config
 from datetime import UTC, datetime
 
 from flask import has_request_context, request
+from gunicorn.glogging import Logger as BaseGunicornLogger
 
 from sentiment.serving.answers import REQUEST_ID
 
@@ -88,3 +89,16 @@ def logging_config(level: str) -> dict:
 
 def configure_logging(level: str) -> None:
     logging.config.dictConfig(logging_config(level))
+
+
+class GunicornLogger(BaseGunicornLogger):
+    """gunicorn's logger without its access log: the app writes its own access line, with
+    the request id and the key id (sentiment/serving/request_log.py). Given any logging
+    config, gunicorn built its own line for every request (the time, every header) and
+    then dropped it, no handler taking it: a constant-answer Flask app served 1,477
+    requests/s under this config against 2,031 under plain flags."""
+
+    access_log_enabled = False
+
+    def access(self, resp, req, environ, request_time) -> None:  # type: ignore[no-untyped-def]
+        return None

@@ -15,7 +15,7 @@ import collections
 import fcntl
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -164,6 +164,7 @@ class Metrics:
         self.predictions = Counter(
             "sentiment_predictions", "Reviews scored, by predicted label", ["label"], registry=own
         )
+        self._label_children: dict[str, Any] = {}
         # Only ids of keys that matched: the key-hash file bounds them.
         self.key_requests = Counter(
             "sentiment_api_key_requests", "Requests let in, by API key id", ["key_id"],
@@ -216,10 +217,19 @@ class Metrics:
         children[0].inc()
         children[1].observe(seconds)
 
-    def count_predictions(self, predictions: Iterable[Prediction]) -> None:
+    def count_predictions(self, predictions: Sequence[Prediction]) -> None:
         """One increment per label, not per review: a batch of a thousand is two."""
+        if len(predictions) == 1:
+            self._label_child(predictions[0].label).inc()
+            return
         for label, count in collections.Counter(p.label for p in predictions).items():
-            self.predictions.labels(label).inc(count)
+            self._label_child(label).inc(count)
+
+    def _label_child(self, label: str) -> Any:
+        child = self._label_children.get(label)
+        if child is None:
+            child = self._label_children[label] = self.predictions.labels(label)
+        return child
 
     def count_key(self, key_id: str) -> None:
         child = self._key_children.get(key_id)

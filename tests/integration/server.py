@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import requests
 
+from sentiment.serving.request_log import AccessLines
 from sentiment_release.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,6 +35,9 @@ class Server:
     runtime_dir: Path
 
     def logs(self) -> str:
+        """What the server has logged, its access lines included (they are written within
+        AccessLines.FLUSH_SECONDS of their request)."""
+        time.sleep(3 * AccessLines.FLUSH_SECONDS)
         return self.log_path.read_text(errors="replace")
 
     def stop(self, timeout: float = 30) -> int:

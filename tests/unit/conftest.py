@@ -14,6 +14,7 @@ from openapi_core.testing import MockRequest, MockResponse
 
 from sentiment.serving.api_keys import new_key
 from sentiment.serving.app import create_app
+from sentiment.serving.request_log import ACCESS_LINES
 from sentiment.serving.settings import Settings
 from tests.conftest import make_settings, repository_config_only
 
@@ -38,6 +39,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def _repository_config_only() -> Iterator[None]:
     with repository_config_only():
         yield
+
+
+@pytest.fixture(autouse=True)
+def _own_access_lines() -> Iterator[None]:
+    """A test's access lines are written before the next test captures stderr."""
+    yield
+    ACCESS_LINES.flush()
 
 
 @pytest.fixture

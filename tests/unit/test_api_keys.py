@@ -1,5 +1,6 @@
 """API keys: the format, the hashes, and the service refusing whatever is not a valid key."""
 
+import json
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,6 +11,7 @@ from flask.testing import FlaskClient
 
 from sentiment.serving.api_keys import ApiKeyRing, KeyFileError, new_key, parse_key_hashes
 from sentiment.serving.app import create_app
+from sentiment.serving.request_log import ACCESS_LINES
 from sentiment.serving.settings import ConfigError
 from tests.conftest import make_settings
 
@@ -181,15 +183,20 @@ class TestTheServiceAsksForKeys:
         assert "key_id" not in seen
         assert "acme" not in seen
 
-    def test_keys_are_never_logged(self, client, keys, caplog: pytest.LogCaptureFixture):
+    def test_keys_are_never_logged(self, client, keys, caplog: pytest.LogCaptureFixture, capsys):
         caplog.set_level(logging.DEBUG)
+        ACCESS_LINES.flush()
+        capsys.readouterr()
         client.post("/predict/", json=REVIEW, headers=bearer(keys["acme"]))
         client.post("/v1/predict", json={"reviews": [""]}, headers={"X-API-Key": keys["gate"]})
         wrong = keys["acme"][:-2] + "xy"
         client.post("/predict/", json=REVIEW, headers=bearer(wrong))
-        access = [r for r in caplog.records if r.name == "sentiment.serving.access"]
-        assert [getattr(r, "key_id", None) for r in access] == ["acme", "gate", None]
-        logged = "\n".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
+        ACCESS_LINES.flush()
+        written = capsys.readouterr().err
+        access = [json.loads(line) for line in written.splitlines()
+                  if '"logger": "sentiment.serving.access"' in line]  # fmt: skip
+        assert [line.get("key_id") for line in access] == ["acme", "gate", None]
+        logged = written + "\n".join(f"{r.getMessage()} {vars(r)}" for r in caplog.records)
         for secret in (keys["acme"], keys["gate"], wrong, keys["acme"][-43:]):
             assert secret not in logged
 
