@@ -232,7 +232,7 @@ drift: setup ## ENV's drift report from its audit log (table, PNG charts, HTML p
 alerts: setup ## promtool: check the alert rules, run their tests, parse the dashboard's queries
 	$(BIN)/sentiment alerts
 
-bench: setup ## Benchmark /predict/ against the floor and the classic app (wrk; minutes)
+bench: setup ## Benchmark /predict/ against the stack's true floor and the lecture's app (wrk; minutes)
 	$(BIN)/sentiment bench $(call flag,--data-dir,DATA_DIR)
 
 install-podman: ## Install Podman and the local registry (Debian, root)
