@@ -6,7 +6,7 @@ Layout:
     <root>/versions/<version>/metadata.json
     <root>/CURRENT                      the current version id
     <root>/CHALLENGER                   a challenger's version id, where there is one
-This module reads it; the release tooling's training writes it (staged, then renamed
+This module reads it; sentiment/model/publish.py writes it (staged, then renamed
 into place, so an interrupted publish leaves no directory that looks like a version).
 """
 

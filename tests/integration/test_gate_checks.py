@@ -148,7 +148,7 @@ def test_the_shadow_agreement_is_measured_on_the_service_and_judged(own_server, 
     min_agreement; without a challenger it passes unless one is required."""
     import shutil
 
-    from sentiment_release.training.publish import set_current
+    from sentiment.model.publish import set_current
 
     models = tmp_path / "models"
     shutil.copytree(bundle.path.parent.parent, models)

@@ -14,11 +14,11 @@ import pytest
 from click.testing import CliRunner
 
 from sentiment.model import BundleMetadata, ModelFolder
+from sentiment.model.publish import add_bundle, set_current
 from sentiment_release.cli.main import cli
 from sentiment_release.delivery.champion import read_pin
 from sentiment_release.delivery.model_store import ModelStore, ModelStoreError
 from sentiment_release.delivery.registry_server import BINARIES, LocalRegistry
-from sentiment_release.training.publish import add_bundle, set_current
 from tests.conftest import FIXTURE_DATA, LENIENT_GATE, env_name, train_fixture_model
 from tests.integration.test_registry_server import free_address
 

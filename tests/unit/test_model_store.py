@@ -13,6 +13,7 @@ import pytest
 
 from sentiment.model import BundleError, ModelFolder
 from sentiment.model.bundle import METADATA_FILE
+from sentiment.model.publish import add_bundle
 from sentiment_release.delivery.champion import HEADER, ChampionPin, read_pin, write_pin
 from sentiment_release.delivery.errors import DeliveryError
 from sentiment_release.delivery.model_store import (
@@ -25,7 +26,6 @@ from sentiment_release.delivery.model_store import (
     digest_of,
     pack,
 )
-from sentiment_release.training.publish import add_bundle
 
 DIGEST = "sha256:" + "ab" * 32
 

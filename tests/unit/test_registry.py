@@ -6,9 +6,10 @@ from pathlib import Path
 import pytest
 
 from sentiment.model import BundleIntegrityError, BundleNotFoundError, ModelFolder
+from sentiment.model import publish as publish_module
 from sentiment.model.bundle import METADATA_FILE, MODEL_FILE
-from sentiment_release.training import publish as publish_module
-from sentiment_release.training.publish import export, publish, serialize_model, set_current
+from sentiment.model.publish import export, publish, set_current
+from sentiment_release.training.train import serialize_model
 
 
 def bundle_fields() -> dict:

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from sentiment.model import ModelFolder
+from sentiment.model.publish import export, set_current
 from sentiment.serving.app import create_app
 from sentiment.serving.soft_launch import place
 from sentiment_release.delivery.champion import ChampionPin, PinnedModel
 from sentiment_release.observe.audit_log import AuditLog
-from sentiment_release.training.publish import export, set_current
 from tests.conftest import make_settings, train_fixture_model
 from tests.unit.test_monitoring import metric
 

@@ -4,10 +4,10 @@ from pathlib import Path
 
 import click
 
+from sentiment.files import create_new
 from sentiment_release.cli.options import Environment
 from sentiment_release.cli.output import reports_errors, workspace
 from sentiment_release.support.errors import ReleaseError
-from sentiment_release.support.files import create_new
 from sentiment_release.support.signing import generate_key_pair
 
 

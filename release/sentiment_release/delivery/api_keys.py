@@ -14,12 +14,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from sentiment.files import atomic_write
 from sentiment.serving.api_keys import KEYS_PER_ID, ApiKeyRing, KeyFileError, KeyHash, new_key
 from sentiment.serving.api_keys import parse_key_hashes as parse
 from sentiment.serving.settings.schema import ENVIRONMENT_NAME
 from sentiment_release.delivery.errors import DeliveryError
 from sentiment_release.support.clock import utc_now
-from sentiment_release.support.files import atomic_write
 
 GATE_KEY_ID = "gate"
 HASHES_FILE = "hashes"

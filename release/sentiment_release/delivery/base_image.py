@@ -14,10 +14,10 @@ from pathlib import Path
 
 import yaml
 
+from sentiment.files import atomic_write
 from sentiment_release.delivery.errors import DeliveryError
 from sentiment_release.delivery.references import NAME, SHA256_DIGEST, TAG
 from sentiment_release.delivery.skopeo import skopeo
-from sentiment_release.support.files import atomic_write
 
 _TAG = rf"(:(?P<tag>{TAG}))"
 PINNED_BASE = re.compile(rf"^{NAME}{_TAG}?@(?P<digest>{SHA256_DIGEST})$")

@@ -9,8 +9,8 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from sentiment.files import atomic_write
 from sentiment_release.delivery.errors import DeliveryError
-from sentiment_release.support.files import atomic_write
 
 DIGEST = r"^sha256:[0-9a-f]{64}$"
 HEADER = """\

@@ -18,6 +18,7 @@ from importlib.metadata import version as package_version
 from pathlib import Path
 
 from sentiment.model import ModelFolder
+from sentiment.model.publish import export
 from sentiment_release.delivery import labels
 from sentiment_release.delivery.config import DeliverySettings
 from sentiment_release.delivery.engine import Engine
@@ -28,7 +29,6 @@ from sentiment_release.support.clock import timestamp, utc_now
 from sentiment_release.support.git import Git, revision
 from sentiment_release.support.process import CommandError, run
 from sentiment_release.support.project import Project
-from sentiment_release.training.publish import export
 
 RUNTIME_DISTRIBUTION = "sentiment-service"
 # What the runtime's wheel is built from, and the only top-level names it may hold.

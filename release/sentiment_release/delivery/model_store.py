@@ -29,8 +29,8 @@ from sentiment.model.bundle import (
     read_verified_bytes,
     read_verified_compiled,
 )
+from sentiment.model.publish import add_bundle
 from sentiment_release.delivery.errors import DeliveryError
-from sentiment_release.training.publish import add_bundle
 
 MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 METADATA_MEDIA_TYPE = "application/vnd.sentiment-mlops.model.metadata.v1+json"

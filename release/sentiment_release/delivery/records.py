@@ -12,11 +12,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from sentiment.files import atomic_write
 from sentiment.serving.settings.schema import EnvironmentName
 from sentiment_release.delivery.errors import DeliveryError
 from sentiment_release.delivery.references import DIGEST, Digest, PinnedImage, digest_of
 from sentiment_release.support.clock import Timestamp, utc_now
-from sentiment_release.support.files import atomic_write
 from sentiment_release.support.records import Record, read_record
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from securesystemslib.signer import CryptoSigner
 
+from sentiment.files import create_new
 from sentiment_release.gates.attestation import (
     PAYLOAD_TYPE,
     UntrustedEvidenceError,
@@ -36,7 +37,7 @@ from sentiment_release.gates.evidence import (
 )
 from sentiment_release.gates.trust import TrustedKeys
 from sentiment_release.support.clock import compact
-from sentiment_release.support.files import create_new, read_regular_file
+from sentiment_release.support.files import read_regular_file
 from sentiment_release.support.records import RecordError, parse_record
 from sentiment_release.support.signing import SignatureError, open_envelope
 

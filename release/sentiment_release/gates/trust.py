@@ -21,11 +21,11 @@ from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 from securesystemslib.signer import CryptoSigner, Key
 
+from sentiment.files import atomic_write
 from sentiment.serving.settings.schema import ENVIRONMENT_NAME, EnvironmentName, YamlSettings
 from sentiment_release.gates.isolation import SIGNING_KEY_VARIABLE, Isolation, forbidden_patterns
 from sentiment_release.support.config import load_yaml_settings
 from sentiment_release.support.errors import ReleaseError
-from sentiment_release.support.files import atomic_write
 from sentiment_release.support.signing import generate_key_pair, load_public_key, load_signer
 
 TRUST_FILE = "trust.yaml"

@@ -6,9 +6,9 @@ import hashlib
 import json
 from pathlib import Path
 
+from sentiment.files import atomic_write
 from sentiment.serving.outcomes import STORE_FILE, OutcomeStore
 from sentiment_release.support.errors import ReleaseError
-from sentiment_release.support.files import atomic_write
 
 
 def export_feedback(directory: Path, out: Path) -> dict:

@@ -37,13 +37,13 @@ from filelock import FileLock, Timeout
 from pydantic import Field
 from securesystemslib.signer import CryptoSigner
 
+from sentiment.files import fsync_dir
 from sentiment.serving.settings.schema import EnvironmentName
 from sentiment_release.delivery.records import ModelRef
 from sentiment_release.delivery.references import Digest, PinnedImage
 from sentiment_release.gates.trust import TrustedKeys
 from sentiment_release.support.clock import Timestamp
 from sentiment_release.support.errors import ReleaseError
-from sentiment_release.support.files import fsync_dir
 from sentiment_release.support.records import Record, RecordError, parse_record
 from sentiment_release.support.signing import SignatureError, sign_detached, verify_detached
 

@@ -22,10 +22,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from sentiment.files import atomic_write, create_new
 from sentiment.serving.settings.schema import ENVIRONMENT_NAME
 from sentiment_release.gates.evidence import ID_PATTERN
 from sentiment_release.support.errors import ReleaseError
-from sentiment_release.support.files import atomic_write, create_new
 from sentiment_release.support.git import Git
 from sentiment_release.support.process import Finished
 

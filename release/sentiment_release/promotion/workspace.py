@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sentiment.model import BundleMetadata, ModelFolder, Scorer
+from sentiment.model.publish import copy_bundle, set_current
 from sentiment.serving.settings import ConfigError, Settings, load_settings
 from sentiment_release.delivery.api_keys import ApiKeyStore
 from sentiment_release.delivery.champion import ChampionPin, PinnedModel, read_pin, write_pin
@@ -55,7 +56,6 @@ from sentiment_release.support.project import Project
 from sentiment_release.support.provenance import run_description
 from sentiment_release.training.config import TrainingConfig, load_training_config
 from sentiment_release.training.data_source import data_dir_for
-from sentiment_release.training.publish import copy_bundle, set_current
 
 if TYPE_CHECKING:
     from sentiment_release.training.challenger import Comparison

@@ -1,18 +1,19 @@
-"""Writing bundles into a registry (sentiment/model/folder.py reads them): publishing a newly
-trained model, and exporting one verified bundle into a registry of its own (what an
-image carries). A bundle is written into a hidden staging directory and renamed into
-place, so an interrupted write leaves nothing that looks like a version."""
+"""Writing bundles into a model folder, beside their reading (sentiment/model/bundle.py,
+sentiment/model/folder.py): publishing a newly trained model (its bytes: training
+serializes it), adding one that comes from the model store, and exporting one verified
+bundle into a folder of its own (what an image carries). A bundle is written into a hidden
+staging directory and renamed into place, so an interrupted write leaves nothing that looks
+like a version."""
 
-import io
 import json
 import shutil
 import stat
 import tempfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import joblib
-
+from sentiment.files import atomic_write, fsync_dir, write_durably
 from sentiment.model.bundle import (
     METADATA_FILE,
     MODEL_FILE,
@@ -24,16 +25,8 @@ from sentiment.model.bundle import (
     sha256_hex,
 )
 from sentiment.model.folder import VERSION_PATTERN, ModelFolder
-from sentiment_release.support.clock import utc_now
-from sentiment_release.support.files import atomic_write, fsync_dir, write_durably
 
 READ_ONLY = stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH
-
-
-def serialize_model(model: Any) -> bytes:
-    buffer = io.BytesIO()
-    joblib.dump(model, buffer)
-    return buffer.getvalue()
 
 
 def publish(
@@ -44,7 +37,7 @@ def publish(
 ) -> BundleMetadata:
     """Writes a new immutable bundle (with its compiled scorer, if given) and makes it
     current."""
-    created_at = utc_now()
+    created_at = datetime.now(UTC)
     digest = sha256_hex(model_bytes)
     version = f"{created_at:%Y%m%dT%H%M%SZ}-{digest[:8]}"
     compiled = None if compiled_bytes is None else CompiledFile(sha256=sha256_hex(compiled_bytes))
