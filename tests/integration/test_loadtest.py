@@ -4,10 +4,10 @@ earlier run is tested in tests/unit/test_loadtest.py)."""
 
 import pytest
 
+from sentiment_release.cli.workspace import Workspace
 from sentiment_release.delivery.api_keys import ApiKeyStore
 from sentiment_release.loadtest.profiles import LoadTestConfig, Profile
 from sentiment_release.loadtest.run import LoadTester, Target
-from sentiment_release.promotion.workspace import Workspace
 from sentiment_release.support.errors import ReleaseError
 from sentiment_release.support.project import Project
 from tests.conftest import FIXTURE_DATA

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from sentiment_release.cli.output import reports_errors, workspace
+from sentiment_release.cli.workspace import Workspace
 from sentiment_release.delivery.engine import detect_engine
 from sentiment_release.github.act import (
     event_payload,
@@ -21,7 +22,6 @@ from sentiment_release.github.act import (
 )
 from sentiment_release.github.gh import apply, gh_api, missing_secrets, transcript
 from sentiment_release.github.settings import checked_repository, load_github_settings, plan_setup
-from sentiment_release.promotion.workspace import Workspace
 from sentiment_release.support.errors import ReleaseError
 from sentiment_release.support.process import tool
 

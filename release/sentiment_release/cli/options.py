@@ -15,7 +15,7 @@ from sentiment_release.support.errors import ReleaseError
 from sentiment_release.support.project import Project
 
 if TYPE_CHECKING:
-    from sentiment_release.promotion.workspace import Workspace
+    from sentiment_release.cli.workspace import Workspace
 
 
 class Environment(click.ParamType):

@@ -11,11 +11,11 @@ import click
 
 from sentiment.model import BundleError
 from sentiment.serving.settings import ConfigError
+from sentiment_release.cli.workspace import Workspace
 from sentiment_release.gates.evidence import EvidenceRecord
 from sentiment_release.gates.evidence_store import EvidenceStore
 from sentiment_release.gates.summary import describe
 from sentiment_release.promotion.promote import Outcome
-from sentiment_release.promotion.workspace import Workspace
 from sentiment_release.support.errors import ReleaseError
 from sentiment_release.support.project import Project
 

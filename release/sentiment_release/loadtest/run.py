@@ -15,7 +15,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import requests
 
@@ -28,10 +28,15 @@ from sentiment_release.loadtest.figures import run_figures
 from sentiment_release.loadtest.profiles import LoadTestConfig
 from sentiment_release.loadtest.report import markdown
 from sentiment_release.loadtest.runs import SUMMARY, LoadTestRuns, LoadTestSummary, Previous
-from sentiment_release.promotion.workspace import Workspace
 from sentiment_release.support.clock import utc_now
 from sentiment_release.support.errors import ReleaseError
 from sentiment_release.support.process import run_logged, tail
+
+if TYPE_CHECKING:
+    from sentiment.serving.settings import Settings
+    from sentiment_release.delivery.config import DeliverySettings
+    from sentiment_release.support.project import Project
+    from sentiment_release.training.config import TrainingConfig
 
 # Locust's start-up and shutdown on top of the profile's stages.
 OVERHEAD_SECONDS = 120
@@ -74,8 +79,21 @@ class Finished:
         return not self.summary.breaches
 
 
+class LoadTestSpace(Protocol):
+    """What a load test needs of the project: the CLI's workspace (the composition root)
+    gives it."""
+
+    project: "Project"
+    delivery: "DeliverySettings"
+    training: "TrainingConfig"
+    data_dir_override: Path | None
+    store: EvidenceStore
+
+    def service_settings(self, environment: str | None = None) -> "Settings": ...
+
+
 class LoadTester:
-    def __init__(self, space: Workspace, config: LoadTestConfig, log: Callable[[str], None]):
+    def __init__(self, space: LoadTestSpace, config: LoadTestConfig, log: Callable[[str], None]):
         self.space = space
         self.config = config
         self.log = log
