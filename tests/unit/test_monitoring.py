@@ -597,3 +597,26 @@ def test_the_drift_command_writes_a_table_charts_and_a_page(client, tmp_path, tr
     assert chart.read_bytes().startswith(b"\x89PNG")
     assert chart.name in (out / "drift.html").read_text()
     assert (tmp_path / "volume" / STORE_FILE).exists()
+
+
+def test_a_rotation_while_the_log_is_read_loses_no_file_and_reads_none_twice(tmp_path):
+    """Found in CI: a reader listed audit.jsonl, a worker rotated it away, the open failed."""
+    for name, request_id in (("audit.jsonl.1", "old"), ("audit.jsonl", "live")):
+        event = {"request_id": request_id, "predictions": []}
+        (tmp_path / name).write_text(json.dumps(event) + "\n")
+    log = AuditLog(tmp_path)
+    listings = []
+
+    def rotating_files() -> list[Path]:
+        listed = audit_files(tmp_path)
+        listings.append(listed)
+        if len(listings) == 1:  # a worker rotates right after the first listing
+            (tmp_path / "audit.jsonl.1").rename(tmp_path / "audit.jsonl.2")
+            (tmp_path / "audit.jsonl").rename(tmp_path / "audit.jsonl.1")
+            (tmp_path / "audit.jsonl").write_text(json.dumps(
+                {"request_id": "new", "predictions": []}) + "\n")  # fmt: skip
+        return listed
+
+    log.files = rotating_files  # type: ignore[method-assign]
+    assert [event["request_id"] for event in log.events()] == ["old", "live", "new"]
+    assert len(listings) >= 3  # the first set was refused, the next one held
