@@ -10,8 +10,8 @@ import pytest
 from sentiment_release.training.challenger import (
     EvaluationSet,
     compare,
+    comparison_markdown,
     evaluation_sets,
-    markdown,
     split_feedback,
 )
 from tests.conftest import FIXTURE_DATA, FIXTURE_UAT
@@ -39,14 +39,14 @@ def test_a_challenger_worse_beyond_the_tolerance_is_refused_and_says_where():
                          0.001)  # fmt: skip
     assert not comparison.accepted
     assert comparison.worse[0].startswith("held_out accuracy: 0.7500 against the champion's 1.0000")
-    assert "REFUSED" in markdown(comparison)
+    assert "REFUSED" in comparison_markdown(comparison)
 
 
 def test_better_somewhere_and_worse_nowhere_beyond_the_tolerance_it_is_accepted():
     better = compare(FixedScorer("old", ONE_WRONG), FixedScorer("new", RIGHT), [SET], 0, 0.001)
     assert better.accepted
     assert better.better[0] == "held_out accuracy: 1.0000 against the champion's 0.7500"
-    assert "Better than the champion by at least 0.001" in markdown(better)
+    assert "Better than the champion by at least 0.001" in comparison_markdown(better)
     # Worse on one set within the tolerance, better on another: a trade it may make.
     other = EvaluationSet("feedback", ["b", "c"], [0, 0])
     traded = compare(FixedScorer("old", RIGHT), FixedScorer("new", ONE_WRONG), [SET, other],
@@ -61,7 +61,7 @@ def test_an_identical_retrain_proposes_nothing():
     assert not same.accepted
     assert same.worse == []
     assert same.better == []
-    assert "nothing to propose" in markdown(same)
+    assert "nothing to propose" in comparison_markdown(same)
     # Better by less than min_gain is not better either.
     nudged = {**RIGHT, "a": 0.9000001}
     assert not compare(FixedScorer("old", RIGHT), FixedScorer("new", nudged), [SET], 0.01,
@@ -72,7 +72,7 @@ def test_without_a_champion_the_challenger_is_accepted_and_compared_with_nothing
     comparison = compare(None, FixedScorer("new", ONE_WRONG), [SET], 0.0, 0.001)
     assert comparison.accepted
     assert "champion" not in comparison.results["held_out"]
-    assert "none pinned" in markdown(comparison)
+    assert "none pinned" in comparison_markdown(comparison)
 
 
 def test_a_one_class_set_is_judged_on_accuracy_alone():

@@ -12,8 +12,7 @@ from sentiment_release.benchmark.run import benchmark
 from sentiment_release.benchmark.settings import load_benchmark_settings
 from sentiment_release.cli.options import data_dir_option
 from sentiment_release.cli.output import log, reports_errors, workspace
-from sentiment_release.training.data_source import data_dir_for
-from sentiment_release.training.dataset import load_dataset
+from sentiment_release.training import data_dir_for, load_dataset
 
 
 @click.command()

@@ -205,10 +205,10 @@ def retrain(data_dir, publish) -> None:
     """Train a challenger on the data and the feedback; compare it with the champion on
     the held-out split, the UAT's golden reviews and the newest feedback; keep it only if
     it is not worse beyond the configured tolerance and better somewhere by min_gain."""
-    from sentiment_release.training.challenger import markdown
+    from sentiment_release.training import comparison_markdown
 
     retrained = workspace(data_dir).retrain(publish)
-    click.echo(markdown(retrained.comparison), nl=False)
+    click.echo(comparison_markdown(retrained.comparison), nl=False)
     for path in retrained.reports:
         click.echo(f"  {path}")
     comparison = retrained.comparison

@@ -54,12 +54,10 @@ from sentiment_release.support.errors import ReleaseError
 from sentiment_release.support.git import Git
 from sentiment_release.support.project import Project
 from sentiment_release.support.provenance import run_description
-from sentiment_release.training.config import TrainingConfig, load_training_config
-from sentiment_release.training.data_source import data_dir_for
+from sentiment_release.training import TrainingConfig, data_dir_for, load_training_config
 
 if TYPE_CHECKING:
-    from sentiment_release.training.challenger import Comparison
-    from sentiment_release.training.train import TrainingResult
+    from sentiment_release.training import Comparison, TrainingResult
 
 
 # Under the state directory: each environment's audit log and outcome store here.
@@ -261,13 +259,13 @@ class Workspace:
     ) -> "TrainingResult | None":
         """Trains (None when `if_missing` and a model is current already)."""
         # scikit-learn takes about a second to import: only training pays for it.
-        from sentiment_release.training.train import train
+        from sentiment_release.training import train_model
 
         registry = self.model_folder(environment)
         if if_missing and registry.current_version():
             return None
         data_dir = data_dir_for(self.training, self.data_dir_override)
-        return train(self.training, data_dir, registry, self.git.revision(), skip_bad_lines)
+        return train_model(self.training, data_dir, registry, self.git.revision(), skip_bad_lines)
 
     def monitoring_dir(self, environment: str) -> Path:
         """Where ENV's service keeps its audit log and outcome store on this machine (the
@@ -354,51 +352,25 @@ class Workspace:
         """A challenger trained on the base data and the older feedback, compared with the
         pinned champion (training.challenger); accepted, it becomes this machine's current
         model, and with `publish` it is pushed and pinned. The report's files are listed."""
-        from sentiment_release.training.challenger import (
-            compare,
-            evaluation_sets,
-            split_feedback,
-            write_report,
-        )
-        from sentiment_release.training.train import train
+        from sentiment_release.training import challenge, write_report
 
-        config = self.training
-        data_dir = data_dir_for(config, self.data_dir_override)
         registry = self.model_folder()
         pin = self.champion
         champion = None
         if pin.digest is not None:
             champion = Scorer(registry.load(self.pull_model(pin.digest).version))
-        older, recent = split_feedback(config.dataset.feedback_files,
-                                       config.challenger.recent_feedback)  # fmt: skip
+        data_dir = data_dir_for(self.training, self.data_dir_override)
         with tempfile.TemporaryDirectory(prefix="retrain-") as scratch:
-            feedback_files = []
-            if older:  # the newest rows stay out: the comparison's feedback set
-                feedback_files = [Path(scratch, "feedback-train.txt")]
-                feedback_files[0].write_text("".join(f"{text}\t{label}\n" for text, label in older),
-                                             encoding="utf-8")  # fmt: skip
-            dataset = config.dataset.model_copy(update={"feedback_files": feedback_files})
-            scratch_registry = ModelFolder(Path(scratch, "models"))
-            result = train(config.model_copy(update={"dataset": dataset}), data_dir,
-                           scratch_registry, self.git.revision())  # fmt: skip
-            if result.published is None:
-                failures = "; ".join(str(failure) for failure in result.gate_failures)
-                raise ReleaseError(f"the challenger failed its quality gate: {failures}")
-            version = result.published.version
-            challenger = Scorer(scratch_registry.load(version))
-            sets = evaluation_sets(
-                data_dir, config.dataset.sources, config.training.test_size,
-                config.training.seed, self.project.root / UAT_EXPECTATIONS, recent,
-            )  # fmt: skip
-            comparison = compare(champion, challenger, sets, config.challenger.tolerance,
-                                 config.challenger.min_gain)  # fmt: skip
+            done = challenge(self.training, data_dir, champion, self.git.revision(),
+                             self.project.root / UAT_EXPECTATIONS, Path(scratch))  # fmt: skip
+            comparison = done.comparison
             reports = write_report(comparison, self.delivery.state_dir / "reports" / "retrain")
             stored = None
             if comparison.accepted:
-                copy_bundle(scratch_registry, version, registry)
-                set_current(registry, version)
+                copy_bundle(done.folder, done.version, registry)
+                set_current(registry, done.version)
                 if publish:
-                    stored = self.push_model(version)
+                    stored = self.push_model(done.version)
                     self.pin_model(stored.digest)
         return Retrained(comparison, reports, stored)
 

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from sentiment.serving.settings import Settings
     from sentiment_release.delivery.config import DeliverySettings
     from sentiment_release.support.project import Project
-    from sentiment_release.training.config import TrainingConfig
+    from sentiment_release.training import TrainingConfig
 
 # Locust's start-up and shutdown on top of the profile's stages.
 OVERHEAD_SECONDS = 120
@@ -204,8 +204,7 @@ class LoadTester:
 
     def _reviews(self, scratch: Path) -> tuple[Path | None, str]:
         """A file of the dataset's reviews and what they are; (None, why) without it."""
-        from sentiment_release.training.data_source import data_dir_for
-        from sentiment_release.training.dataset import load_dataset
+        from sentiment_release.training import data_dir_for, load_dataset
 
         training = self.space.training
         try:

@@ -17,10 +17,13 @@ from pathlib import Path
 
 import yaml
 
-from sentiment.model import Scorer
+from sentiment.model import ModelFolder, Scorer
+from sentiment_release.support.errors import ReleaseError
+from sentiment_release.training.config import TrainingConfig
 from sentiment_release.training.dataset import Dataset, load_dataset, parse_lines
 from sentiment_release.training.evaluate import metrics_from_scores
 from sentiment_release.training.pipeline import split_dataset
+from sentiment_release.training.train import train
 
 METRICS = ("accuracy", "f1", "roc_auc")
 
@@ -136,7 +139,49 @@ def compare(
     return comparison
 
 
-def markdown(comparison: Comparison) -> str:
+@dataclass(frozen=True)
+class Challenge:
+    """A trained challenger, in a model folder of its own, and how it compared."""
+
+    comparison: Comparison
+    folder: ModelFolder
+    version: str
+
+
+def challenge(
+    config: TrainingConfig,
+    data_dir: Path,
+    champion: Scorer | None,
+    revision: str,
+    uat_expectations: Path,
+    scratch: Path,
+) -> Challenge:
+    """Trains a challenger on the base data and the older feedback (the newest rows stay
+    out: they are the comparison's feedback set) into a model folder under `scratch`, and
+    compares it with `champion` on the held-out split, the UAT's golden reviews and that
+    newest feedback. What becomes of it (current, pushed, pinned) is the caller's."""
+    older, recent = split_feedback(config.dataset.feedback_files,
+                                   config.challenger.recent_feedback)  # fmt: skip
+    feedback_files = []
+    if older:
+        feedback_files = [scratch / "feedback-train.txt"]
+        feedback_files[0].write_text("".join(f"{text}\t{label}\n" for text, label in older),
+                                     encoding="utf-8")  # fmt: skip
+    dataset = config.dataset.model_copy(update={"feedback_files": feedback_files})
+    folder = ModelFolder(scratch / "models")
+    result = train(config.model_copy(update={"dataset": dataset}), data_dir, folder, revision)
+    if result.published is None:
+        failures = "; ".join(str(failure) for failure in result.gate_failures)
+        raise ReleaseError(f"the challenger failed its quality gate: {failures}")
+    version = result.published.version
+    sets = evaluation_sets(data_dir, config.dataset.sources, config.training.test_size,
+                           config.training.seed, uat_expectations, recent)  # fmt: skip
+    comparison = compare(champion, Scorer(folder.load(version)), sets,
+                         config.challenger.tolerance, config.challenger.min_gain)  # fmt: skip
+    return Challenge(comparison, folder, version)
+
+
+def comparison_markdown(comparison: Comparison) -> str:
     verdict = "ACCEPTED" if comparison.accepted else "REFUSED"
     lines = [
         f"# Challenger {comparison.challenger}: {verdict}",
@@ -177,7 +222,7 @@ def write_report(comparison: Comparison, folder: Path) -> list[Path]:
     written = []
     for name in (comparison.challenger, "latest"):
         table, document = folder / f"{name}.md", folder / f"{name}.json"
-        table.write_text(markdown(comparison), encoding="utf-8")
+        table.write_text(comparison_markdown(comparison), encoding="utf-8")
         document.write_text(json.dumps(comparison.document(), indent=2) + "\n", encoding="utf-8")
         written += [table, document]
     return written

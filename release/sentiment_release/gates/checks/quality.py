@@ -11,7 +11,7 @@ from sentiment_release.gates.checks.base import (
     GateContext,
     register,
 )
-from sentiment_release.training.quality import quality_gate
+from sentiment_release.training import quality_gate
 
 
 class QualityOptions(CheckOptions):

@@ -24,10 +24,10 @@ from sentiment_release.gates.checks.base import (
     register,
 )
 from sentiment_release.support.errors import ReleaseError
-from sentiment_release.training.dataset import load_dataset
+from sentiment_release.training import load_dataset
 
 if TYPE_CHECKING:
-    from sentiment_release.training.pipeline import Split
+    from sentiment_release.training import Split
 
 # scikit-learn takes about a second to import, and every `sentiment` command loads the
 # check kinds: the functions that need it import it when a skew check runs.
@@ -43,7 +43,7 @@ class SkewError(ReleaseError):
 
 def held_out_split(bundle: LoadedBundle, data_dir: Path) -> "Split":
     """The bundle's held-out split, rebuilt from its recorded data files and split."""
-    from sentiment_release.training.pipeline import split_dataset
+    from sentiment_release.training import split_dataset
 
     metadata = bundle.metadata
     try:
@@ -89,7 +89,7 @@ def served_scores(
 def compiles_to_itself(bundle: LoadedBundle) -> bool:
     """The compiled scorer is, byte for byte, what the bundle's scikit-learn model compiles
     to (the samples and the held-out reviews only cover the n-grams they contain)."""
-    from sentiment_release.training.compile import NotCompilable, compile_pipeline
+    from sentiment_release.training import NotCompilable, compile_pipeline
 
     shipped = read_verified_compiled(bundle.path, bundle.metadata)
     try:
@@ -123,7 +123,7 @@ class Skew(Check):
     needs_service = True
 
     def check(self, context: GateContext, result: CheckResult) -> None:
-        from sentiment_release.training.evaluate import metrics_from_scores
+        from sentiment_release.training import metrics_from_scores
 
         tolerance = self.options.max_score_difference
         bundle = context.bundle
